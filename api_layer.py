@@ -1,0 +1,95 @@
+"""The API layer: POSTMethod takes a reaction, GETMethod serves a match's weighted means.
+
+Both touch Redis only (through RedisAdapter); the database is filled later by the write-behind
+backup (backup_data.py), so neither request waits on SQL. Input validation and the weighted mean
+each live in one function here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import config
+from redis_adapter import get_adapter
+
+__all__ = ["InvalidReactionError", "POSTMethod", "GETMethod", "read_counts", "weighted_mean",
+           "weighted_means", "validate_reaction", "validate_match_id"]
+
+
+class InvalidReactionError(ValueError):
+    """A request field is invalid. Nothing was changed in Redis.
+
+    ``field`` names the argument, ``value`` is what was given, ``allowed`` says what is accepted.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str) -> None:
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"invalid {field} {value!r}: {field} must be {allowed}")
+
+
+def _validate_id(field: str, value: Any, maximum: int) -> None:
+    # bool is an int subclass and "5" or 5.0 would format into a different key: ids are exact ints.
+    if type(value) is not int or not 1 <= value <= maximum:
+        raise InvalidReactionError(field, value, f"an int from 1 to {maximum}")
+
+
+def validate_match_id(match_id: Any) -> None:
+    """Raise InvalidReactionError unless ``match_id`` is an int in 1..config.MAX_MATCHES."""
+    _validate_id("match_id", match_id, config.MAX_MATCHES)
+
+
+def validate_reaction(user_id: Any, match_id: Any, emoticon_type: Any) -> None:
+    """Raise InvalidReactionError for the first invalid field of a reaction.
+
+    Rules: user_id an int in 1..config.MAX_USERS, match_id an int in 1..config.MAX_MATCHES (bool,
+    str and float are not ids), emoticon_type one of config.EMOTICON_TYPES exactly (a str).
+    """
+    _validate_id("user_id", user_id, config.MAX_USERS)
+    validate_match_id(match_id)
+    if type(emoticon_type) is not str or emoticon_type not in config.EMOTICON_TYPES:
+        raise InvalidReactionError("emoticon_type", emoticon_type,
+                                   "one of " + ", ".join(config.EMOTICON_TYPES))
+
+
+def weighted_mean(count: int) -> int:
+    """ceil(count / config.WEIGHTED_MEAN_DIVISOR), in integers (seed: ceil(count/1000)).
+
+    0 -> 0, 1 -> 1, 1000 -> 1, 1001 -> 2 with the default divisor of 1000.
+    """
+    return -(-count // config.WEIGHTED_MEAN_DIVISOR)
+
+
+def weighted_means(counts: dict[str, int]) -> dict[str, int]:
+    """``{emoticon_type: weighted_mean(count)}`` for a dict of counts."""
+    return {emoticon: weighted_mean(count) for emoticon, count in counts.items()}
+
+
+def POSTMethod(user_id: int, match_id: int, emoticon_type: str) -> dict[str, Any]:
+    """Record one reaction: increment ``{match_id}_{emoticon_type}`` and append the event record
+    to ``match_data_{match_id}``, both in one atomic Redis step (seed: POST flow).
+
+    Returns the stored record ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` with
+    ``timestamp`` in Unix seconds (float). Raises InvalidReactionError (see validate_reaction)
+    before touching Redis, so bad input changes nothing.
+    """
+    validate_reaction(user_id, match_id, emoticon_type)
+    return get_adapter().record_reaction(user_id, match_id, emoticon_type, time.time())
+
+
+def read_counts(match_id: int) -> dict[str, int]:
+    """The raw counters of one match: ``{emoticon_type: count}`` for every configured emoticon.
+
+    One MGET on Redis, no database call. Raises InvalidReactionError for a bad match_id.
+    """
+    validate_match_id(match_id)
+    return get_adapter().get_counts(match_id, config.EMOTICON_TYPES)
+
+
+def GETMethod(match_id: int) -> dict[str, int]:
+    """The weighted mean per emoticon of one match, from the Redis counters only (seed: GET flow).
+
+    Returns ``{emoticon_type: ceil(count / WEIGHTED_MEAN_DIVISOR)}`` for every configured
+    emoticon, 0 where none was posted. Raises InvalidReactionError for a bad match_id.
+    """
+    return weighted_means(read_counts(match_id))

@@ -1,0 +1,39 @@
+"""Knobs of the Live Reactions simulation.
+
+Every setting carries its unit in its name or its comment. ``python3 main.py`` flags override
+these values for one run (see ``python3 main.py --help``); edit this file to change the defaults.
+"""
+
+MAX_MATCHES = 10
+"""Match ids run from 1 to MAX_MATCHES (count of matches)."""
+
+MAX_USERS = 1000
+"""User ids run from 1 to MAX_USERS (count of users)."""
+
+EMOTICON_TYPES = ("heart", "sad", "happy")
+"""The emoticons a viewer can tap (seed: sad, happy, heart); the table's CHECK allows only these."""
+
+POSTS_PER_SECOND = 1000
+"""Pace of main.py's posting thread in events/s; 0 = as fast as it can.
+
+At 1000 events/s over 10 matches and 3 emoticons each counter grows ~33/s, so its weighted mean
+steps up about every 30 s. An hour at this pace is 3.6 M rows in the table (see README)."""
+
+GET_INTERVAL_SECONDS = 5.0
+"""Seconds between two GET ticks in main.py (seed: every 5 s)."""
+
+BACKUP_INTERVAL_SECONDS = 10.0
+"""Seconds between two write-behind backups from Redis to the table (seed: every 10 s)."""
+
+WEIGHTED_MEAN_DIVISOR = 1000
+"""GET returns ceil(count / WEIGHTED_MEAN_DIVISOR) per emoticon (seed: ceil(count/1000))."""
+
+DB_PATH = ":memory:"
+"""SQLite database: ":memory:" (gone at exit) or a file path that keeps the rows."""
+
+RANDOM_SEED = None
+"""Seed of the posting thread's random generator (int), or None for a different run each time."""
+
+SHOW_DB_OUTPUT = False
+"""True: each backup also logs the table's latest rows and the seed's aggregate query (seed's
+"uncomment line 38 in backup_data.py")."""

@@ -1,0 +1,130 @@
+"""The DB layer: ReactionsTable, the seed's one table, on sqlite3.
+
+The write-behind backup inserts events here in batches; nothing on the request path touches it.
+The table is real SQL, so the seed's aggregate query runs as written. One connection serves every
+thread (a ``:memory:`` database exists only inside its connection), guarded by one lock; each
+batch is one transaction, all or nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import config
+
+__all__ = ["ReactionsTable", "get_reactions_table", "AGGREGATE_QUERY"]
+
+CREATE_TABLE = """
+create table if not exists reactions_table (
+    id integer primary key autoincrement,
+    user_id integer not null,
+    match_id integer not null,
+    emoticon_type text not null check (emoticon_type in ({allowed})),
+    timestamp real not null
+)"""
+# Serves the aggregate query from the index alone: rows of one match, grouped by emoticon.
+CREATE_INDEX = """
+create index if not exists reactions_match_emoticon
+on reactions_table (match_id, emoticon_type)"""
+INSERT = """
+insert into reactions_table (user_id, match_id, emoticon_type, timestamp)
+values (?, ?, ?, ?)"""
+AGGREGATE_QUERY = """
+select count(id), emoticon_type
+from reactions_table
+where match_id = ?
+group by emoticon_type"""
+"""The seed's aggregate query, as written there (with a ? parameter for the match id)."""
+LATEST = """
+select id, user_id, match_id, emoticon_type, timestamp
+from reactions_table order by id desc limit ?"""
+
+
+def _sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (DDL takes no ? parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class ReactionsTable:
+    """The table ``reactions_table`` (seed: ReactionsTable) in the SQLite database at ``path``.
+
+    ``path`` is ":memory:" or a file (created if missing, its rows kept). ``emoticon_types`` is
+    the set the CHECK constraint allows (default config.EMOTICON_TYPES); a table created earlier
+    keeps its own constraint.
+    Every method is safe to call from any thread. sqlite3.Error passes through.
+    """
+
+    def __init__(self, path: str = ":memory:",
+                 emoticon_types: Sequence[str] | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        # isolation_level=None: transactions are begun and ended explicitly in _transaction().
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        types = config.EMOTICON_TYPES if emoticon_types is None else emoticon_types
+        allowed = ", ".join(_sql_string(emoticon) for emoticon in types)
+        with self._transaction() as connection:
+            connection.execute(CREATE_TABLE.format(allowed=allowed))
+            connection.execute(CREATE_INDEX)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock for one transaction: commit if the block ends, roll back if it raises."""
+        with self._lock:
+            self._connection.execute("begin")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("rollback")
+                raise
+            self._connection.execute("commit")
+
+    def insert_many(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Insert event records ``{user_id, match_id, emoticon_type, timestamp}`` in one transaction.
+
+        ``events`` may be any iterable, a generator included (it is consumed once, streaming).
+        Returns the number of rows inserted. All or nothing: if any row fails (sqlite3.Error, e.g.
+        an emoticon outside the CHECK) or the iterable raises, none of them stays.
+        """
+        rows = ((event["user_id"], event["match_id"], event["emoticon_type"], event["timestamp"])
+                for event in events)
+        with self._transaction() as connection:
+            return connection.executemany(INSERT, rows).rowcount
+
+    def count(self) -> int:
+        """The number of rows in the table."""
+        with self._lock:
+            return self._connection.execute("select count(*) from reactions_table").fetchone()[0]
+
+    def aggregate(self, match_id: int) -> dict[str, int]:
+        """The seed's aggregate query for one match: ``{emoticon_type: count}``, posted ones only."""
+        with self._lock:
+            rows = self._connection.execute(AGGREGATE_QUERY, (match_id,)).fetchall()
+        return {emoticon: count for count, emoticon in rows}
+
+    def latest(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The last ``limit`` rows inserted, newest first, each as a dict of the table's columns."""
+        with self._lock:
+            cursor = self._connection.execute(LATEST, (limit,))
+            columns = [column[0] for column in cursor.description]
+            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        """Close the connection (a ``:memory:`` table is gone after this)."""
+        with self._lock:
+            self._connection.close()
+
+
+_table: ReactionsTable | None = None
+_table_lock = threading.Lock()
+
+
+def get_reactions_table() -> ReactionsTable:
+    """The process-wide ReactionsTable at ``config.DB_PATH``, created on first use."""
+    global _table
+    with _table_lock:
+        if _table is None:
+            _table = ReactionsTable(config.DB_PATH)
+        return _table

@@ -1,0 +1,326 @@
+"""Run the Live Reactions pipeline live: ``python3 main.py`` (``--help`` for the flags).
+
+Three things run at once, as in the seed:
+1. a thread posting random reactions through POSTMethod, paced at POSTS_PER_SECOND;
+2. an asyncio task reading every match's counters (GET) every GET_INTERVAL_SECONDS;
+3. an asyncio task running the write-behind backup every BACKUP_INTERVAL_SECONDS, in a worker
+   thread so the event loop (and the GET tick) never waits on SQL.
+Ctrl-C, SIGTERM or the end of --duration stops posting, runs a final backup and prints a summary
+that reconciles the posted events with Redis and the table. A second Ctrl-C exits at once (130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from typing import Awaitable, Callable, Sequence
+
+import config
+from api_layer import POSTMethod, read_counts, weighted_means
+from backup_data import BackupDataManager
+from db import get_reactions_table
+from redis_adapter import get_adapter
+
+logger = logging.getLogger("live_reactions")
+
+GET_TABLE_MAX_ROWS = 10  # the GET table shows the busiest matches only, so it never floods
+EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; every flag defaults to its value in config.py."""
+    parser = argparse.ArgumentParser(
+        description="Live Reactions: post random emoji reactions to an in-memory Redis, serve "
+                    "their weighted means, and back them up to SQLite (write-behind).")
+    parser.add_argument("--matches", type=_positive_int, default=config.MAX_MATCHES,
+                        help="match ids run 1..N (default %(default)s)")
+    parser.add_argument("--users", type=_positive_int, default=config.MAX_USERS,
+                        help="user ids run 1..N (default %(default)s)")
+    parser.add_argument("--rate", type=_non_negative_float, default=config.POSTS_PER_SECOND,
+                        help="posting pace in events/s, 0 = as fast as it can "
+                             "(default %(default)s)")
+    parser.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                        help="stop by itself after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=config.RANDOM_SEED,
+                        help="seed of the random reactions, for a repeatable run "
+                             "(default %(default)s = different each run)")
+    parser.add_argument("--db", default=config.DB_PATH, metavar="PATH",
+                        help="SQLite database: :memory: or a file that keeps the rows "
+                             "(default %(default)s)")
+    parser.add_argument("--show-db", action="store_true", default=config.SHOW_DB_OUTPUT,
+                        help="after each backup, also show the table's latest rows and the "
+                             "seed's aggregate query per match")
+    parser.add_argument("--get-interval", type=_positive_float,
+                        default=config.GET_INTERVAL_SECONDS, metavar="SECONDS",
+                        help="seconds between GET ticks (default %(default)s)")
+    parser.add_argument("--backup-interval", type=_positive_float,
+                        default=config.BACKUP_INTERVAL_SECONDS, metavar="SECONDS",
+                        help="seconds between backups (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def _number(kind: type, low: float, allow_equal: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)  # ValueError: argparse reports "invalid ... value"
+        if not math.isfinite(value) or value < low or (value == low and not allow_equal):
+            relation = ">=" if allow_equal else ">"
+            raise argparse.ArgumentTypeError(f"must be a number {relation} {low:g}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_positive_int = _number(int, 0, allow_equal=False)
+_positive_float = _number(float, 0, allow_equal=False)
+_non_negative_float = _number(float, 0, allow_equal=True)
+
+
+def apply_settings(args: argparse.Namespace) -> None:
+    """Override config.py with the flags, before anything reads it."""
+    config.MAX_MATCHES = args.matches
+    config.MAX_USERS = args.users
+    config.POSTS_PER_SECOND = args.rate
+    config.RANDOM_SEED = args.seed
+    config.DB_PATH = args.db
+    config.SHOW_DB_OUTPUT = args.show_db
+    config.GET_INTERVAL_SECONDS = args.get_interval
+    config.BACKUP_INTERVAL_SECONDS = args.backup_interval
+
+
+class Poster(threading.Thread):
+    """The posting thread: random reactions through POSTMethod at ``rate`` events/s (0 = flat out).
+
+    The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
+    counts the POSTs that succeeded; only this thread writes it.
+    """
+
+    BATCH = 500  # posts between two looks at the clock and the stop flag
+
+    def __init__(self, rate: float, rng: random.Random) -> None:
+        super().__init__(name="poster", daemon=True)
+        self.rate = rate
+        self.rng = rng
+        self.posted = 0
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the thread to stop after its current batch; join() to wait for it."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                due = self.BATCH if self.rate == 0 else self._due(started)
+                if due == 0:
+                    self._stopping.wait(min(0.01, 1 / self.rate))
+                    continue
+                for _ in range(due):
+                    self.post_one()
+        except Exception:
+            logger.exception("posting stopped: POSTMethod failed")
+
+    def _due(self, started: float) -> int:
+        """Posts the schedule asks for now, at most one batch."""
+        behind = int((time.monotonic() - started) * self.rate) - self.posted
+        return max(0, min(behind, self.BATCH))
+
+    def post_one(self) -> None:
+        """POST one random reaction."""
+        rng = self.rng
+        POSTMethod(rng.randint(1, config.MAX_USERS), rng.randint(1, config.MAX_MATCHES),
+                   rng.choice(config.EMOTICON_TYPES))
+        self.posted += 1
+
+
+async def every(interval: float, tick: Callable[[], Awaitable[None]], what: str) -> None:
+    """Await ``tick()`` every ``interval`` seconds on a fixed schedule, forever.
+
+    The schedule is anchored to the start (monotonic clock), so it does not drift by the time a
+    tick takes; ticks missed while one ran long are skipped, not bunched. A tick that raises is
+    logged and the schedule goes on.
+    """
+    loop = asyncio.get_running_loop()
+    next_at = loop.time() + interval
+    while True:
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+        try:
+            await tick()
+        except Exception:
+            logger.exception("%s failed; trying again at the next tick", what)
+        missed = max(0, math.floor((loop.time() - next_at) / interval))
+        next_at += (missed + 1) * interval
+
+
+def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
+    """Lines of the GET table: per match, each emoticon's weighted mean and (raw count)."""
+    header = "  match " + "".join(f"{emoticon:>16}" for emoticon in config.EMOTICON_TYPES)
+    lines = [header]
+    for match_id, counts in rows:
+        means = weighted_means(counts)
+        cells = "".join(f"{means[e]:>6} ({counts[e]:>7,})" for e in config.EMOTICON_TYPES)
+        lines.append(f"  {match_id:>5} {cells}")
+    return lines
+
+
+class LiveRun:
+    """One live run of the pipeline: the poster thread, the GET and backup tasks, the shutdown."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.adapter = get_adapter()
+        self.table = get_reactions_table()
+        self.manager = BackupDataManager(self.adapter, self.table)
+        self.poster = Poster(args.rate, random.Random(args.seed))
+        self.rows_before = self.table.count()
+        self.backups = 0
+        self._started = time.monotonic()
+        self._last_status = (self._started, 0)
+        self._interrupts = 0
+        self._stop: asyncio.Event | None = None
+
+    async def main(self) -> int:
+        """Run until stopped; return the exit status (0 if the reconciliation is OK, else 1)."""
+        self._stop = asyncio.Event()
+        self._install_signal_handlers()
+        self._log_banner()
+        self.poster.start()
+        tasks = [asyncio.create_task(every(self.args.get_interval, self.get_tick, "GET")),
+                 asyncio.create_task(every(self.args.backup_interval, self.backup_tick, "backup"))]
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=self.args.duration)
+        except asyncio.TimeoutError:
+            logger.info("duration of %gs reached", self.args.duration)
+        return await self.shutdown(tasks)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self._interrupts += 1
+        if self._interrupts > 1:
+            logger.warning("second %s: exiting now, without the final backup",
+                           signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(EXIT_INTERRUPTED)
+        logger.info("%s: stopping (again to quit at once)", signal.Signals(signum).name)
+        self._stop.set()
+
+    def _log_banner(self) -> None:
+        args = self.args
+        rate = "as fast as it can" if args.rate == 0 else f"{args.rate:,g} events/s"
+        logger.info("Live Reactions: %d matches, %s users, emoticons %s, posting %s",
+                    args.matches, f"{args.users:,}", "/".join(config.EMOTICON_TYPES), rate)
+        logger.info("GET every %gs, backup every %gs, database %s%s, seed %s; %s",
+                    args.get_interval, args.backup_interval, args.db,
+                    f" (already {self.rows_before:,} rows)" if self.rows_before else "",
+                    "random" if args.seed is None else args.seed, f"stops after {args.duration:g}s" if args.duration
+                    else "Ctrl-C to stop")
+
+    async def get_tick(self) -> None:
+        """GET: log every match's weighted means (raw counts), busiest first, and the status."""
+        rows = [(match_id, read_counts(match_id)) for match_id in range(1, self.args.matches + 1)]
+        shown = sorted(rows, key=lambda row: -sum(row[1].values()))[:GET_TABLE_MAX_ROWS]
+        shown.sort()
+        more = f" (busiest {len(shown)} of {len(rows)} matches)" if len(rows) > len(shown) else ""
+        logger.info("GET weighted mean (raw count) per emoticon%s; %s", more, self._status())
+        for line in format_get_table(shown):
+            logger.info("%s", line)
+
+    def _status(self) -> str:
+        now, posted = time.monotonic(), self.poster.posted
+        then, posted_then = self._last_status
+        self._last_status = (now, posted)
+        rate = (posted - posted_then) / (now - then) if now > then else 0.0
+        return (f"posted {posted:,} at {rate:,.0f}/s, "
+                f"pending in Redis {self.adapter.pending_events():,}")
+
+    async def backup_tick(self) -> None:
+        """Run one backup in a worker thread and log its one-line result."""
+        await asyncio.to_thread(self._backup)
+
+    def _backup(self) -> None:
+        result = self.manager.run()
+        self.backups += 1
+        logger.info("backup moved %s events from %d keys in %.0f ms; table now %s rows",
+                    f"{result.events:,}", result.keys, result.seconds * 1000,
+                    f"{self.table.count():,}")
+        if self.args.show_db:
+            self._log_db_output()
+
+    def _log_db_output(self) -> None:
+        for row in reversed(self.table.latest(3)):
+            logger.info("  db row %s", row)
+        for match_id in range(1, min(self.args.matches, GET_TABLE_MAX_ROWS) + 1):
+            logger.info("  db aggregate match %d: %s", match_id, self.table.aggregate(match_id))
+
+    async def shutdown(self, tasks: list[asyncio.Task]) -> int:
+        """Stop posting, cancel the ticks, run the final backup, log the summary; exit status."""
+        self.poster.stop()
+        await asyncio.to_thread(self.poster.join)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        logger.info("posting stopped; final backup")
+        try:
+            await asyncio.to_thread(self._backup)  # waits for a backup still running, if any
+        except Exception:
+            logger.exception("final backup failed; its events are still in Redis")
+        return self._summary()
+
+    def _summary(self) -> int:
+        seconds = time.monotonic() - self._started
+        posted = self.poster.posted
+        counters = self.adapter.counter_total()
+        rows = self.table.count() - self.rows_before
+        pending = self.adapter.pending_events()
+        ok = posted == counters == rows and pending == 0
+        logger.info("summary: ran %.1fs, posted %s events (%s/s average), %d backups",
+                    seconds, f"{posted:,}", f"{posted / seconds:,.0f}", self.backups)
+        logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
+                    "pending_in_redis=%d %s", posted, counters, rows, pending,
+                    "OK" if ok else "MISMATCH")
+        return 0 if ok else 1
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """Time, then the message; the level only when it is a warning or worse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.WARNING:
+            stamp, _, message = text.partition(" ")
+            text = f"{stamp} {record.levelname}: {message}"
+        return text
+
+
+def configure_logging() -> None:
+    """Send log records to stdout: ``HH:MM:SS.mmm message``."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_ConsoleFormatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the flags, run the pipeline, return the exit status."""
+    args = parse_args(argv)
+    apply_settings(args)
+    configure_logging()
+    try:
+        return asyncio.run(LiveRun(args).main())
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,616 @@
+"""The Redis layer: an in-memory Redis server with redis-py's API, and RedisAdapter on top of it.
+
+``InMemoryRedis`` stands in for ``redis.Redis(decode_responses=True)``: every method is one Redis
+command with redis-py's name, argument order, return values and errors, so a real client could
+replace it. Values are stored the way Redis stores them (strings and lists of strings); one lock
+serialises every command, as Redis's single thread does, and ``pipeline(transaction=True)`` runs
+its queued commands under that lock, as MULTI/EXEC does.
+
+``RedisAdapter`` is the reactions' view of Redis (seed: "RedisAdapter layer"). It owns the key
+formats -- ``{match_id}_{emoticon_type}`` for counters, ``match_data_{match_id}`` for the event
+lists -- and the domain operations: record one reaction, read one match's counters, move the event
+lists out for the write-behind backup, and show a snapshot in the seed's format.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import threading
+from typing import Any, Iterable, Iterator
+
+__all__ = [
+    "RedisError", "ResponseError", "DataError",
+    "InMemoryRedis", "Pipeline", "get_redis",
+    "RedisAdapter", "get_adapter",
+    "counter_key", "match_data_key", "staging_key",
+]
+
+# Error texts as redis-py shows them: it strips a leading "ERR " and keeps other prefixes.
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NOT_AN_INTEGER = "value is not an integer or out of range"
+OVERFLOW = "increment or decrement would overflow"
+NO_SUCH_KEY = "no such key"
+WRONG_ARITY = "wrong number of arguments for '{}' command"
+SYNTAX_ERROR = "syntax error"
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+# Redis's string2ll: no sign but '-', no leading zeros, no spaces.
+_STRICT_INT = re.compile(r"-?[1-9][0-9]*|0")
+
+
+class RedisError(Exception):
+    """Root of the Redis errors (redis.exceptions.RedisError)."""
+
+
+class ResponseError(RedisError):
+    """Redis answered with an error reply, e.g. WRONGTYPE (redis.exceptions.ResponseError)."""
+
+
+class DataError(RedisError):
+    """A value redis-py cannot send: only str, bytes, int and float are (redis.exceptions.DataError)."""
+
+
+def _encode(value: Any) -> str:
+    """Turn an argument into the string Redis receives, as redis-py's Encoder does."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    raise DataError(f"Invalid input of type: '{type(value).__name__}'. "
+                    "Convert to a bytes, string, int or float first.")
+
+
+def _parse_int(text: str) -> int:
+    """Parse a signed 64-bit integer the way Redis does, or raise ResponseError."""
+    if not _STRICT_INT.fullmatch(text):
+        raise ResponseError(NOT_AN_INTEGER)
+    number = int(text)
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise ResponseError(NOT_AN_INTEGER)
+    return number
+
+
+@functools.lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """Compile a Redis glob (``*``, ``?``, ``[abc]``, ``[^a]``, ``[a-z]``, ``\\x``) to a regex.
+
+    Written out rather than fnmatch because fnmatch negates with ``!`` and has no escapes.
+    """
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            i, char_class = _glob_class(pattern, i + 1)
+            out.append(char_class)
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _glob_class(pattern: str, i: int) -> tuple[int, str]:
+    """Translate the ``[...]`` starting at ``pattern[i]``; return (index of ``]``, regex)."""
+    negate = i < len(pattern) and pattern[i] == "^"
+    i += negate
+    members = []
+    while i < len(pattern) and pattern[i] != "]":
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            i += 1
+            members.append(re.escape(pattern[i]))
+        elif i + 2 < len(pattern) and pattern[i + 1] == "-" and pattern[i + 2] != "]":
+            low, high = sorted((pattern[i], pattern[i + 2]))  # Redis accepts [z-a] as [a-z]
+            members.append(f"{re.escape(low)}-{re.escape(high)}")
+            i += 2
+        else:
+            members.append(re.escape(pattern[i]))
+        i += 1
+    if not members:  # "[]" matches nothing and "[^]" anything, as in Redis
+        return i, "." if negate else "(?!)"
+    return i, "[" + ("^" if negate else "") + "".join(members) + "]"
+
+
+def _list_or_args(keys: Any, args: tuple) -> list:
+    """redis-py's list_or_args: mget(["a", "b"]) and mget("a", "b") mean the same."""
+    keys = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+    return keys + list(args)
+
+
+class Commands:
+    """The Redis commands offered, in redis-py's names and argument order.
+
+    Each method only builds the command; ``execute_command`` runs it (InMemoryRedis) or queues it
+    (Pipeline), the split redis-py itself uses.
+    """
+
+    def execute_command(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def get(self, name: str) -> Any:
+        """GET: the string at ``name``, or None if missing. WRONGTYPE on a list."""
+        return self.execute_command("GET", name)
+
+    def set(self, name: str, value: Any) -> Any:
+        """SET: store the string ``value`` at ``name`` (any old value or type is replaced). True."""
+        return self.execute_command("SET", name, value)
+
+    def mget(self, keys: Any, *args: Any) -> Any:
+        """MGET: a list with the string of each key, None where missing or not a string."""
+        return self.execute_command("MGET", *_list_or_args(keys, args))
+
+    def incrby(self, name: str, amount: int = 1) -> Any:
+        """INCRBY: add ``amount`` to the integer at ``name`` (missing = 0); the new value (int).
+
+        Raises ResponseError: WRONGTYPE on a list, "value is not an integer or out of range" on a
+        string that is not a 64-bit integer, "increment or decrement would overflow".
+        """
+        return self.execute_command("INCRBY", name, amount)
+
+    incr = incrby  # redis-py's incr(name, amount=1) is INCRBY too
+
+    def rpush(self, name: str, *values: Any) -> Any:
+        """RPUSH: append ``values`` to the list at ``name`` (created if missing); its new length."""
+        return self.execute_command("RPUSH", name, *values)
+
+    def lrange(self, name: str, start: int, end: int) -> Any:
+        """LRANGE: the items ``start``..``end`` inclusive, negative counting from the end."""
+        return self.execute_command("LRANGE", name, start, end)
+
+    def llen(self, name: str) -> Any:
+        """LLEN: the length of the list at ``name`` (0 if missing). WRONGTYPE on a string."""
+        return self.execute_command("LLEN", name)
+
+    def delete(self, *names: str) -> Any:
+        """DEL: remove the keys; how many existed."""
+        return self.execute_command("DEL", *names)
+
+    def exists(self, *names: str) -> Any:
+        """EXISTS: how many of ``names`` exist (a name given twice counts twice)."""
+        return self.execute_command("EXISTS", *names)
+
+    def rename(self, src: str, dst: str) -> Any:
+        """RENAME: move ``src`` to ``dst``, replacing it; True. ResponseError "no such key"."""
+        return self.execute_command("RENAME", src, dst)
+
+    def renamenx(self, src: str, dst: str) -> Any:
+        """RENAMENX: RENAME only if ``dst`` does not exist; True if moved, False if not."""
+        return self.execute_command("RENAMENX", src, dst)
+
+    def type(self, name: str) -> Any:
+        """TYPE: "string", "list" or "none"."""
+        return self.execute_command("TYPE", name)
+
+    def keys(self, pattern: str = "*") -> Any:
+        """KEYS: every key matching the glob ``pattern``. Blocks the server; prefer scan_iter."""
+        return self.execute_command("KEYS", pattern)
+
+    def scan(self, cursor: int = 0, match: str | None = None, count: int | None = None,
+             _type: str | None = None) -> Any:
+        """SCAN: (next cursor, keys); cursor 0 ends the iteration.
+
+        COUNT is a hint Redis may exceed; this server answers every key in one batch.
+        """
+        args: list[Any] = [cursor]
+        if match is not None:
+            args += ["MATCH", match]
+        if count is not None:
+            args += ["COUNT", count]
+        if _type is not None:
+            args += ["TYPE", _type]
+        return self.execute_command("SCAN", *args)
+
+    def dbsize(self) -> Any:
+        """DBSIZE: the number of keys."""
+        return self.execute_command("DBSIZE")
+
+    def flushdb(self) -> Any:
+        """FLUSHDB: delete every key; True."""
+        return self.execute_command("FLUSHDB")
+
+
+class InMemoryRedis(Commands):
+    """A thread-safe in-memory Redis server, used like ``redis.Redis(decode_responses=True)``.
+
+    Offered commands: see ``Commands``, plus ``scan_iter`` and ``pipeline``. Errors are raised as
+    ResponseError with Redis's own text; arguments redis-py could not send raise DataError.
+    """
+
+    # Fewest arguments each variadic command takes (Redis answers "wrong number of arguments").
+    _MIN_ARGS = {"MGET": 1, "RPUSH": 2, "DEL": 1, "EXISTS": 1}
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[str, str | list[str]] = {}
+        self._handlers = {
+            "GET": self._get, "SET": self._set, "MGET": self._mget, "INCRBY": self._incrby,
+            "RPUSH": self._rpush, "LRANGE": self._lrange, "LLEN": self._llen,
+            "DEL": self._del, "EXISTS": self._exists, "RENAME": self._rename,
+            "RENAMENX": self._renamenx, "TYPE": self._type, "KEYS": self._keys,
+            "SCAN": self._scan, "DBSIZE": self._dbsize, "FLUSHDB": self._flushdb,
+        }
+
+    # -- client side -------------------------------------------------------------------------
+
+    def execute_command(self, *args: Any) -> Any:
+        """Run one command atomically and return its reply; raise its error reply."""
+        command = _pack(args)
+        with self._lock:
+            reply = self._run(command)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    def pipeline(self, transaction: bool = True) -> Pipeline:
+        """A Pipeline queuing commands; with ``transaction`` its execute() is one atomic step."""
+        return Pipeline(self, transaction)
+
+    def scan_iter(self, match: str | None = None, count: int | None = None,
+                  _type: str | None = None) -> Iterator[str]:
+        """Iterate over the keys matching ``match`` with SCAN (never blocks the server long)."""
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.scan(cursor or 0, match=match, count=count, _type=_type)
+            yield from keys
+
+    def _execute_pipeline(self, commands: list[list[str]], transaction: bool) -> list[Any]:
+        """Run queued commands; replies in order, an error reply as a ResponseError instance."""
+        if not transaction:
+            return [self._run_locked(command) for command in commands]
+        with self._lock:
+            # MULTI queues nothing that fails arity checks: EXEC is aborted and nothing runs.
+            for number, command in enumerate(commands, 1):
+                error = self._arity_error(command)
+                if error is not None:
+                    raise _annotate(error, number, command)
+            return [self._run(command) for command in commands]
+
+    def _run_locked(self, command: list[str]) -> Any:
+        with self._lock:
+            return self._run(command)
+
+    # -- server side: the methods below are only called with the lock held -------------------
+
+    def _arity_error(self, command: list[str]) -> ResponseError | None:
+        if len(command) - 1 < self._MIN_ARGS.get(command[0], 0):
+            return ResponseError(WRONG_ARITY.format(command[0].lower()))
+        return None
+
+    def _run(self, command: list[str]) -> Any:
+        error = self._arity_error(command)
+        if error is not None:
+            return error
+        try:
+            return self._handlers[command[0]](*command[1:])
+        except ResponseError as error:
+            return error
+
+    def _string(self, key: str) -> str | None:
+        value = self._data.get(key)
+        if isinstance(value, list):
+            raise ResponseError(WRONGTYPE)
+        return value
+
+    def _list(self, key: str) -> list[str] | None:
+        value = self._data.get(key)
+        if isinstance(value, str):
+            raise ResponseError(WRONGTYPE)
+        return value
+
+    def _get(self, key: str) -> str | None:
+        return self._string(key)
+
+    def _set(self, key: str, value: str) -> bool:
+        self._data[key] = value
+        return True
+
+    def _mget(self, *keys: str) -> list[str | None]:
+        values = [self._data.get(key) for key in keys]
+        return [value if isinstance(value, str) else None for value in values]
+
+    def _incrby(self, key: str, amount: str) -> int:
+        increment = _parse_int(amount)
+        current = self._string(key)
+        number = 0 if current is None else _parse_int(current)
+        if not _INT64_MIN <= number + increment <= _INT64_MAX:
+            raise ResponseError(OVERFLOW)
+        self._data[key] = str(number + increment)
+        return number + increment
+
+    def _rpush(self, key: str, *values: str) -> int:
+        items = self._list(key)
+        if items is None:
+            items = self._data[key] = []
+        items.extend(values)
+        return len(items)
+
+    def _lrange(self, key: str, start: str, end: str) -> list[str]:
+        first, last = _parse_int(start), _parse_int(end)
+        items = self._list(key) or []
+        size = len(items)
+        first = max(first + size if first < 0 else first, 0)
+        last = last + size if last < 0 else last
+        if last < first:  # also an end before the start of the list
+            return []
+        return items[first:last + 1]
+
+    def _llen(self, key: str) -> int:
+        return len(self._list(key) or ())
+
+    def _del(self, *keys: str) -> int:
+        return sum(self._data.pop(key, None) is not None for key in keys)
+
+    def _exists(self, *keys: str) -> int:
+        return sum(key in self._data for key in keys)
+
+    def _rename(self, src: str, dst: str) -> bool:
+        if src not in self._data:
+            raise ResponseError(NO_SUCH_KEY)
+        self._data[dst] = self._data.pop(src)
+        return True
+
+    def _renamenx(self, src: str, dst: str) -> bool:
+        if src not in self._data:
+            raise ResponseError(NO_SUCH_KEY)
+        if dst in self._data:
+            return False
+        self._data[dst] = self._data.pop(src)
+        return True
+
+    def _type(self, key: str) -> str:
+        value = self._data.get(key)
+        return "none" if value is None else "list" if isinstance(value, list) else "string"
+
+    def _keys(self, pattern: str) -> list[str]:
+        regex = _glob(pattern)
+        return [key for key in self._data if regex.fullmatch(key)]
+
+    def _scan(self, cursor: str, *options: str) -> tuple[int, list[str]]:
+        _parse_int(cursor)
+        if len(options) % 2:
+            raise ResponseError(SYNTAX_ERROR)
+        settings = {name.upper(): value for name, value in zip(options[::2], options[1::2])}
+        if not settings.keys() <= {"MATCH", "COUNT", "TYPE"}:
+            raise ResponseError(SYNTAX_ERROR)
+        if "COUNT" in settings and _parse_int(settings["COUNT"]) < 1:
+            raise ResponseError(SYNTAX_ERROR)
+        keys = self._keys(settings.get("MATCH", "*"))
+        if "TYPE" in settings:
+            keys = [key for key in keys if self._type(key) == settings["TYPE"].lower()]
+        return 0, keys
+
+    def _dbsize(self) -> int:
+        return len(self._data)
+
+    def _flushdb(self) -> bool:
+        self._data.clear()
+        return True
+
+
+def _pack(args: tuple) -> list[str]:
+    """The command as Redis receives it: the name, then every argument encoded."""
+    return [args[0]] + [_encode(arg) for arg in args[1:]]
+
+
+def _annotate(error: ResponseError, number: int, command: list[str]) -> ResponseError:
+    """Prefix an error with the failing command's place, as redis-py's pipeline does."""
+    error.args = (f"Command # {number} ({' '.join(command)}) of pipeline caused error: "
+                  f"{error.args[0]}",)
+    return error
+
+
+class Pipeline(Commands):
+    """Commands queued on the client and sent together by ``execute()`` (redis-py's Pipeline).
+
+    Each command method returns the pipeline, so calls chain. With ``transaction=True`` (the
+    default) execute() is MULTI/EXEC: no other client's command runs between the queued ones.
+    As in Redis, a command failing at run time (e.g. WRONGTYPE) does not undo the others.
+    """
+
+    def __init__(self, server: InMemoryRedis, transaction: bool = True) -> None:
+        self._server = server
+        self.transaction = transaction
+        self.command_stack: list[list[str]] = []
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.reset()
+
+    def __len__(self) -> int:
+        return len(self.command_stack)
+
+    def execute_command(self, *args: Any) -> Pipeline:
+        self.command_stack.append(_pack(args))
+        return self
+
+    def reset(self) -> None:
+        """Forget the queued commands."""
+        self.command_stack = []
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send the queued commands; a list with each one's reply, in order.
+
+        With ``raise_on_error`` the first error reply is raised (as ResponseError naming the
+        command's place) after every command has run; otherwise it stands in the list.
+        """
+        commands, self.command_stack = self.command_stack, []
+        if not commands:
+            return []
+        replies = self._server._execute_pipeline(commands, self.transaction)
+        if raise_on_error:
+            for number, (reply, command) in enumerate(zip(replies, commands), 1):
+                if isinstance(reply, ResponseError):
+                    raise _annotate(reply, number, command)
+        return replies
+
+
+_server: InMemoryRedis | None = None
+_server_lock = threading.Lock()
+
+
+def get_redis() -> InMemoryRedis:
+    """The process-wide InMemoryRedis (created on first use), as a shared Redis server is."""
+    global _server
+    with _server_lock:
+        if _server is None:
+            _server = InMemoryRedis()
+        return _server
+
+
+# -- the reactions' key layout: the one place that knows it ------------------------------------
+
+COUNTER_KEY = "{match_id}_{emoticon_type}"
+MATCH_DATA_KEY = "match_data_{match_id}"
+MATCH_DATA_PATTERN = "match_data_*"
+STAGING_PREFIX = "backup_"
+"""A match-data list being backed up is renamed to STAGING_PREFIX + its key (backup_match_data_5),
+a name MATCH_DATA_PATTERN does not match, so new events start a fresh list meanwhile."""
+STAGING_PATTERN = STAGING_PREFIX + MATCH_DATA_PATTERN
+_READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
+
+
+def counter_key(match_id: int, emoticon_type: str) -> str:
+    """The counter of one emoticon in one match: ``{match_id}_{emoticon_type}`` (seed)."""
+    return COUNTER_KEY.format(match_id=match_id, emoticon_type=emoticon_type)
+
+
+def match_data_key(match_id: int) -> str:
+    """The list of one match's event records: ``match_data_{match_id}`` (seed)."""
+    return MATCH_DATA_KEY.format(match_id=match_id)
+
+
+def staging_key(key: str) -> str:
+    """Where the backup parks the list ``key`` while it copies it to the table."""
+    return STAGING_PREFIX + key
+
+
+def encode_event(event: dict[str, Any]) -> str:
+    """An event record as the string stored in its Redis list (JSON)."""
+    return json.dumps(event)
+
+
+def decode_event(text: str) -> dict[str, Any]:
+    """The event record ``{user_id, emoticon_type, timestamp, match_id}`` stored as ``text``."""
+    return json.loads(text)
+
+
+class RedisAdapter:
+    """The reactions' operations on Redis (seed: RedisAdapter).
+
+    ``redis`` is any object with redis-py's API; by default the process-wide InMemoryRedis.
+    Redis errors (RedisError) pass through unchanged.
+    """
+
+    def __init__(self, redis: InMemoryRedis | None = None) -> None:
+        self.redis = redis if redis is not None else get_redis()
+
+    def record_reaction(self, user_id: int, match_id: int, emoticon_type: str,
+                        timestamp: float) -> dict[str, Any]:
+        """Count one reaction and append its record, both in one atomic step (MULTI/EXEC).
+
+        ``timestamp`` is Unix seconds. Returns the record as stored:
+        ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's snapshot order).
+        Inputs are not validated here; the API layer does that.
+        """
+        event = {"user_id": user_id, "emoticon_type": emoticon_type,
+                 "timestamp": timestamp, "match_id": match_id}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(counter_key(match_id, emoticon_type))
+        pipe.rpush(match_data_key(match_id), encode_event(event))
+        pipe.execute()
+        return event
+
+    def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
+        """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
+        emoticon_types = list(emoticon_types)
+        values = self.redis.mget([counter_key(match_id, emoticon) for emoticon in emoticon_types])
+        return {emoticon: int(value) if value is not None else 0
+                for emoticon, value in zip(emoticon_types, values)}
+
+    def counter_total(self) -> int:
+        """The sum of every counter: all reactions ever counted (counters are the only strings)."""
+        keys = list(self.redis.scan_iter(_type="string"))
+        return sum(int(value) for value in self.redis.mget(keys) if value is not None) if keys else 0
+
+    def match_data_keys(self) -> list[str]:
+        """The keys ``match_data_*`` holding events not yet backed up, found with SCAN."""
+        return list(self.redis.scan_iter(match=MATCH_DATA_PATTERN))
+
+    def staged_keys(self) -> list[str]:
+        """Staged lists left by a backup whose insert failed, found with SCAN."""
+        return list(self.redis.scan_iter(match=STAGING_PATTERN))
+
+    def stage(self, key: str) -> str | None:
+        """Atomically rename the list ``key`` to its staging key; that key, or None.
+
+        None when there is nothing to stage, or when an earlier staged copy still waits (RENAMENX
+        never overwrites it; this list waits for the next run instead).
+        """
+        try:
+            return staging_key(key) if self.redis.renamenx(key, staging_key(key)) else None
+        except ResponseError as error:
+            if error.args[0] == NO_SUCH_KEY:
+                return None
+            raise
+
+    def iter_events(self, key: str) -> Iterator[dict[str, Any]]:
+        """The event records of list ``key`` in order, read in chunks of LRANGE.
+
+        Only for a list no one appends to any more (a staged one): chunks are separate reads.
+        """
+        start = 0
+        while True:
+            chunk = self.redis.lrange(key, start, start + _READ_CHUNK - 1)
+            yield from map(decode_event, chunk)
+            if len(chunk) < _READ_CHUNK:
+                return
+            start += _READ_CHUNK
+
+    def drop(self, key: str) -> None:
+        """Delete ``key`` (a staged list whose events are safely in the table)."""
+        self.redis.delete(key)
+
+    def pending_events(self) -> int:
+        """Events in Redis not yet in the table: live lists plus staged ones."""
+        keys = self.match_data_keys() + self.staged_keys()
+        if not keys:
+            return 0
+        pipe = self.redis.pipeline(transaction=True)
+        for key in keys:
+            pipe.llen(key)
+        return sum(pipe.execute())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every key and value in the seed's format: counters as int, lists as event records."""
+        snapshot: dict[str, Any] = {}
+        for key in sorted(self.redis.scan_iter()):
+            kind = self.redis.type(key)  # "none" if it went meanwhile: then it is left out
+            if kind == "string":
+                snapshot[key] = int(self.redis.get(key))
+            elif kind == "list":
+                snapshot[key] = [decode_event(text) for text in self.redis.lrange(key, 0, -1)]
+        return snapshot
+
+
+_adapter: RedisAdapter | None = None
+
+
+def get_adapter() -> RedisAdapter:
+    """The process-wide RedisAdapter over ``get_redis()``."""
+    global _adapter
+    server = get_redis()
+    with _server_lock:
+        if _adapter is None:
+            _adapter = RedisAdapter(server)
+        return _adapter
