@@ -166,7 +166,7 @@ def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
     lines = [header]
     for match_id, counts in rows:
         means = weighted_means(counts)
-        cells = "".join(f"{means[e]:>6} ({counts[e]:>7,})" for e in config.EMOTICON_TYPES)
+        cells = "".join(f"{means[e]:>6} {f'({counts[e]:,})':>9}" for e in config.EMOTICON_TYPES)
         lines.append(f"  {match_id:>5} {cells}")
     return lines
 

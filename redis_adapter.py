@@ -145,7 +145,10 @@ class Commands:
         return self.execute_command("SET", name, value)
 
     def mget(self, keys: Any, *args: Any) -> Any:
-        """MGET: a list with the string of each key, None where missing or not a string."""
+        """MGET: a list with the string of each key, None where missing or not a string.
+
+        No keys at all gives [] (redis-py answers that itself rather than send a bad MGET).
+        """
         return self.execute_command("MGET", *_list_or_args(keys, args))
 
     def incrby(self, name: str, amount: int = 1) -> Any:
@@ -226,7 +229,7 @@ class InMemoryRedis(Commands):
     """
 
     # Fewest arguments each variadic command takes (Redis answers "wrong number of arguments").
-    _MIN_ARGS = {"MGET": 1, "RPUSH": 2, "DEL": 1, "EXISTS": 1}
+    _MIN_ARGS = {"RPUSH": 2, "DEL": 1, "EXISTS": 1}
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -1,0 +1,75 @@
+"""Shared fixtures: a fresh state per test, and the Redis backends the contract tests run on.
+
+The Redis contract (test_redis_commands.py) runs against InMemoryRedis always, and against a real
+Redis server through redis-py when REAL_REDIS_URL is set (e.g. redis://localhost:6379/15). That
+database is flushed before each test, so point it at a scratch one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import config  # noqa: E402
+import redis_adapter  # noqa: E402
+
+_CONFIG_NAMES = [name for name in dir(config) if name.isupper()]
+
+
+@pytest.fixture(autouse=True)
+def fresh_state():
+    """Each test starts with an empty process-wide Redis and config.py's own values."""
+    saved = {name: getattr(config, name) for name in _CONFIG_NAMES}
+    redis_adapter.get_redis().flushdb()
+    yield
+    for name, value in saved.items():
+        setattr(config, name, value)
+    redis_adapter.get_redis().flushdb()
+
+
+@dataclass
+class Backend:
+    """A Redis client under test with the exception classes its library raises."""
+
+    client: Any
+    ResponseError: type
+    DataError: type
+
+
+def _real_backend() -> Backend:
+    url = os.environ.get("REAL_REDIS_URL")
+    if not url:
+        pytest.skip("real Redis: set REAL_REDIS_URL=redis://HOST:PORT/DB (flushed!) to compare")
+    redis = pytest.importorskip("redis", reason="real Redis: pip install redis to compare")
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as error:
+        pytest.skip(f"real Redis at {url} is unreachable: {error}")
+    return Backend(client, redis.exceptions.ResponseError, redis.exceptions.DataError)
+
+
+@pytest.fixture(params=["fake", "real"])
+def backend(request) -> Backend:
+    """InMemoryRedis, then (when REAL_REDIS_URL is set) a real Redis: same tests, same asserts."""
+    if request.param == "fake":
+        backend = Backend(redis_adapter.InMemoryRedis(), redis_adapter.ResponseError,
+                          redis_adapter.DataError)
+    else:
+        backend = _real_backend()
+    backend.client.flushdb()
+    yield backend
+    backend.client.flushdb()
+
+
+@pytest.fixture
+def r(backend: Backend):
+    """The Redis client of ``backend``."""
+    return backend.client

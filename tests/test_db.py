@@ -1,0 +1,159 @@
+"""ReactionsTable: batch inserts all or nothing, the seed's aggregate query, thread safety."""
+
+import sqlite3
+import threading
+
+import pytest
+
+from db import AGGREGATE_QUERY, ReactionsTable
+
+
+def event(user_id=1, match_id=1, emoticon_type="heart", timestamp=1670051582.545891):
+    return {"user_id": user_id, "emoticon_type": emoticon_type, "timestamp": timestamp,
+            "match_id": match_id}
+
+
+@pytest.fixture
+def table():
+    table = ReactionsTable(":memory:")
+    yield table
+    table.close()
+
+
+def test_insert_many_returns_rows_inserted(table):
+    """insert_many answers how many rows it inserted, and count() sees them."""
+    assert table.insert_many([event(user_id=n) for n in range(1, 6)]) == 5
+    assert table.count() == 5
+
+
+def test_insert_many_keeps_every_column(table):
+    """A row holds the event's fields and an autoincrement id."""
+    table.insert_many([event(7, 3, "sad", 1670051583.25), event(8, 3, "happy", 1670051584.5)])
+    assert table.latest(2) == [
+        {"id": 2, "user_id": 8, "match_id": 3, "emoticon_type": "happy", "timestamp": 1670051584.5},
+        {"id": 1, "user_id": 7, "match_id": 3, "emoticon_type": "sad", "timestamp": 1670051583.25},
+    ]
+
+
+def test_insert_many_accepts_a_generator(table):
+    """A generator of events is streamed into one transaction."""
+    assert table.insert_many(event(user_id=n) for n in range(1, 1001)) == 1000
+    assert table.count() == 1000
+
+
+def test_insert_many_empty(table):
+    """An empty batch inserts nothing and does not fail."""
+    assert table.insert_many([]) == 0
+    assert table.count() == 0
+
+
+def test_insert_many_rolls_back_on_check_violation(table):
+    """An emoticon outside the CHECK constraint fails the batch; none of its rows stays."""
+    table.insert_many([event()])
+    with pytest.raises(sqlite3.IntegrityError):
+        table.insert_many([event(), event(), event(emoticon_type="angry"), event()])
+    assert table.count() == 1
+
+
+def test_insert_many_rolls_back_on_null(table):
+    """A missing value (NULL) violates NOT NULL and rolls the batch back."""
+    with pytest.raises(sqlite3.IntegrityError):
+        table.insert_many([event(), event(user_id=None)])
+    assert table.count() == 0
+
+
+def test_insert_many_rolls_back_when_the_source_fails(table):
+    """If the events' iterable raises midway, the rows already sent are rolled back."""
+    def events():
+        yield event()
+        yield event()
+        raise ConnectionError("Redis went away")
+
+    with pytest.raises(ConnectionError):
+        table.insert_many(events())
+    assert table.count() == 0
+
+
+def test_insert_many_missing_field(table):
+    """An event without a column's field raises KeyError and inserts nothing."""
+    with pytest.raises(KeyError):
+        table.insert_many([event(), {"user_id": 1, "match_id": 1, "timestamp": 1.0}])
+    assert table.count() == 0
+
+
+def test_table_usable_after_a_failed_batch(table):
+    """A rolled-back batch leaves no transaction open: the next insert commits."""
+    with pytest.raises(sqlite3.IntegrityError):
+        table.insert_many([event(emoticon_type="angry")])
+    assert table.insert_many([event()]) == 1
+
+
+def test_aggregate_runs_the_seeds_query(table):
+    """aggregate() gives count(id) per emoticon of one match, other matches left out."""
+    table.insert_many([event(match_id=1, emoticon_type="heart")] * 3
+                      + [event(match_id=1, emoticon_type="sad")]
+                      + [event(match_id=2, emoticon_type="heart")] * 5)
+    assert table.aggregate(1) == {"heart": 3, "sad": 1}
+    assert table.aggregate(2) == {"heart": 5}
+    assert table.aggregate(3) == {}
+
+
+def test_aggregate_query_is_the_seeds(table):
+    """The query text is the seed's, word for word (bar the ? parameter)."""
+    words = " ".join(AGGREGATE_QUERY.split())
+    assert words == ("select count(id), emoticon_type from reactions_table "
+                     "where match_id = ? group by emoticon_type")
+
+
+def test_aggregate_query_uses_the_index(table):
+    """The aggregate query is answered from the (match_id, emoticon_type) index."""
+    plan = table._connection.execute("explain query plan " + AGGREGATE_QUERY, (1,)).fetchall()
+    assert any("reactions_match_emoticon" in row[-1] for row in plan)
+
+
+def test_schema_matches_the_seed(table):
+    """reactions_table has the seed's columns, all NOT NULL, id the autoincrement key."""
+    columns = table._connection.execute("pragma table_info(reactions_table)").fetchall()
+    assert [(c[1], c[2].lower(), c[3], c[5]) for c in columns] == [
+        ("id", "integer", 0, 1),
+        ("user_id", "integer", 1, 0),
+        ("match_id", "integer", 1, 0),
+        ("emoticon_type", "text", 1, 0),
+        ("timestamp", "real", 1, 0),
+    ]
+    sql = table._connection.execute(
+        "select sql from sqlite_master where name = 'reactions_table'").fetchone()[0]
+    assert "autoincrement" in sql.lower()
+
+
+def test_file_database_keeps_rows(tmp_path):
+    """A file database keeps its rows for the next ReactionsTable on the same path."""
+    path = str(tmp_path / "reactions.db")
+    first = ReactionsTable(path)
+    first.insert_many([event(), event()])
+    first.close()
+    second = ReactionsTable(path)
+    assert second.count() == 2
+    second.close()
+
+
+def test_custom_emoticon_types(tmp_path):
+    """The CHECK constraint allows exactly the configured emoticons, quotes included."""
+    table = ReactionsTable(":memory:", emoticon_types=("wow", "it's"))
+    assert table.insert_many([event(emoticon_type="wow"), event(emoticon_type="it's")]) == 2
+    with pytest.raises(sqlite3.IntegrityError):
+        table.insert_many([event(emoticon_type="heart")])
+
+
+def test_inserts_from_many_threads(table):
+    """Batches from several threads all land, each whole."""
+    def insert(thread_number):
+        for batch in range(20):
+            table.insert_many([event(user_id=thread_number)] * 50)
+
+    threads = [threading.Thread(target=insert, args=(n,)) for n in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert table.count() == 4 * 20 * 50

@@ -1,0 +1,197 @@
+"""main.py: its flags, its console, and whole runs as a subprocess stopped the ways a user stops it."""
+
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import config
+import main
+from redis_adapter import get_adapter
+
+ROOT = Path(__file__).resolve().parent.parent
+RECONCILIATION = re.compile(r"reconciliation: posted=(\d+) redis_counters=(\d+) "
+                            r"database_rows=(\d+) pending_in_redis=(\d+) (OK|MISMATCH)$")
+RUN_TIMEOUT_SECONDS = 120  # a safety net against a hung child, not a performance bound
+
+
+def start(*flags):
+    """Start main.py with ``flags``; its stdout and stderr merged, line by line."""
+    return subprocess.Popen([sys.executable, "main.py", *flags], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def read_until(process, predicate):
+    """Read the child's lines until one satisfies ``predicate``; all lines read so far."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if predicate(lines[-1]):
+            return lines
+    raise AssertionError("main.py ended before the awaited line:\n" + "\n".join(lines))
+
+
+def finish(process, lines):
+    """Wait for the child to end; (exit status, all its lines)."""
+    rest, _ = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+    return process.returncode, lines + rest.splitlines()
+
+
+def reconciliation(lines):
+    matches = [RECONCILIATION.search(line) for line in lines]
+    matches = [match for match in matches if match]
+    assert matches, "no reconciliation line in:\n" + "\n".join(lines)
+    return matches[-1]
+
+
+def test_sigint_stops_cleanly_with_ok_reconciliation():
+    """Ctrl-C after a GET and a backup: final backup, exit 0, OK reconciliation, no traceback."""
+    process = start("--get-interval", "0.2", "--backup-interval", "0.3", "--seed", "1")
+    seen = {" GET weighted": False, " backup moved": False}
+
+    def ticked(line):
+        for words in seen:
+            seen[words] |= words in line
+        return all(seen.values())
+
+    lines = read_until(process, ticked)
+    process.send_signal(signal.SIGINT)
+    status, lines = finish(process, lines)
+    match = reconciliation(lines)
+    assert status == 0, "\n".join(lines)
+    assert match.group(5) == "OK"
+    posted, counters, rows, pending = map(int, match.groups()[:4])
+    assert posted == counters == rows > 0 and pending == 0
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_sigterm_stops_cleanly():
+    """SIGTERM stops the run like Ctrl-C does."""
+    process = start("--get-interval", "0.2", "--backup-interval", "0.5")
+    lines = read_until(process, lambda line: " GET weighted" in line)
+    process.send_signal(signal.SIGTERM)
+    status, lines = finish(process, lines)
+    assert status == 0
+    assert reconciliation(lines).group(5) == "OK"
+
+
+def test_second_sigint_exits_at_once():
+    """A second Ctrl-C during the final backup exits 130 at once, without a traceback."""
+    process = start("--rate", "0", "--get-interval", "0.2", "--backup-interval", "1000")
+    # Wait for a big backlog, so that the final backup is still running when the second comes.
+    lines = read_until(process, lambda line: _pending(line) >= 200_000)
+    process.send_signal(signal.SIGINT)
+    lines += read_until(process, lambda line: "final backup" in line)
+    process.send_signal(signal.SIGINT)
+    status, lines = finish(process, lines)
+    assert status == 130, "\n".join(lines)
+    assert any("second SIGINT" in line for line in lines)
+    assert not any("reconciliation" in line for line in lines)
+    assert not any("Traceback" in line for line in lines)
+
+
+def _pending(line):
+    match = re.search(r"pending in Redis ([\d,]+)", line)
+    return int(match.group(1).replace(",", "")) if match else -1
+
+
+def test_duration_with_file_database(tmp_path):
+    """--rate 0 --duration with --db FILE: the file then holds exactly `posted` rows."""
+    path = tmp_path / "reactions.db"
+    process = start("--rate", "0", "--duration", "3", "--backup-interval", "0.5",
+                    "--get-interval", "1", "--db", str(path))
+    status, lines = finish(process, [])
+    match = reconciliation(lines)
+    assert status == 0 and match.group(5) == "OK", "\n".join(lines)
+    posted = int(match.group(1))
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("select count(*) from reactions_table").fetchone()[0] == posted
+    assert sum(" backup moved" in line for line in lines) >= 2
+
+
+def test_second_run_on_the_same_file_reconciles_its_own_rows(tmp_path):
+    """Rows left by an earlier run are reported and not counted against this run."""
+    path = str(tmp_path / "reactions.db")
+    for _ in range(2):
+        status, lines = finish(start("--duration", "1", "--db", path, "--get-interval", "0.5"), [])
+        assert status == 0 and reconciliation(lines).group(5) == "OK", "\n".join(lines)
+    assert any("already" in line and "rows" in line for line in lines)
+
+
+def test_show_db_logs_rows_and_the_aggregate():
+    """--show-db adds the table's latest rows and the seed's aggregate query after a backup."""
+    status, lines = finish(start("--duration", "1", "--show-db", "--matches", "2",
+                                 "--get-interval", "0.5", "--backup-interval", "0.5"), [])
+    assert status == 0
+    assert any("db row {'id':" in line for line in lines)
+    assert any(re.search(r"db aggregate match 1: \{'\w+': \d+", line) for line in lines)
+
+
+def test_help_lists_every_flag():
+    """--help explains each flag and exits 0."""
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, text=True,
+                            capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert result.returncode == 0
+    for flag in ["--matches", "--users", "--rate", "--duration", "--seed", "--db", "--show-db",
+                 "--get-interval", "--backup-interval"]:
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize("flags", [["--rate", "-1"], ["--matches", "0"], ["--users", "x"],
+                                   ["--get-interval", "0"], ["--duration", "nan"],
+                                   ["--backup-interval", "inf"]])
+def test_bad_flags_are_refused(flags):
+    """Out-of-range or malformed flags exit 2 with argparse's message, nothing started."""
+    result = subprocess.run([sys.executable, "main.py", *flags], cwd=ROOT, text=True,
+                            capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert result.returncode == 2
+    assert flags[0] in result.stderr and "Traceback" not in result.stderr
+
+
+def test_flags_override_config():
+    """apply_settings writes every flag over config.py's value."""
+    args = main.parse_args(["--matches", "3", "--users", "7", "--rate", "0", "--seed", "4",
+                            "--db", "x.db", "--show-db", "--get-interval", "1.5",
+                            "--backup-interval", "2"])
+    main.apply_settings(args)
+    assert (config.MAX_MATCHES, config.MAX_USERS, config.POSTS_PER_SECOND, config.RANDOM_SEED,
+            config.DB_PATH, config.SHOW_DB_OUTPUT, config.GET_INTERVAL_SECONDS,
+            config.BACKUP_INTERVAL_SECONDS) == (3, 7, 0, 4, "x.db", True, 1.5, 2)
+
+
+def test_defaults_come_from_config():
+    """With no flags, every setting is config.py's."""
+    args = main.parse_args([])
+    assert (args.matches, args.users, args.rate, args.get_interval, args.backup_interval,
+            args.db) == (config.MAX_MATCHES, config.MAX_USERS, config.POSTS_PER_SECOND,
+                         config.GET_INTERVAL_SECONDS, config.BACKUP_INTERVAL_SECONDS,
+                         config.DB_PATH)
+
+
+def test_poster_is_repeatable_with_a_seed():
+    """Two posters with the same seed post the same reactions."""
+    runs = []
+    for _ in range(2):
+        get_adapter().redis.flushdb()
+        poster = main.Poster(0, random.Random(42))
+        for _ in range(50):
+            poster.post_one()
+        runs.append(get_adapter().snapshot())
+        assert poster.posted == 50
+    strip = lambda snap: {k: ([(e["user_id"], e["emoticon_type"]) for e in v]
+                              if isinstance(v, list) else v) for k, v in snap.items()}
+    assert strip(runs[0]) == strip(runs[1])
+
+
+def test_get_table_shows_means_and_counts():
+    """The GET table has a header of emoticons and per match 'mean (count)' cells."""
+    lines = main.format_get_table([(3, {"heart": 1001, "sad": 0, "happy": 999})])
+    assert lines[0].split() == ["match", "heart", "sad", "happy"]
+    assert lines[1].split() == ["3", "2", "(1,001)", "0", "(0)", "1", "(999)"]
+    assert len(lines[0]) == len(lines[1])

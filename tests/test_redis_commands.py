@@ -1,0 +1,448 @@
+"""The Redis contract: each command's replies and errors, run against every backend.
+
+Every test here runs on InMemoryRedis and, when REAL_REDIS_URL is set, on a real Redis through
+redis-py (see conftest.py), so the fake's fidelity is checked, not assumed.
+"""
+
+import threading
+
+import pytest
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NOT_AN_INTEGER = "value is not an integer or out of range"
+
+
+def error_text(excinfo) -> str:
+    return str(excinfo.value)
+
+
+# -- strings and counters -------------------------------------------------------------------------
+
+def test_incr_missing_key_starts_at_zero(r):
+    """INCR on a missing key creates it at 1."""
+    assert r.incr("n") == 1
+    assert r.incr("n") == 2
+
+
+def test_incr_stores_a_string(r):
+    """The counter reads back as a decimal string, as redis-py with decode_responses gives it."""
+    r.incr("n")
+    assert r.get("n") == "1"
+
+
+def test_incrby_amount(r):
+    """INCRBY adds the amount, negative ones too."""
+    assert r.incrby("n", 5) == 5
+    assert r.incrby("n", -7) == -2
+    assert r.incr("n", 3) == 1
+
+
+def test_incr_wrong_type(r, backend):
+    """INCR on a list fails with WRONGTYPE and leaves the list alone."""
+    r.rpush("l", "a")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.incr("l")
+    assert error_text(excinfo) == WRONGTYPE
+    assert r.lrange("l", 0, -1) == ["a"]
+
+
+@pytest.mark.parametrize("text", ["abc", "1.5", "", " 1", "+1", "01", "-0", "1 ", "9" * 20])
+def test_incr_not_an_integer(r, backend, text):
+    """INCR on a string that is not a canonical 64-bit integer fails and changes nothing."""
+    r.set("n", text)
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.incr("n")
+    assert error_text(excinfo) == NOT_AN_INTEGER
+    assert r.get("n") == text
+
+
+def test_incr_integer_string(r):
+    """INCR accepts a string set by SET when it is an integer."""
+    r.set("n", "-41")
+    assert r.incr("n") == -40
+
+
+def test_incr_overflow(r, backend):
+    """INCR past 2**63-1 fails with Redis's overflow error."""
+    r.set("n", str(2 ** 63 - 1))
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.incr("n")
+    assert "increment or decrement would overflow" in error_text(excinfo)
+    assert r.get("n") == str(2 ** 63 - 1)
+
+
+@pytest.mark.parametrize("amount", [1.5, 2 ** 63, "x"])
+def test_incrby_bad_amount(r, backend, amount):
+    """INCRBY with an amount that is not a 64-bit integer fails."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.incrby("n", amount)
+    assert error_text(excinfo) == NOT_AN_INTEGER
+    assert r.exists("n") == 0
+
+
+def test_incr_bool_amount_is_data_error(r, backend):
+    """redis-py refuses to send a bool; nothing reaches the server."""
+    with pytest.raises(backend.DataError):
+        r.incrby("n", True)
+    assert r.exists("n") == 0
+
+
+def test_get_missing(r):
+    """GET of a missing key is None."""
+    assert r.get("nothing") is None
+
+
+def test_get_wrong_type(r, backend):
+    """GET of a list fails with WRONGTYPE."""
+    r.rpush("l", "a")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.get("l")
+    assert error_text(excinfo) == WRONGTYPE
+
+
+def test_set_replaces_any_type(r):
+    """SET overwrites a key whatever it held."""
+    r.rpush("k", "a")
+    assert r.set("k", 7) is True
+    assert r.get("k") == "7"
+
+
+def test_mget_missing_and_wrong_type_are_none(r):
+    """MGET answers None for a missing key and for a list, without an error."""
+    r.set("a", "1")
+    r.rpush("l", "x")
+    assert r.mget(["a", "missing", "l"]) == ["1", None, None]
+
+
+def test_mget_list_or_args(r):
+    """MGET takes a list or separate arguments, as redis-py's list_or_args does."""
+    r.set("a", "1")
+    r.set("b", "2")
+    assert r.mget("a", "b") == r.mget(["a", "b"]) == ["1", "2"]
+
+
+def test_mget_no_keys(r):
+    """MGET of no keys is an empty list."""
+    assert r.mget([]) == []
+
+
+# -- lists --------------------------------------------------------------------------------------
+
+def test_rpush_returns_new_length(r):
+    """RPUSH appends in order and answers the list's length."""
+    assert r.rpush("l", "a") == 1
+    assert r.rpush("l", "b", "c") == 3
+    assert r.lrange("l", 0, -1) == ["a", "b", "c"]
+
+
+def test_rpush_encodes_numbers_as_strings(r):
+    """Ints and floats are stored as their repr, and read back as strings."""
+    r.rpush("l", 5, 1.5, b"raw")
+    assert r.lrange("l", 0, -1) == ["5", "1.5", "raw"]
+
+
+@pytest.mark.parametrize("value", [{"user_id": 1}, None, True, [1]])
+def test_rpush_data_error(r, backend, value):
+    """A value redis-py cannot encode raises DataError and stores nothing."""
+    with pytest.raises(backend.DataError):
+        r.rpush("l", value)
+    assert r.exists("l") == 0
+
+
+def test_rpush_wrong_type(r, backend):
+    """RPUSH on a string fails with WRONGTYPE."""
+    r.set("s", "1")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.rpush("s", "a")
+    assert error_text(excinfo) == WRONGTYPE
+    assert r.get("s") == "1"
+
+
+def test_rpush_no_values(r, backend):
+    """RPUSH with nothing to push is a wrong-arity error."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.rpush("l")
+    assert "wrong number of arguments" in error_text(excinfo)
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    (0, -1, ["a", "b", "c", "d"]),
+    (1, 2, ["b", "c"]),
+    (-2, -1, ["c", "d"]),
+    (-100, 1, ["a", "b"]),
+    (2, 100, ["c", "d"]),
+    (3, 1, []),
+    (5, 10, []),
+    (-100, -50, []),
+    (0, -5, []),
+    (0, 0, ["a"]),
+])
+def test_lrange_indexes(r, start, end, expected):
+    """LRANGE's inclusive range, negative indexes counting from the end, out of range clipped."""
+    r.rpush("l", "a", "b", "c", "d")
+    assert r.lrange("l", start, end) == expected
+
+
+def test_lrange_missing(r):
+    """LRANGE of a missing key is an empty list."""
+    assert r.lrange("nothing", 0, -1) == []
+
+
+def test_lrange_wrong_type(r, backend):
+    """LRANGE of a string fails with WRONGTYPE."""
+    r.set("s", "1")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.lrange("s", 0, -1)
+    assert error_text(excinfo) == WRONGTYPE
+
+
+def test_lrange_bad_index(r, backend):
+    """LRANGE with an index that is not an integer fails."""
+    r.rpush("l", "a")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.lrange("l", "first", -1)
+    assert error_text(excinfo) == NOT_AN_INTEGER
+
+
+def test_llen(r):
+    """LLEN counts a list's items; 0 for a missing key."""
+    assert r.llen("l") == 0
+    r.rpush("l", "a", "b")
+    assert r.llen("l") == 2
+
+
+def test_llen_wrong_type(r, backend):
+    """LLEN of a string fails with WRONGTYPE."""
+    r.set("s", "1")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.llen("s")
+    assert error_text(excinfo) == WRONGTYPE
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+def test_delete_counts_removed_keys(r):
+    """DEL answers how many of the keys existed; a key named twice counts once."""
+    r.set("a", "1")
+    r.rpush("l", "x")
+    assert r.delete("a", "l", "missing", "a") == 2
+    assert r.exists("a", "l") == 0
+
+
+def test_delete_no_keys(r, backend):
+    """DEL of no keys is a wrong-arity error."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.delete()
+    assert "wrong number of arguments" in error_text(excinfo)
+
+
+def test_exists_counts_repeats(r):
+    """EXISTS counts a key once per time it is named."""
+    r.set("a", "1")
+    assert r.exists("a", "a", "missing") == 2
+
+
+def test_rename_moves_value(r):
+    """RENAME moves the value and the old name is gone."""
+    r.rpush("src", "a", "b")
+    assert r.rename("src", "dst") is True
+    assert r.exists("src") == 0
+    assert r.lrange("dst", 0, -1) == ["a", "b"]
+
+
+def test_rename_overwrites_destination(r):
+    """RENAME replaces an existing destination, whatever its type."""
+    r.rpush("src", "a")
+    r.set("dst", "1")
+    r.rename("src", "dst")
+    assert r.type("dst") == "list"
+
+
+def test_rename_missing_key(r, backend):
+    """RENAME of a missing key fails with "no such key"."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.rename("missing", "dst")
+    assert error_text(excinfo) == "no such key"
+    assert r.exists("dst") == 0
+
+
+def test_rename_to_itself(r):
+    """RENAME of a key onto itself succeeds and keeps it."""
+    r.set("a", "1")
+    assert r.rename("a", "a") is True
+    assert r.get("a") == "1"
+
+
+def test_renamenx_existing_destination(r):
+    """RENAMENX leaves both keys alone when the destination exists."""
+    r.set("src", "1")
+    r.set("dst", "2")
+    assert r.renamenx("src", "dst") is False
+    assert r.mget("src", "dst") == ["1", "2"]
+
+
+def test_renamenx_free_destination(r):
+    """RENAMENX moves the key when the destination is free."""
+    r.set("src", "1")
+    assert r.renamenx("src", "dst") is True
+    assert r.mget("src", "dst") == [None, "1"]
+
+
+def test_renamenx_missing_key(r, backend):
+    """RENAMENX of a missing key fails with "no such key"."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.renamenx("missing", "dst")
+    assert error_text(excinfo) == "no such key"
+
+
+def test_type(r):
+    """TYPE names a key's type, "none" when missing."""
+    r.set("s", "1")
+    r.rpush("l", "a")
+    assert [r.type("s"), r.type("l"), r.type("missing")] == ["string", "list", "none"]
+
+
+KEYS = ["match_data_1", "match_data_2", "match_data_12", "1_heart", "2_sad", "backup_match_data_1",
+        "a*b", "a[b"]
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    ("*", KEYS),
+    ("match_data_*", ["match_data_1", "match_data_2", "match_data_12"]),
+    ("match_data_?", ["match_data_1", "match_data_2"]),
+    ("match_data_[12]", ["match_data_1", "match_data_2"]),
+    ("match_data_[^1]", ["match_data_2"]),
+    ("match_data_[0-1]*", ["match_data_1", "match_data_12"]),
+    ("[1-2]_*", ["1_heart", "2_sad"]),
+    ("*_heart", ["1_heart"]),
+    ("a\\*b", ["a*b"]),
+    ("a\\[b", ["a[b"]),
+    ("nothing*", []),
+])
+def test_keys_glob(r, pattern, expected):
+    """KEYS matches Redis glob patterns: * ? [set] [^set] [a-z] and \\ escapes."""
+    for key in KEYS:
+        r.set(key, "1")
+    assert sorted(r.keys(pattern)) == sorted(expected)
+
+
+def test_scan_iter_match(r):
+    """scan_iter yields every matching key (here, match-data lists but not their staged copies)."""
+    for key in ["match_data_1", "match_data_2", "backup_match_data_3", "1_heart"]:
+        r.rpush(key, "x")
+    assert sorted(r.scan_iter(match="match_data_*")) == ["match_data_1", "match_data_2"]
+
+
+def test_scan_iter_type(r):
+    """scan_iter with _type yields only keys of that type."""
+    r.set("1_heart", "3")
+    r.rpush("match_data_1", "x")
+    assert list(r.scan_iter(_type="string")) == ["1_heart"]
+
+
+def test_scan_iter_many_keys(r):
+    """scan_iter visits every key exactly once in a database larger than one COUNT."""
+    pipe = r.pipeline()
+    for number in range(500):
+        pipe.set(f"k{number}", number)
+    pipe.execute()
+    keys = list(r.scan_iter(count=10))
+    assert sorted(set(keys)) == sorted(f"k{number}" for number in range(500))
+
+
+def test_dbsize_and_flushdb(r):
+    """DBSIZE counts keys; FLUSHDB empties the database."""
+    r.set("a", "1")
+    r.rpush("l", "x")
+    assert r.dbsize() == 2
+    assert r.flushdb() is True
+    assert r.dbsize() == 0
+
+
+# -- pipelines ----------------------------------------------------------------------------------
+
+def test_pipeline_returns_replies_in_order(r):
+    """execute() answers each queued command's reply, in order; commands chain."""
+    replies = r.pipeline().incr("n").rpush("l", "a", "b").get("n").lrange("l", 0, -1).execute()
+    assert replies == [1, 2, "1", ["a", "b"]]
+
+
+def test_pipeline_empty(r):
+    """execute() of nothing answers []."""
+    assert r.pipeline().execute() == []
+
+
+def test_pipeline_runtime_error_does_not_undo_others(r, backend):
+    """As in MULTI/EXEC, a WRONGTYPE reply does not roll back the other commands."""
+    r.set("s", "x")
+    pipe = r.pipeline(transaction=True)
+    pipe.incr("before").rpush("s", "y").incr("after")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert WRONGTYPE in error_text(excinfo)
+    assert r.mget("before", "after", "s") == ["1", "1", "x"]
+
+
+def test_pipeline_errors_in_replies(r, backend):
+    """With raise_on_error=False the error stands in the reply list."""
+    r.set("s", "x")
+    replies = r.pipeline().rpush("s", "y").incr("n").execute(raise_on_error=False)
+    assert isinstance(replies[0], backend.ResponseError)
+    assert replies[1] == 1
+
+
+def test_pipeline_transaction_arity_error_runs_nothing(r, backend):
+    """A command Redis refuses to queue aborts the whole MULTI/EXEC: nothing runs."""
+    pipe = r.pipeline(transaction=True)
+    pipe.incr("n").delete()
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert "wrong number of arguments" in error_text(excinfo)
+    assert r.exists("n") == 0
+
+
+def test_pipeline_context_manager(r):
+    """A pipeline is a context manager; commands left unexecuted are dropped."""
+    with r.pipeline() as pipe:
+        pipe.incr("n")
+    assert r.exists("n") == 0
+
+
+def test_pipeline_transaction_is_atomic(r):
+    """No reader ever sees one of two counters incremented by a transaction without the other."""
+    writers, increments = 4, 500
+    torn = []
+
+    def write():
+        for _ in range(increments):
+            r.pipeline(transaction=True).incr("a").incr("b").execute()
+
+    def read(stop):
+        while not stop.is_set():
+            a, b = r.pipeline(transaction=True).get("a").get("b").execute()
+            if a != b:
+                torn.append((a, b))
+
+    stop = threading.Event()
+    reader = threading.Thread(target=read, args=(stop,))
+    reader.start()
+    threads = [threading.Thread(target=write) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    reader.join()
+    assert torn == []
+    assert r.mget("a", "b") == [str(writers * increments)] * 2
+
+
+def test_incr_from_many_threads_loses_nothing(r):
+    """Concurrent INCRs all count."""
+    threads = [threading.Thread(target=lambda: [r.incr("n") for _ in range(1000)])
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert r.get("n") == "4000"
