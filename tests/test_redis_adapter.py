@@ -1,0 +1,64 @@
+"""RedisAdapter: the key layout, the stored event text, and the counts it reports."""
+
+import json
+
+import pytest
+
+from redis_adapter import (MATCH_DATA_PATTERN, STAGING_PATTERN, RedisAdapter, InMemoryRedis,
+                           counter_key, decode_events, encode_event, match_data_key, staging_key)
+
+
+@pytest.fixture
+def adapter():
+    return RedisAdapter(InMemoryRedis())
+
+
+def test_key_formats_are_the_seeds():
+    """Counters are {match_id}_{emoticon_type}, event lists match_data_{match_id} (seed)."""
+    assert counter_key(5, "heart") == "5_heart"
+    assert match_data_key(5) == "match_data_5"
+    assert MATCH_DATA_PATTERN == "match_data_*"
+
+
+def test_staging_keys_are_outside_the_match_data_pattern():
+    """A staged list is not found again by the scan for match_data_*."""
+    assert staging_key("match_data_5") == "backup_match_data_5"
+    assert STAGING_PATTERN == "backup_match_data_*"
+
+
+@pytest.mark.parametrize("event", [
+    {"user_id": 6, "emoticon_type": "sad", "timestamp": 1670051582.545891, "match_id": 5},
+    {"user_id": 1, "emoticon_type": 'quo"te\\', "timestamp": 0.1, "match_id": 10 ** 6},
+    {"user_id": 1000, "emoticon_type": "héart", "timestamp": 1e-07, "match_id": 1},
+])
+def test_encode_event_is_json(event):
+    """The stored text is exactly json.dumps(event), and decodes back to the same record."""
+    text = encode_event(event)
+    assert text == json.dumps(event)
+    assert decode_events([text, text]) == [event, event]
+
+
+def test_record_reaction_is_one_transaction(adapter):
+    """Recording counts and appends; the counter total equals the events ever recorded."""
+    adapter.record_reaction(1, 2, "heart", 10.5)
+    adapter.record_reaction(3, 2, "sad", 11.5)
+    assert adapter.get_counts(2, ["heart", "sad", "happy"]) == {"heart": 1, "sad": 1, "happy": 0}
+    assert adapter.counter_total() == 2
+    assert adapter.pending_events() == 2
+
+
+def test_pending_counts_staged_lists(adapter):
+    """Events in a staged list are still pending until they are dropped."""
+    adapter.record_reaction(1, 2, "heart", 10.5)
+    staged = adapter.stage("match_data_2")
+    adapter.record_reaction(1, 2, "heart", 11.5)
+    assert adapter.pending_events() == 2
+    assert list(adapter.iter_events(staged)) == [
+        {"user_id": 1, "emoticon_type": "heart", "timestamp": 10.5, "match_id": 2}]
+    adapter.drop(staged)
+    assert adapter.pending_events() == 1
+
+
+def test_counter_total_of_empty_redis(adapter):
+    """No counters: the total is 0."""
+    assert adapter.counter_total() == 0
