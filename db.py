@@ -8,6 +8,7 @@ batch is one transaction, all or nothing.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -41,6 +42,10 @@ group by emoticon_type"""
 LATEST = """
 select id, user_id, match_id, emoticon_type, timestamp
 from reactions_table order by id desc limit ?"""
+
+
+# An event record's values in INSERT's column order (in C: the backup's per-row cost).
+_ROW_OF_EVENT = operator.itemgetter("user_id", "match_id", "emoticon_type", "timestamp")
 
 
 def _sql_string(text: str) -> str:
@@ -88,8 +93,7 @@ class ReactionsTable:
         Returns the number of rows inserted. All or nothing: if any row fails (sqlite3.Error, e.g.
         an emoticon outside the CHECK) or the iterable raises, none of them stays.
         """
-        rows = ((event["user_id"], event["match_id"], event["emoticon_type"], event["timestamp"])
-                for event in events)
+        rows = map(_ROW_OF_EVENT, events)
         with self._transaction() as connection:
             return connection.executemany(INSERT, rows).rowcount
 
