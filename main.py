@@ -162,13 +162,12 @@ async def every(interval: float, tick: Callable[[], Awaitable[None]], what: str)
 
 def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
     """Lines of the GET table: per match, each emoticon's weighted mean and (raw count)."""
-    header = "  match " + "".join(f"{emoticon:>16}" for emoticon in config.EMOTICON_TYPES)
-    lines = [header]
+    lines = ["  match  " + "".join(f"{emoticon:<16}" for emoticon in config.EMOTICON_TYPES)]
     for match_id, counts in rows:
         means = weighted_means(counts)
-        cells = "".join(f"{means[e]:>6} {f'({counts[e]:,})':>9}" for e in config.EMOTICON_TYPES)
-        lines.append(f"  {match_id:>5} {cells}")
-    return lines
+        cells = "".join(f"{f'{means[e]} ({counts[e]:,})':<16}" for e in config.EMOTICON_TYPES)
+        lines.append(f"  {match_id:>5}  {cells}")
+    return [line.rstrip() for line in lines]
 
 
 class LiveRun:
