@@ -99,7 +99,8 @@ class Poster(threading.Thread):
     """The posting thread: random reactions through POSTMethod at ``rate`` events/s (0 = flat out).
 
     The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
-    counts the POSTs that succeeded; only this thread writes it.
+    counts the POSTs that succeeded; only this thread writes it. ``seconds`` is how long it has
+    been posting (monotonic clock), up to its stop.
     """
 
     BATCH = 500  # posts between two looks at the clock and the stop flag
@@ -109,17 +110,25 @@ class Poster(threading.Thread):
         self.rate = rate
         self.rng = rng
         self.posted = 0
+        self._began: float | None = None
+        self._ended: float | None = None
         self._stopping = threading.Event()
+
+    @property
+    def seconds(self) -> float:
+        if self._began is None:
+            return 0.0
+        return (self._ended or time.monotonic()) - self._began
 
     def stop(self) -> None:
         """Ask the thread to stop after its current batch; join() to wait for it."""
         self._stopping.set()
 
     def run(self) -> None:
-        started = time.monotonic()
+        self._began = time.monotonic()
         try:
             while not self._stopping.is_set():
-                due = self.BATCH if self.rate == 0 else self._due(started)
+                due = self.BATCH if self.rate == 0 else self._due()
                 if due == 0:
                     self._stopping.wait(min(0.01, 1 / self.rate))
                     continue
@@ -127,10 +136,12 @@ class Poster(threading.Thread):
                     self.post_one()
         except Exception:
             logger.exception("posting stopped: POSTMethod failed")
+        finally:
+            self._ended = time.monotonic()
 
-    def _due(self, started: float) -> int:
+    def _due(self) -> int:
         """Posts the schedule asks for now, at most one batch."""
-        behind = int((time.monotonic() - started) * self.rate) - self.posted
+        behind = int(self.seconds * self.rate) - self.posted
         return max(0, min(behind, self.BATCH))
 
     def post_one(self) -> None:
@@ -284,8 +295,9 @@ class LiveRun:
         rows = self.table.count() - self.rows_before
         pending = self.adapter.pending_events()
         ok = posted == counters == rows and pending == 0
-        logger.info("summary: ran %.1fs, posted %s events (%s/s average), %d backups",
-                    seconds, f"{posted:,}", f"{posted / seconds:,.0f}", self.backups)
+        rate = posted / self.poster.seconds if self.poster.seconds else 0.0
+        logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s), %d backups",
+                    seconds, f"{posted:,}", self.poster.seconds, f"{rate:,.0f}", self.backups)
         logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
                     "pending_in_redis=%d %s", posted, counters, rows, pending,
                     "OK" if ok else "MISMATCH")
