@@ -279,7 +279,7 @@ class InMemoryRedis(Commands):
             for number, command in enumerate(commands, 1):
                 if self._wrong_arity(command):
                     raise _annotate(self._arity_error(command), number, command)
-            return [self._run(command) for command in commands]
+            return [self._dispatch(command) for command in commands]
 
     def _run_locked(self, command: list[str]) -> Any:
         with self._lock:
@@ -297,6 +297,10 @@ class InMemoryRedis(Commands):
     def _run(self, command: list[str]) -> Any:
         if self._wrong_arity(command):
             return self._arity_error(command)
+        return self._dispatch(command)
+
+    def _dispatch(self, command: list[str]) -> Any:
+        """The reply of a command whose arity is known to be right; an error reply as a value."""
         try:
             return self._handlers[command[0]](*command[1:])
         except ResponseError as error:
@@ -475,10 +479,11 @@ _server_lock = threading.Lock()
 def get_redis() -> InMemoryRedis:
     """The process-wide InMemoryRedis (created on first use), as a shared Redis server is."""
     global _server
-    with _server_lock:
-        if _server is None:
-            _server = InMemoryRedis()
-        return _server
+    if _server is None:  # checked again under the lock: only the first calls pay for it
+        with _server_lock:
+            if _server is None:
+                _server = InMemoryRedis()
+    return _server
 
 
 # -- the reactions' key layout: the one place that knows it ------------------------------------
@@ -637,8 +642,9 @@ _adapter: RedisAdapter | None = None
 def get_adapter() -> RedisAdapter:
     """The process-wide RedisAdapter over ``get_redis()``."""
     global _adapter
-    server = get_redis()
-    with _server_lock:
-        if _adapter is None:
-            _adapter = RedisAdapter(server)
-        return _adapter
+    if _adapter is None:
+        server = get_redis()
+        with _server_lock:
+            if _adapter is None:
+                _adapter = RedisAdapter(server)
+    return _adapter

@@ -163,6 +163,7 @@ def run_lateness(settings: Settings, pending: PendingEvents) -> dict:
     worst = [run["worst_ms"] for run in runs]
     return {"interval_ms": settings.tick_interval_s * 1000, "matches": config.MAX_MATCHES,
             "worst_ms": max(worst), "median_worst_ms": median(worst),
+            "worst_start_ms": max(run["worst_start_ms"] for run in runs),
             "max_ms": LATENESS_MAX_MS, "pass": max(worst) <= LATENESS_MAX_MS, "runs": runs}
 
 
@@ -182,14 +183,15 @@ def run_backup(settings: Settings) -> Result:
     lateness = run_lateness(settings, pending)
     figures = {"throughput": throughput, "lateness": lateness, "repeats": settings.repeats}
     rows = [
-        Row("5", f"backup of {len(pending):,} pending events", 
+        Row("5", f"backup of {len(pending):,} pending events",
             f"{fmt_rate(throughput['backup_rows_per_s'])} rows/s",
             f"executemany {fmt_rate(throughput['executemany_rows_per_s'])} rows/s",
             fmt_ratio(share), f">= {BACKUP_MIN_RATIO}x", verdict(throughput["pass"])),
-        Row("5", f"GET tick ({lateness['interval_ms']:g} ms, {lateness['matches']} matches) worst "
-                 "lateness during backup + Poster",
+        Row("5", f"GET tick every {lateness['interval_ms']:g} ms during backup+Poster: "
+                 "worst lateness",
             f"{lateness['worst_ms']:.1f} ms",
-            f"median of worst {lateness['median_worst_ms']:.1f} ms", "",
+            f"start {lateness['worst_start_ms']:.1f} ms, median "
+            f"{lateness['median_worst_ms']:.1f} ms", "",
             f"<= {LATENESS_MAX_MS:g} ms", verdict(lateness["pass"])),
     ]
     return Result(figures, rows)

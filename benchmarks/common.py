@@ -31,7 +31,7 @@ Event = tuple[int, int, str]
 
 @dataclass(frozen=True)
 class Settings:
-    """Sizes of one benchmark run; ``Settings.full()`` or ``Settings.quick()``."""
+    """Sizes of one benchmark run; ``Settings.full_run()`` or ``Settings.quick_run()``."""
 
     quick: bool
     repeats: int
@@ -62,7 +62,7 @@ class Settings:
     """Duration of each ``python3 main.py`` subprocess run (item 6)."""
 
     @classmethod
-    def full(cls) -> Settings:
+    def full_run(cls) -> Settings:
         return cls(quick=False, repeats=5, post_events=200_000, poster_seconds=2.0,
                    read_sizes=(10_000, 100_000, 1_000_000), match_counts=(10, 1_000, 100_000),
                    call_budget_s=0.2, write_events_memory=100_000, write_events_file=3_000,
@@ -70,7 +70,7 @@ class Settings:
                    memory_events=200_000, run_seconds=60.0)
 
     @classmethod
-    def quick(cls) -> Settings:
+    def quick_run(cls) -> Settings:
         return cls(quick=True, repeats=3, post_events=30_000, poster_seconds=0.5,
                    read_sizes=(10_000, 100_000), match_counts=(10, 1_000, 100_000),
                    call_budget_s=0.05, write_events_memory=20_000, write_events_file=500,
