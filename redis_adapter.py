@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import textwrap
 import threading
 from typing import Any, Iterable, Iterator
 
@@ -52,10 +53,12 @@ class DataError(RedisError):
 
 def _encode(value: Any) -> str:
     """Turn an argument into the string Redis receives, as redis-py's Encoder does."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode()
+    if isinstance(value, str):  # a subclass (e.g. a str Enum) is sent as its plain str value
+        if not value.isascii():
+            value.encode()  # UnicodeEncodeError on a lone surrogate, as redis-py's Encoder
+        return str.__str__(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
     raise DataError(f"Invalid input of type: '{type(value).__name__}'. "
@@ -81,51 +84,65 @@ def _parse_int(text: str) -> int:
 def _glob(pattern: str) -> re.Pattern[str]:
     """Compile a Redis glob (``*``, ``?``, ``[abc]``, ``[^a]``, ``[a-z]``, ``\\x``) to a regex.
 
+    Redis's stringmatchlen works on bytes (``?`` is one byte of UTF-8): the regex is built on the
+    pattern's UTF-8 bytes, read as latin-1, and matched against ``_as_bytes(key)``.
     Written out rather than fnmatch because fnmatch negates with ``!`` and has no escapes.
     """
-    out, i, n = [], 0, len(pattern)
+    p = pattern.encode()
+    out, i, n = [], 0, len(p)
     while i < n:
-        char = pattern[i]
-        if char == "\\" and i + 1 < n:
+        char = p[i:i + 1]
+        if char == b"\\" and i + 1 < n:
             i += 1
-            out.append(re.escape(pattern[i]))
-        elif char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "[":
-            i, char_class = _glob_class(pattern, i + 1)
+            out.append(re.escape(p[i:i + 1]))
+        elif char == b"*":
+            out.append(b".*")
+        elif char == b"?":
+            out.append(b".")
+        elif char == b"[":
+            i, char_class = _glob_class(p, i + 1)
             out.append(char_class)
         else:
             out.append(re.escape(char))
         i += 1
-    return re.compile("".join(out), re.DOTALL)
+    return re.compile(b"".join(out).decode("latin-1"), re.DOTALL)
 
 
-def _glob_class(pattern: str, i: int) -> tuple[int, str]:
-    """Translate the ``[...]`` starting at ``pattern[i]``; return (index of ``]``, regex)."""
-    negate = i < len(pattern) and pattern[i] == "^"
+def _as_bytes(key: str) -> str:
+    """``key``'s UTF-8 bytes, one character each (an ASCII key is already that)."""
+    return key if key.isascii() else key.encode().decode("latin-1")
+
+
+def _glob_class(p: bytes, i: int) -> tuple[int, bytes]:
+    """Translate the ``[...]`` starting at ``p[i]``; return (index of ``]``, regex)."""
+    negate = p[i:i + 1] == b"^"
     i += negate
     members = []
-    while i < len(pattern) and pattern[i] != "]":
-        if pattern[i] == "\\" and i + 1 < len(pattern):
+    while i < len(p) and p[i:i + 1] != b"]":
+        if p[i:i + 1] == b"\\" and i + 1 < len(p):
             i += 1
-            members.append(re.escape(pattern[i]))
-        elif i + 2 < len(pattern) and pattern[i + 1] == "-" and pattern[i + 2] != "]":
-            low, high = sorted((pattern[i], pattern[i + 2]))  # Redis accepts [z-a] as [a-z]
-            members.append(f"{re.escape(low)}-{re.escape(high)}")
+            members.append(re.escape(p[i:i + 1]))
+        elif i + 2 < len(p) and p[i + 1:i + 2] == b"-":  # as Redis: "[a-]" is the range a..]
+            low, high = sorted((p[i], p[i + 2]))  # Redis accepts [z-a] as [a-z]
+            members.append(re.escape(bytes([low])) + b"-" + re.escape(bytes([high])))
             i += 2
         else:
-            members.append(re.escape(pattern[i]))
+            members.append(re.escape(p[i:i + 1]))
         i += 1
     if not members:  # "[]" matches nothing and "[^]" anything, as in Redis
-        return i, "." if negate else "(?!)"
-    return i, "[" + ("^" if negate else "") + "".join(members) + "]"
+        return i, b"." if negate else b"(?!)"
+    return i, b"[" + (b"^" if negate else b"") + b"".join(members) + b"]"
 
 
 def _list_or_args(keys: Any, args: tuple) -> list:
     """redis-py's list_or_args: mget(["a", "b"]) and mget("a", "b") mean the same."""
-    keys = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+    if isinstance(keys, (str, bytes, bytearray, memoryview)):
+        keys = [keys]
+    else:
+        try:
+            keys = list(keys)
+        except TypeError:  # mget(5): one non-iterable key
+            keys = [keys]
     return keys + list(args)
 
 
@@ -231,8 +248,11 @@ class InMemoryRedis(Commands):
     ResponseError with Redis's own text; arguments redis-py could not send raise DataError.
     """
 
-    # Fewest arguments each variadic command takes (Redis answers "wrong number of arguments").
-    _MIN_ARGS = {"RPUSH": 2, "DEL": 1, "EXISTS": 1}
+    # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
+    # redis-py answers mget([]) with [] itself, so -1 here.
+    _ARITY = {"GET": 2, "SET": -3, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LLEN": 2,
+              "DEL": -2, "EXISTS": -2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
+              "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1}
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -288,10 +308,16 @@ class InMemoryRedis(Commands):
     # -- server side: the methods below are only called with the lock held -------------------
 
     def _wrong_arity(self, command: list[str]) -> bool:
-        return len(command) <= self._MIN_ARGS.get(command[0], 0)
+        arity = self._ARITY.get(command[0])
+        if arity is None:  # an unknown command
+            return True
+        return len(command) != arity if arity > 0 else len(command) < -arity
 
-    @staticmethod
-    def _arity_error(command: list[str]) -> ResponseError:
+    def _arity_error(self, command: list[str]) -> ResponseError:
+        if command[0] not in self._ARITY:
+            args = "".join(f"'{arg}' " for arg in command[1:])
+            return ResponseError(f"unknown command '{command[0]}', "
+                                 f"with args beginning with: {args}")
         return ResponseError(WRONG_ARITY.format(command[0].lower()))
 
     def _run(self, command: list[str]) -> Any:
@@ -388,11 +414,17 @@ class InMemoryRedis(Commands):
         return "none" if value is None else "list" if type(value) is list else "string"
 
     def _keys(self, pattern: str) -> list[str]:
+        if pattern == "*":
+            return list(self._data)
         regex = _glob(pattern)
-        return [key for key in self._data if regex.fullmatch(key)]
+        # Redis matches the empty key only with the patterns "*" and "".
+        return [key for key in self._data
+                if (regex.fullmatch(_as_bytes(key)) if key else pattern == "")]
 
     def _scan(self, cursor: str, *options: str) -> tuple[int, list[str]]:
-        _parse_int(cursor)
+        # Redis reads the cursor with strtoul: a sign, leading zeros, even ""; no spaces, < 2**64.
+        if not re.fullmatch(r"[+-]?[0-9]+|", cursor) or abs(int(cursor or 0)) >= 2 ** 64:
+            raise ResponseError("invalid cursor")
         if len(options) % 2:
             raise ResponseError(SYNTAX_ERROR)
         settings = {name.upper(): value for name, value in zip(options[::2], options[1::2])}
@@ -415,12 +447,13 @@ class InMemoryRedis(Commands):
 
 def _pack(args: tuple) -> list[str]:
     """The command as Redis receives it: the name, then every argument encoded."""
-    return [arg if type(arg) is str else _encode(arg) for arg in args]
+    return [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
 
 
 def _annotate(error: ResponseError, number: int, command: list[str]) -> ResponseError:
     """Prefix an error with the failing command's place, as redis-py's pipeline does."""
-    error.args = (f"Command # {number} ({' '.join(command)}) of pipeline caused error: "
+    text = textwrap.shorten(" ".join(command), width=100, placeholder="...", break_long_words=True)
+    error.args = (f"Command # {number} ({text}) of pipeline caused error: "
                   f"{error.args[0]}",)
     return error
 
@@ -436,7 +469,7 @@ class Pipeline(Commands):
     def __init__(self, server: InMemoryRedis, transaction: bool = True) -> None:
         self._server = server
         self.transaction = transaction
-        self.command_stack: list[list[str]] = []
+        self.command_stack: list[tuple] = []
 
     def __enter__(self) -> Pipeline:
         return self
@@ -448,7 +481,7 @@ class Pipeline(Commands):
         return len(self.command_stack)
 
     def execute_command(self, *args: Any) -> Pipeline:
-        self.command_stack.append(_pack(args))
+        self.command_stack.append(args)  # encoded by execute(), as redis-py does
         return self
 
     def reset(self) -> None:
@@ -461,9 +494,10 @@ class Pipeline(Commands):
         With ``raise_on_error`` the first error reply is raised (as ResponseError naming the
         command's place) after every command has run; otherwise it stands in the list.
         """
-        commands, self.command_stack = self.command_stack, []
-        if not commands:
+        stack, self.command_stack = self.command_stack, []
+        if not stack:
             return []
+        commands = [_pack(args) for args in stack]  # DataError here: nothing is sent
         replies = self._server._execute_pipeline(commands, self.transaction)
         if raise_on_error:
             for number, (reply, command) in enumerate(zip(replies, commands), 1):

@@ -4,6 +4,7 @@ Every test here runs on InMemoryRedis and, when REAL_REDIS_URL is set, on a real
 redis-py (see conftest.py), so the fake's fidelity is checked, not assumed.
 """
 
+import enum
 import threading
 
 import pytest
@@ -119,6 +120,31 @@ def test_mget_list_or_args(r):
     r.set("a", "1")
     r.set("b", "2")
     assert r.mget("a", "b") == r.mget(["a", "b"]) == ["1", "2"]
+
+
+def test_mget_single_key_not_iterable(r):
+    """redis-py's list_or_args takes a lone int key as one key."""
+    r.set("5", "x")
+    assert r.mget(5) == ["x"]
+
+
+class Kind(str, enum.Enum):
+    HEART = "heart"
+
+
+def test_str_subclass_sent_as_its_value(r):
+    """A str subclass (a str Enum) is sent as its plain string, and read back as str."""
+    r.set(Kind.HEART, Kind.HEART)
+    assert r.get("heart") == "heart"
+    assert [type(key) for key in r.keys()] == [str]
+
+
+def test_bytes_like_and_unencodable_values(r):
+    """bytearray is sent like bytes; a lone surrogate cannot be encoded (nothing stored)."""
+    assert r.rpush("l", bytearray(b"x")) == 1
+    with pytest.raises(UnicodeEncodeError):
+        r.rpush("u", "\ud800")
+    assert r.exists("u") == 0
 
 
 def test_mget_no_keys(r):
@@ -326,6 +352,26 @@ def test_keys_glob(r, pattern, expected):
     assert sorted(r.keys(pattern)) == sorted(expected)
 
 
+@pytest.mark.parametrize("pattern, expected", [
+    ("[a-]", ["]", "a"]),  # Redis reads "a-]" as the range a..] (and the class runs on)
+    ("?", ["]", "a", "-"]),  # "?" is one byte: "é" is two in UTF-8
+    ("??", ["é"]),
+    ("**", ["]", "a", "-", "é"]),  # only "*" itself (or "") matches the empty key
+])
+def test_keys_glob_bytes_and_edges(r, pattern, expected):
+    """KEYS matches bytes, as Redis's stringmatchlen does."""
+    for key in ["", "]", "a", "-", "é"]:
+        r.set(key, "1")
+    assert sorted(r.keys(pattern)) == sorted(expected)
+
+
+def test_scan_invalid_cursor(r, backend):
+    """SCAN reads its cursor as an unsigned number: anything else is "invalid cursor"."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.scan("abc")
+    assert error_text(excinfo) == "invalid cursor"
+
+
 def test_scan_iter_match(r):
     """scan_iter yields every matching key (here, match-data lists but not their staged copies)."""
     for key in ["match_data_1", "match_data_2", "backup_match_data_3", "1_heart"]:
@@ -399,6 +445,25 @@ def test_pipeline_transaction_arity_error_runs_nothing(r, backend):
         pipe.execute()
     assert "wrong number of arguments" in error_text(excinfo)
     assert r.exists("n") == 0
+
+
+def test_pipeline_data_error_raised_by_execute(r, backend):
+    """redis-py encodes at execute(): a bad value is queued, then execute() sends nothing."""
+    pipe = r.pipeline()
+    pipe.incr("n").set("k", None)
+    with pytest.raises(backend.DataError):
+        pipe.execute()
+    assert r.exists("n", "k") == 0
+    assert len(pipe) == 0
+
+
+def test_pipeline_error_shortens_command(r, backend):
+    """The failing command is named as textwrap.shorten(..., 100) gives it."""
+    r.set("s", "x")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.pipeline().rpush("s", "a  b" + " word" * 30).execute()
+    assert error_text(excinfo).startswith("Command # 1 (RPUSH s a b word word")
+    assert "...) of pipeline caused error: WRONGTYPE" in error_text(excinfo)
 
 
 def test_pipeline_context_manager(r):
