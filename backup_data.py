@@ -1,10 +1,11 @@
 """The write-behind backup: BackupDataManager moves the event lists from Redis to ReactionsTable.
 
 The seed reads every ``match_data_*`` list, inserts it, then deletes the keys; an event posted
-between the read and the delete is deleted unsaved. Here each list is first RENAMEd (atomically)
-to a staging key, so new events start a fresh list; the staged list is inserted in one transaction
-and only then deleted. If the insert fails the staged list stays in Redis and the next run inserts
-it first: every event reaches the table exactly once.
+between the read and the delete is deleted unsaved. Here every list is first renamed to a staging
+key, all in one atomic step, so new events start fresh lists and the run moves exactly what was
+pending at that instant. Each staged list is inserted in one transaction and only then deleted.
+If an insert fails, the staged lists stay in Redis and the next run inserts them first: every
+event reaches the table exactly once.
 """
 
 from __future__ import annotations
@@ -47,26 +48,27 @@ class BackupDataManager:
         self.table = table if table is not None else get_reactions_table()
         self._run_lock = threading.Lock()
 
+    @property
+    def running(self) -> bool:
+        """True while a run is in progress (a caller of run() would wait for it)."""
+        return self._run_lock.locked()
+
     def run(self) -> BackupResult:
         """Move all pending events; return how many, from how many keys, in how many seconds.
 
         Staged lists left by a failed run go first, so the table keeps the posting order per
         match. Raises what the insert raised (sqlite3.Error, ...) after rolling it back; the
-        events of that list stay staged in Redis for the next run, none is lost or doubled.
+        events of that list, and of lists not reached yet, stay staged in Redis for the next
+        run: none is lost or doubled.
         """
         with self._run_lock:
             started = time.monotonic()
-            events = keys = 0
-            for staged in self.adapter.staged_keys():
-                events += self._move(staged)
-                keys += 1
-            for key in self.adapter.match_data_keys():
-                staged = self.adapter.stage(key)
-                if staged is None:
-                    continue
-                events += self._move(staged)
-                keys += 1
-            return BackupResult(events, keys, time.monotonic() - started)
+            leftovers = self.adapter.staged_keys()  # from a failed run: older than the live lists
+            events = sum(self._move(key) for key in leftovers)
+            # Staged only now, so that no live list is refused for a leftover still waiting.
+            staged = self.adapter.stage_all(self.adapter.match_data_keys())
+            events += sum(self._move(key) for key in staged)
+            return BackupResult(events, len(leftovers) + len(staged), time.monotonic() - started)
 
     def _move(self, staged: str) -> int:
         """Insert one staged list in one transaction, then delete it from Redis."""

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import config
 
-__all__ = ["ReactionsTable", "get_reactions_table", "AGGREGATE_QUERY"]
+__all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY"]
 
 CREATE_TABLE = """
 create table if not exists reactions_table (
@@ -48,6 +48,10 @@ from reactions_table order by id desc limit ?"""
 _ROW_OF_EVENT = operator.itemgetter("user_id", "match_id", "emoticon_type", "timestamp")
 
 
+class SchemaMismatchError(ValueError):
+    """The database file holds a reactions_table whose CHECK allows other emoticons."""
+
+
 def _sql_string(text: str) -> str:
     """``text`` as an SQL string literal (DDL takes no ? parameters)."""
     return "'" + text.replace("'", "''") + "'"
@@ -57,9 +61,9 @@ class ReactionsTable:
     """The table ``reactions_table`` (seed: ReactionsTable) in the SQLite database at ``path``.
 
     ``path`` is ":memory:" or a file (created if missing, its rows kept). ``emoticon_types`` is
-    the set the CHECK constraint allows (default config.EMOTICON_TYPES); a table created earlier
-    keeps its own constraint.
-    Every method is safe to call from any thread. sqlite3.Error passes through.
+    the set the CHECK constraint allows (default config.EMOTICON_TYPES). Raises
+    SchemaMismatchError if the file's table was made for another set, and sqlite3.Error if the
+    file cannot be opened. Every method is safe to call from any thread.
     """
 
     def __init__(self, path: str = ":memory:",
@@ -73,6 +77,13 @@ class ReactionsTable:
         with self._transaction() as connection:
             connection.execute(CREATE_TABLE.format(allowed=allowed))
             connection.execute(CREATE_INDEX)
+            schema = connection.execute(
+                "select sql from sqlite_master where name = 'reactions_table'").fetchone()[0]
+        if f"in ({allowed})" not in schema:  # the file's table came from another configuration
+            self._connection.close()
+            raise SchemaMismatchError(
+                f"{path} holds a reactions_table for other emoticons than {', '.join(types)} "
+                f"(its schema: {' '.join(schema.split())}); use another database file")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -18,6 +18,7 @@ import math
 import os
 import random
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -26,13 +27,14 @@ from typing import Awaitable, Callable, Sequence
 import config
 from api_layer import POSTMethod, read_counts, weighted_means
 from backup_data import BackupDataManager
-from db import get_reactions_table
+from db import SchemaMismatchError, get_reactions_table
 from redis_adapter import get_adapter
 
 logger = logging.getLogger("live_reactions")
 
 GET_TABLE_MAX_ROWS = 10  # the GET table shows the busiest matches only, so it never floods
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
+EXIT_USAGE = 2  # as argparse exits for a bad flag
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -229,31 +231,38 @@ class LiveRun:
     def _log_banner(self) -> None:
         args = self.args
         rate = "as fast as it can" if args.rate == 0 else f"{args.rate:,g} events/s"
-        logger.info("Live Reactions: %d matches, %s users, emoticons %s, posting %s",
-                    args.matches, f"{args.users:,}", "/".join(config.EMOTICON_TYPES), rate)
+        rows = f" (already {self.rows_before:,} rows)" if self.rows_before else ""
+        seed = "random" if args.seed is None else args.seed
+        until = f"stops after {args.duration:g}s" if args.duration else "Ctrl-C to stop"
+        logger.info("Live Reactions: %s matches, %s users, emoticons %s, posting %s",
+                    f"{args.matches:,}", f"{args.users:,}", "/".join(config.EMOTICON_TYPES), rate)
         logger.info("GET every %gs, backup every %gs, database %s%s, seed %s; %s",
-                    args.get_interval, args.backup_interval, args.db,
-                    f" (already {self.rows_before:,} rows)" if self.rows_before else "",
-                    "random" if args.seed is None else args.seed, f"stops after {args.duration:g}s" if args.duration
-                    else "Ctrl-C to stop")
+                    args.get_interval, args.backup_interval, args.db, rows, seed, until)
 
     async def get_tick(self) -> None:
-        """GET: log every match's weighted means (raw counts), busiest first, and the status."""
+        """GET: log every match's weighted means (raw counts), and the status.
+
+        It calls read_counts, the one MGET GETMethod makes, and weighted_means on that same
+        read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
+        """
         rows = [(match_id, read_counts(match_id)) for match_id in range(1, self.args.matches + 1)]
-        shown = sorted(rows, key=lambda row: -sum(row[1].values()))[:GET_TABLE_MAX_ROWS]
-        shown.sort()
-        more = f" (busiest {len(shown)} of {len(rows)} matches)" if len(rows) > len(shown) else ""
-        logger.info("GET weighted mean (raw count) per emoticon%s; %s", more, self._status())
-        for line in format_get_table(shown):
+        if len(rows) > GET_TABLE_MAX_ROWS:
+            rows = sorted(rows, key=lambda row: -sum(row[1].values()))[:GET_TABLE_MAX_ROWS]
+            which = f"the busiest {GET_TABLE_MAX_ROWS} of {self.args.matches:,} matches"
+        else:
+            which = "per match"
+        logger.info("GET weighted mean = ceil(count/%s) (raw count), %s; %s",
+                    f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, self._status())
+        for line in format_get_table(rows):
             logger.info("%s", line)
 
     def _status(self) -> str:
+        pending = self.adapter.pending_events()  # read first: it never exceeds posted then
         now, posted = time.monotonic(), self.poster.posted
         then, posted_then = self._last_status
         self._last_status = (now, posted)
         rate = (posted - posted_then) / (now - then) if now > then else 0.0
-        return (f"posted {posted:,} at {rate:,.0f}/s, "
-                f"pending in Redis {self.adapter.pending_events():,}")
+        return f"posted {posted:,} at {rate:,.0f}/s, pending in Redis {pending:,}"
 
     async def backup_tick(self) -> None:
         """Run one backup in a worker thread and log its one-line result."""
@@ -262,17 +271,25 @@ class LiveRun:
     def _backup(self) -> None:
         result = self.manager.run()
         self.backups += 1
-        logger.info("backup moved %s events from %d keys in %.0f ms; table now %s rows",
+        logger.info("backup moved %s events (lists: %d) in %.0f ms; table now %s rows",
                     f"{result.events:,}", result.keys, result.seconds * 1000,
                     f"{self.table.count():,}")
         if self.args.show_db:
             self._log_db_output()
 
     def _log_db_output(self) -> None:
+        """The seed's "line 38": the latest rows, and the seed's aggregate query per match."""
         for row in reversed(self.table.latest(3)):
-            logger.info("  db row %s", row)
-        for match_id in range(1, min(self.args.matches, GET_TABLE_MAX_ROWS) + 1):
-            logger.info("  db aggregate match %d: %s", match_id, self.table.aggregate(match_id))
+            logger.info("  db row id=%d user_id=%d match_id=%d emoticon_type=%s timestamp=%.6f",
+                        row["id"], row["user_id"], row["match_id"], row["emoticon_type"],
+                        row["timestamp"])
+        shown = min(self.args.matches, GET_TABLE_MAX_ROWS)
+        logger.info("  db aggregate query (seed's SQL), matches 1..%d of %s:", shown,
+                    f"{self.args.matches:,}")
+        for match_id in range(1, shown + 1):
+            counts = self.table.aggregate(match_id)
+            cells = ", ".join(f"{e} {counts.get(e, 0):,}" for e in config.EMOTICON_TYPES)
+            logger.info("  db match %5d: %s", match_id, cells)
 
     async def shutdown(self, tasks: list[asyncio.Task]) -> int:
         """Stop posting, cancel the ticks, run the final backup, log the summary; exit status."""
@@ -281,11 +298,12 @@ class LiveRun:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        logger.info("posting stopped; final backup")
+        waiting = " (after the backup in progress)" if self.manager.running else ""
+        logger.info("posting stopped; final backup%s", waiting)
         try:
-            await asyncio.to_thread(self._backup)  # waits for a backup still running, if any
+            await asyncio.to_thread(self._backup)  # run() waits for a backup still running
         except Exception:
-            logger.exception("final backup failed; its events are still in Redis")
+            logger.exception("final backup failed; its events stay in Redis and end with it")
         return self._summary()
 
     def _summary(self) -> int:
@@ -296,7 +314,7 @@ class LiveRun:
         pending = self.adapter.pending_events()
         ok = posted == counters == rows and pending == 0
         rate = posted / self.poster.seconds if self.poster.seconds else 0.0
-        logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s), %d backups",
+        logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s), backups run: %d",
                     seconds, f"{posted:,}", self.poster.seconds, f"{rate:,.0f}", self.backups)
         logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
                     "pending_in_redis=%d %s", posted, counters, rows, pending,
@@ -315,9 +333,18 @@ class _ConsoleFormatter(logging.Formatter):
         return text
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """stdout; silent once its reader has gone (``python3 main.py | head``), not a traceback each."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            return
+        super().handleError(record)
+
+
 def configure_logging() -> None:
     """Send log records to stdout: ``HH:MM:SS.mmm message``."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _ConsoleHandler(sys.stdout)
     handler.setFormatter(_ConsoleFormatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
@@ -328,7 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_settings(args)
     configure_logging()
     try:
-        return asyncio.run(LiveRun(args).main())
+        run = LiveRun(args)
+    except (SchemaMismatchError, sqlite3.Error) as error:
+        logger.error("cannot use database %s: %s", args.db, error)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(run.main())
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
         return EXIT_INTERRUPTED
 

@@ -10,6 +10,9 @@ its queued commands under that lock, as MULTI/EXEC does.
 formats -- ``{match_id}_{emoticon_type}`` for counters, ``match_data_{match_id}`` for the event
 lists -- and the domain operations: record one reaction, read one match's counters, move the event
 lists out for the write-behind backup, and show a snapshot in the seed's format.
+
+Reading for the design? RedisAdapter and the key layout are at the end of this file; everything
+above them is the Redis server they talk to.
 """
 
 from __future__ import annotations
@@ -618,18 +621,20 @@ class RedisAdapter:
         """Staged lists left by a backup whose insert failed, found with SCAN."""
         return list(self.redis.scan_iter(match=STAGING_PATTERN))
 
-    def stage(self, key: str) -> str | None:
-        """Atomically rename the list ``key`` to its staging key; that key, or None.
+    def stage_all(self, keys: list[str]) -> list[str]:
+        """Rename each list in ``keys`` to its staging key, all in one MULTI/EXEC; the staged keys.
 
-        None when there is nothing to stage, or when an earlier staged copy still waits (RENAMENX
-        never overwrites it; this list waits for the next run instead).
+        One transaction makes a clean cut: the backup moves exactly what was pending at that
+        instant, however fast new events arrive. A key is skipped (left for the next run) when
+        its earlier staged copy still waits -- RENAMENX never overwrites it -- or when it is gone.
         """
-        try:
-            return staging_key(key) if self.redis.renamenx(key, staging_key(key)) else None
-        except ResponseError as error:
-            if error.args[0] == NO_SUCH_KEY:
-                return None
-            raise
+        if not keys:
+            return []
+        pipe = self.redis.pipeline(transaction=True)
+        for key in keys:
+            pipe.renamenx(key, staging_key(key))
+        replies = pipe.execute(raise_on_error=False)  # "no such key" replies mean: skip it
+        return [staging_key(key) for key, moved in zip(keys, replies) if moved is True]
 
     def iter_events(self, key: str) -> Iterator[dict[str, Any]]:
         """The event records of list ``key`` in order, read in chunks of LRANGE.

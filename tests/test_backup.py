@@ -209,16 +209,35 @@ def test_stage_never_overwrites_a_waiting_staged_list(table):
     """If a staged list still waits, the live list is not renamed onto it (RENAMENX)."""
     adapter = get_adapter()
     POSTMethod(1, 1, "heart")
-    assert adapter.stage("match_data_1") == "backup_match_data_1"
+    assert adapter.stage_all(["match_data_1"]) == ["backup_match_data_1"]
     POSTMethod(2, 1, "heart")
-    assert adapter.stage("match_data_1") is None
+    POSTMethod(3, 2, "heart")
+    assert adapter.stage_all(["match_data_1", "match_data_2"]) == ["backup_match_data_2"]
     assert get_redis().llen("backup_match_data_1") == 1
     assert get_redis().llen("match_data_1") == 1
 
 
-def test_stage_of_a_vanished_key():
-    """Staging a key that is gone (another run took it) answers None."""
-    assert get_adapter().stage("match_data_9") is None
+def test_stage_skips_a_vanished_key():
+    """A key gone since the SCAN (another run took it) is skipped, the others staged."""
+    POSTMethod(1, 2, "heart")
+    assert get_adapter().stage_all(["match_data_9", "match_data_2"]) == ["backup_match_data_2"]
+
+
+def test_backup_moves_what_was_pending_when_it_started():
+    """Events posted while a run inserts wait for the next run: a run's work is bounded."""
+    first = [POSTMethod(1, match_id, "sad") for match_id in (1, 2, 3)]
+    later = []
+
+    class PostingTable(ReactionsTable):
+        def insert_many(self, events):
+            later.append(POSTMethod(2, 3, "happy"))  # a post lands during each insert
+            return super().insert_many(events)
+
+    table = PostingTable(":memory:")
+    result = BackupDataManager(table=table).run()
+    assert (result.events, result.keys) == (3, 3)
+    assert table_rows(table) == first
+    assert get_adapter().pending_events() == len(later) == 3
 
 
 def test_seed_order_would_lose_events(table):

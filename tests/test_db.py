@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from db import AGGREGATE_QUERY, ReactionsTable
+from db import AGGREGATE_QUERY, ReactionsTable, SchemaMismatchError
 
 
 def event(user_id=1, match_id=1, emoticon_type="heart", timestamp=1670051582.545891):
@@ -157,3 +157,12 @@ def test_inserts_from_many_threads(table):
     for thread in threads:
         thread.join()
     assert table.count() == 4 * 20 * 50
+
+
+def test_file_made_for_other_emoticons_is_refused(tmp_path):
+    """Opening a file whose CHECK allows other emoticons raises SchemaMismatchError."""
+    path = str(tmp_path / "reactions.db")
+    ReactionsTable(path, emoticon_types=("heart", "sad")).close()
+    with pytest.raises(SchemaMismatchError) as excinfo:
+        ReactionsTable(path, emoticon_types=("heart", "sad", "angry"))
+    assert path in str(excinfo.value) and "another database file" in str(excinfo.value)

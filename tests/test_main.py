@@ -129,8 +129,11 @@ def test_show_db_logs_rows_and_the_aggregate():
     status, lines = finish(start("--duration", "1", "--show-db", "--matches", "2",
                                  "--get-interval", "0.5", "--backup-interval", "0.5"), [])
     assert status == 0
-    assert any("db row {'id':" in line for line in lines)
-    assert any(re.search(r"db aggregate match 1: \{'\w+': \d+", line) for line in lines)
+    assert any(re.search(r"db row id=\d+ user_id=\d+ match_id=[12] emoticon_type=\w+ "
+                         r"timestamp=\d+\.\d+$", line) for line in lines)
+    assert any("db aggregate query (seed's SQL), matches 1..2 of 2" in line for line in lines)
+    assert any(re.search(r"db match +1: heart [\d,]+, sad [\d,]+, happy [\d,]+$", line)
+               for line in lines)
 
 
 def test_help_lists_every_flag():
@@ -196,3 +199,16 @@ def test_get_table_shows_means_and_counts():
     assert lines[1].split() == ["3", "2", "(1,001)", "0", "(0)", "1", "(999)"]
     assert [lines[0].index(e) for e in ("heart", "sad", "happy")] == [
         lines[1].index(cell) for cell in ("2 (", "0 (", "1 (")]
+
+
+@pytest.mark.parametrize("make_path", [
+    lambda tmp: str(tmp),                                   # a directory
+    lambda tmp: str(tmp / "missing" / "dir" / "x.db"),      # a folder that does not exist
+])
+def test_unusable_database_path_is_refused(tmp_path, make_path):
+    """A --db path SQLite cannot open exits 2 with one clear line, no traceback."""
+    result = subprocess.run([sys.executable, "main.py", "--db", make_path(tmp_path),
+                             "--duration", "1"], cwd=ROOT, text=True, capture_output=True,
+                            timeout=RUN_TIMEOUT_SECONDS)
+    assert result.returncode == 2
+    assert "cannot use database" in result.stdout and "Traceback" not in result.stdout

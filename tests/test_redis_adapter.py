@@ -50,7 +50,7 @@ def test_record_reaction_is_one_transaction(adapter):
 def test_pending_counts_staged_lists(adapter):
     """Events in a staged list are still pending until they are dropped."""
     adapter.record_reaction(1, 2, "heart", 10.5)
-    staged = adapter.stage("match_data_2")
+    [staged] = adapter.stage_all(["match_data_2"])
     adapter.record_reaction(1, 2, "heart", 11.5)
     assert adapter.pending_events() == 2
     assert list(adapter.iter_events(staged)) == [
