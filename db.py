@@ -20,12 +20,22 @@ __all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGR
 
 CREATE_TABLE = """
 create table if not exists reactions_table (
-    id integer primary key autoincrement,
+    id integer not null primary key autoincrement,
     user_id integer not null,
     match_id integer not null,
     emoticon_type text not null check (emoticon_type in ({allowed})),
     timestamp real not null
 )"""
+# The write-behind backup's ledger: the staged Redis lists whose rows are committed. Recorded in
+# the rows' own transaction, it lets a retry (or a second backup worker) skip a list already
+# inserted whose DEL had not happened yet, instead of inserting it twice.
+CREATE_BATCHES = """
+create table if not exists backup_batches (
+    batch text primary key
+)"""
+# (name, declared type, NOT NULL, primary key) of each column, as pragma table_info reports them.
+COLUMNS = [("id", "INTEGER", 1, 1), ("user_id", "INTEGER", 1, 0), ("match_id", "INTEGER", 1, 0),
+           ("emoticon_type", "TEXT", 1, 0), ("timestamp", "REAL", 1, 0)]
 # Serves the aggregate query from the index alone: rows of one match, grouped by emoticon.
 CREATE_INDEX = """
 create index if not exists reactions_match_emoticon
@@ -57,6 +67,20 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _check_schema(connection: sqlite3.Connection, path: str, allowed: str,
+                  types: Sequence[str]) -> None:
+    """Raise SchemaMismatchError unless reactions_table is the one CREATE_TABLE makes."""
+    columns = [(c[1], c[2].upper(), c[3], c[5])
+               for c in connection.execute("pragma table_info(reactions_table)")]
+    schema = connection.execute(
+        "select sql from sqlite_master where name = 'reactions_table'").fetchone()[0]
+    if columns != COLUMNS or f"in ({allowed})" not in schema:
+        raise SchemaMismatchError(
+            f"{path} holds a reactions_table other than this one for emoticons "
+            f"{', '.join(types)} (its schema: {' '.join(schema.split())}); "
+            "use another database file")
+
+
 class ReactionsTable:
     """The table ``reactions_table`` (seed: ReactionsTable) in the SQLite database at ``path``.
 
@@ -74,39 +98,57 @@ class ReactionsTable:
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         types = config.EMOTICON_TYPES if emoticon_types is None else emoticon_types
         allowed = ", ".join(_sql_string(emoticon) for emoticon in types)
-        with self._transaction() as connection:
-            connection.execute(CREATE_TABLE.format(allowed=allowed))
-            connection.execute(CREATE_INDEX)
-            schema = connection.execute(
-                "select sql from sqlite_master where name = 'reactions_table'").fetchone()[0]
-        if f"in ({allowed})" not in schema:  # the file's table came from another configuration
+        try:
+            # A write transaction at once: a read-only file fails here, not at the first backup.
+            with self._transaction() as connection:
+                connection.execute(CREATE_TABLE.format(allowed=allowed))
+                connection.execute(CREATE_INDEX)
+                connection.execute(CREATE_BATCHES)
+                _check_schema(connection, path, allowed, types)
+        except BaseException:
             self._connection.close()
-            raise SchemaMismatchError(
-                f"{path} holds a reactions_table for other emoticons than {', '.join(types)} "
-                f"(its schema: {' '.join(schema.split())}); use another database file")
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock for one transaction: commit if the block ends, roll back if it raises."""
+        """Hold the lock for one write transaction: commit if the block ends, else roll back.
+
+        ``begin immediate`` takes SQLite's write lock first, so writers on other connections to
+        the same file wait their turn instead of failing halfway.
+        """
         with self._lock:
-            self._connection.execute("begin")
+            self._connection.execute("begin immediate")
             try:
                 yield self._connection
+                self._connection.execute("commit")
             except BaseException:
-                self._connection.execute("rollback")
+                # A failed COMMIT (e.g. "database is locked") leaves the transaction open: end
+                # it, or every later one fails. SQLite may have rolled back already (disk full).
+                if self._connection.in_transaction:
+                    self._connection.execute("rollback")
                 raise
-            self._connection.execute("commit")
 
-    def insert_many(self, events: Iterable[Mapping[str, Any]]) -> int:
+    def insert_many(self, events: Iterable[Mapping[str, Any]], batch: str | None = None) -> int:
         """Insert event records ``{user_id, match_id, emoticon_type, timestamp}`` in one transaction.
 
-        ``events`` may be any iterable, a generator included (it is consumed once, streaming).
-        Returns the number of rows inserted. All or nothing: if any row fails (sqlite3.Error, e.g.
-        an emoticon outside the CHECK) or the iterable raises, none of them stays.
+        ``events`` may be any iterable, a generator included (consumed once, streaming, and only
+        if the rows go in). Returns the number of rows inserted. All or nothing: if any row fails
+        (sqlite3.Error, e.g. an emoticon outside the CHECK) or the iterable raises, none stays.
+        ``batch`` names the batch (the backup passes its staged list's key): it is recorded with
+        the rows, and a batch already recorded inserts nothing and returns 0.
         """
-        rows = map(_ROW_OF_EVENT, events)
         with self._transaction() as connection:
-            return connection.executemany(INSERT, rows).rowcount
+            if batch is not None:
+                if connection.execute("select 1 from backup_batches where batch = ?",
+                                      (batch,)).fetchone():
+                    return 0
+                connection.execute("insert into backup_batches (batch) values (?)", (batch,))
+            return connection.executemany(INSERT, map(_ROW_OF_EVENT, events)).rowcount
+
+    def forget_batch(self, batch: str) -> None:
+        """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""
+        with self._transaction() as connection:
+            connection.execute("delete from backup_batches where batch = ?", (batch,))
 
     def count(self) -> int:
         """The number of rows in the table."""

@@ -11,6 +11,12 @@ that reconciles the posted events with Redis and the table. A second Ctrl-C exit
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # Until the event loop installs its handlers, Ctrl-C ends the process the plain way (status
+    # 130 in the shell) rather than with a KeyboardInterrupt traceback from the middle of imports.
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 import argparse
 import asyncio
 import logging
@@ -26,7 +32,7 @@ from typing import Awaitable, Callable, Sequence
 
 import config
 from api_layer import POSTMethod, read_counts, weighted_means
-from backup_data import BackupDataManager
+from backup_data import BackupDataManager, BackupError
 from db import SchemaMismatchError, get_reactions_table
 from redis_adapter import get_adapter
 
@@ -46,10 +52,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="match ids run 1..N (default %(default)s)")
     parser.add_argument("--users", type=_positive_int, default=config.MAX_USERS,
                         help="user ids run 1..N (default %(default)s)")
-    parser.add_argument("--rate", type=_non_negative_float, default=config.POSTS_PER_SECOND,
+    parser.add_argument("--rate", type=_rate, default=config.POSTS_PER_SECOND,
                         help="posting pace in events/s, 0 = as fast as it can "
                              "(default %(default)s)")
-    parser.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+    parser.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS",
                         help="stop by itself after this many seconds (default: run until Ctrl-C)")
     parser.add_argument("--seed", type=int, default=config.RANDOM_SEED,
                         help="seed of the random reactions, for a repeatable run "
@@ -60,29 +66,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--show-db", action="store_true", default=config.SHOW_DB_OUTPUT,
                         help="after each backup, also show the table's latest rows and the "
                              "seed's aggregate query per match")
-    parser.add_argument("--get-interval", type=_positive_float,
+    parser.add_argument("--get-interval", type=_interval,
                         default=config.GET_INTERVAL_SECONDS, metavar="SECONDS",
-                        help="seconds between GET ticks (default %(default)s)")
-    parser.add_argument("--backup-interval", type=_positive_float,
+                        help="seconds between GET ticks, at least %g (default %%(default)s)"
+                             % MIN_INTERVAL_SECONDS)
+    parser.add_argument("--backup-interval", type=_interval,
                         default=config.BACKUP_INTERVAL_SECONDS, metavar="SECONDS",
-                        help="seconds between backups (default %(default)s)")
+                        help="seconds between backups, at least %g (default %%(default)s)"
+                             % MIN_INTERVAL_SECONDS)
     return parser.parse_args(argv)
 
 
-def _number(kind: type, low: float, allow_equal: bool) -> Callable[[str], float]:
+def _number(kind: type, low: float, high: float, allowed: str) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)`` if it lies in [low, high], else the message ``allowed``."""
     def parse(text: str) -> float:
         value = kind(text)  # ValueError: argparse reports "invalid ... value"
-        if not math.isfinite(value) or value < low or (value == low and not allow_equal):
-            relation = ">=" if allow_equal else ">"
-            raise argparse.ArgumentTypeError(f"must be a number {relation} {low:g}, got {text}")
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
         return value
     parse.__name__ = kind.__name__
     return parse
 
 
-_positive_int = _number(int, 0, allow_equal=False)
-_positive_float = _number(float, 0, allow_equal=False)
-_non_negative_float = _number(float, 0, allow_equal=True)
+_ID_MAX = 2 ** 63 - 1  # ids are SQLite INTEGERs: signed 64-bit
+_positive_int = _number(int, 1, _ID_MAX, "an integer from 1 to 2**63-1")
+_rate = _number(float, 0, math.inf, "events/s, 0 or more (0 = as fast as it can)")
+_seconds = _number(float, 1e-3, math.inf, "a number of seconds, 0.001 or more")
+# Shorter ticks would print tables faster than anyone reads them (and flood the terminal).
+MIN_INTERVAL_SECONDS = 0.1
+_interval = _number(float, MIN_INTERVAL_SECONDS, math.inf,
+                    f"a number of seconds, {MIN_INTERVAL_SECONDS:g} or more")
 
 
 def apply_settings(args: argparse.Namespace) -> None:
@@ -245,7 +258,7 @@ class LiveRun:
         It calls read_counts, the one MGET GETMethod makes, and weighted_means on that same
         read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
         """
-        rows = [(match_id, read_counts(match_id)) for match_id in range(1, self.args.matches + 1)]
+        rows = await asyncio.to_thread(self._read_all_counts)  # many matches: keep the loop free
         if len(rows) > GET_TABLE_MAX_ROWS:
             rows = sorted(rows, key=lambda row: -sum(row[1].values()))[:GET_TABLE_MAX_ROWS]
             which = f"the busiest {GET_TABLE_MAX_ROWS} of {self.args.matches:,} matches"
@@ -255,6 +268,9 @@ class LiveRun:
                     f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, self._status())
         for line in format_get_table(rows):
             logger.info("%s", line)
+
+    def _read_all_counts(self) -> list[tuple[int, dict[str, int]]]:
+        return [(match_id, read_counts(match_id)) for match_id in range(1, self.args.matches + 1)]
 
     def _status(self) -> str:
         pending = self.adapter.pending_events()  # read first: it never exceeds posted then
@@ -269,7 +285,11 @@ class LiveRun:
         await asyncio.to_thread(self._backup)
 
     def _backup(self) -> None:
-        result = self.manager.run()
+        try:
+            result = self.manager.run()
+        except BackupError as error:  # one line, not a traceback: it may recur every tick
+            result = error.result
+            logger.warning("backup: %s", error)
         self.backups += 1
         logger.info("backup moved %s events (lists: %d) in %.0f ms; table now %s rows",
                     f"{result.events:,}", result.keys, result.seconds * 1000,
@@ -363,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run.main())
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a late Ctrl-C: no traceback either
 
 
 if __name__ == "__main__":

@@ -224,7 +224,8 @@ class Commands:
              _type: str | None = None) -> Any:
         """SCAN: (next cursor, keys); cursor 0 ends the iteration.
 
-        COUNT is a hint Redis may exceed; this server answers every key in one batch.
+        COUNT is a hint Redis may exceed; this server answers every key in one batch at cursor 0
+        (and nothing at any other cursor, since it never hands one out).
         """
         args: list[Any] = [cursor]
         if match is not None:
@@ -435,6 +436,8 @@ class InMemoryRedis(Commands):
             raise ResponseError(SYNTAX_ERROR)
         if "COUNT" in settings and _parse_int(settings["COUNT"]) < 1:
             raise ResponseError(SYNTAX_ERROR)
+        if int(cursor or 0) != 0:  # every key went out with cursor 0: no cursor continues it
+            return 0, []
         keys = self._keys(settings.get("MATCH", "*"))
         if "TYPE" in settings:
             keys = [key for key in keys if self._type(key) == settings["TYPE"].lower()]
@@ -535,17 +538,18 @@ def match_data_key(match_id: int | str) -> str:
     return f"match_data_{match_id}"
 
 
-def staging_key(key: str) -> str:
-    """Where the backup parks the list ``key`` while it copies it to the table.
+def staging_key(key: str, batch: str) -> str:
+    """Where backup run ``batch`` parks the list ``key`` while it copies it to the table.
 
-    ``backup_match_data_5`` does not match MATCH_DATA_PATTERN, so while a list is staged, new
-    events of its match start a fresh ``match_data_5``.
+    ``backup_{batch}_match_data_5`` does not match MATCH_DATA_PATTERN, so new events of match 5
+    start a fresh list meanwhile. Each run has its own ``batch`` (ordered by time), so a list
+    left by a failed run is never overwritten, and sorting staged keys gives their age order.
     """
-    return f"backup_{key}"
+    return f"backup_{batch}_{key}"
 
 
 MATCH_DATA_PATTERN = match_data_key("*")
-STAGING_PATTERN = staging_key(MATCH_DATA_PATTERN)
+STAGING_PATTERN = staging_key(MATCH_DATA_PATTERN, "*")
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
 
 
@@ -618,23 +622,23 @@ class RedisAdapter:
         return list(self.redis.scan_iter(match=MATCH_DATA_PATTERN))
 
     def staged_keys(self) -> list[str]:
-        """Staged lists left by a backup whose insert failed, found with SCAN."""
-        return list(self.redis.scan_iter(match=STAGING_PATTERN))
+        """Staged lists not yet moved (left by a failed or concurrent backup), oldest first."""
+        return sorted(self.redis.scan_iter(match=STAGING_PATTERN))
 
-    def stage_all(self, keys: list[str]) -> list[str]:
-        """Rename each list in ``keys`` to its staging key, all in one MULTI/EXEC; the staged keys.
+    def stage_all(self, keys: list[str], batch: str) -> list[str]:
+        """RENAME each list in ``keys`` to its staging key for ``batch``, all in one MULTI/EXEC.
 
-        One transaction makes a clean cut: the backup moves exactly what was pending at that
-        instant, however fast new events arrive. A key is skipped (left for the next run) when
-        its earlier staged copy still waits -- RENAMENX never overwrites it -- or when it is gone.
+        Returns the staged keys. One transaction makes a clean cut: the backup moves exactly
+        what was pending at that instant, however fast new events arrive. A key gone since it
+        was found (another backup took it) answers "no such key" and is skipped.
         """
         if not keys:
             return []
         pipe = self.redis.pipeline(transaction=True)
         for key in keys:
-            pipe.renamenx(key, staging_key(key))
-        replies = pipe.execute(raise_on_error=False)  # "no such key" replies mean: skip it
-        return [staging_key(key) for key, moved in zip(keys, replies) if moved is True]
+            pipe.rename(key, staging_key(key, batch))
+        replies = pipe.execute(raise_on_error=False)
+        return [staging_key(key, batch) for key, moved in zip(keys, replies) if moved is True]
 
     def iter_events(self, key: str) -> Iterator[dict[str, Any]]:
         """The event records of list ``key`` in order, read in chunks of LRANGE.

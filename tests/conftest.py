@@ -73,3 +73,12 @@ def backend(request) -> Backend:
 def r(backend: Backend):
     """The Redis client of ``backend``."""
     return backend.client
+
+
+@pytest.fixture
+def fast_thread_switching():
+    """Switch threads every microsecond, so a missing lock shows up as a race within the test."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(previous)

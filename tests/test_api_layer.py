@@ -159,3 +159,25 @@ def test_get_bad_match_id(match_id):
     with pytest.raises(InvalidReactionError) as excinfo:
         GETMethod(match_id)
     assert excinfo.value.field == "match_id"
+
+
+class MyInt(int):
+    pass
+
+
+class BadRepr:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize("value, shown", [
+    (10 ** 5000, "<int>"),
+    (MyInt(1), "1 (a MyInt)"),
+    (BadRepr(), "<BadRepr>"),
+], ids=["huge_int", "int_subclass", "broken_repr"])
+def test_error_message_survives_odd_values(value, shown):
+    """Huge ints, int subclasses and broken reprs still give InvalidReactionError, readable."""
+    with pytest.raises(InvalidReactionError) as excinfo:
+        POSTMethod(value, 1, "heart")
+    assert str(excinfo.value).startswith(f"invalid user_id {shown}: ")
+    assert get_adapter().snapshot() == {}

@@ -8,9 +8,9 @@ import pytest
 
 import config
 from api_layer import POSTMethod, read_counts
-from backup_data import BackupDataManager
+from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
-from redis_adapter import get_adapter, get_redis
+from redis_adapter import RedisAdapter, get_adapter, get_redis
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ class FlakyTable(ReactionsTable):
         self.calls = 0
         self.failures = 0
 
-    def insert_many(self, events):
+    def insert_many(self, events, batch=None):
         self.calls += 1
         if self.calls in self.fail_calls:
             self.failures += 1
@@ -37,8 +37,8 @@ class FlakyTable(ReactionsTable):
             def half_then_fail(events=iter(events)):
                 yield next(events)
                 raise sqlite3.OperationalError("disk I/O error (injected)")
-            return super().insert_many(half_then_fail())
-        return super().insert_many(events)
+            return super().insert_many(half_then_fail(), batch)
+        return super().insert_many(events, batch)
 
 
 def table_rows(table):
@@ -105,8 +105,10 @@ def test_failed_insert_keeps_events_in_redis(table):
     POSTMethod(1, 1, "heart")
     POSTMethod(2, 1, "sad")
     flaky = FlakyTable(fail_calls={1})
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(BackupError) as excinfo:
         BackupDataManager(table=flaky).run()
+    assert isinstance(excinfo.value.__cause__, sqlite3.OperationalError)
+    assert excinfo.value.result.events == 0
     assert flaky.count() == 0
     assert get_adapter().pending_events() == 2
 
@@ -116,7 +118,7 @@ def test_failed_batch_is_retried_first_without_duplicates():
     first = [POSTMethod(n, 1, "heart") for n in range(1, 4)]
     flaky = FlakyTable(fail_calls={1})
     manager = BackupDataManager(table=flaky)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(BackupError):
         manager.run()
     later = [POSTMethod(n, 1, "sad") for n in range(4, 6)]
     result = manager.run()
@@ -125,7 +127,8 @@ def test_failed_batch_is_retried_first_without_duplicates():
     assert_reconciled(flaky, first + later)
 
 
-def test_backup_loses_and_doubles_nothing_under_concurrent_posting(table):
+def test_backup_loses_and_doubles_nothing_under_concurrent_posting(table,
+                                                                   fast_thread_switching):
     """Four posting threads and a backup every millisecond: rows == posted, exactly once."""
     config.MAX_MATCHES = 5
     manager = BackupDataManager(table=table)
@@ -174,8 +177,8 @@ def test_backup_exactly_once_with_injected_failures_while_posting():
         while not stop.is_set():
             try:
                 manager.run()
-            except sqlite3.OperationalError:
-                failures.append(1)
+            except BackupError as error:
+                failures.extend(error.errors.values())
             stop.wait(0.001)
 
     backer = threading.Thread(target=back_up)
@@ -190,6 +193,7 @@ def test_backup_exactly_once_with_injected_failures_while_posting():
     flaky.fail_calls.clear()
     manager.run()
     assert flaky.failures > 0 and len(failures) == flaky.failures
+    assert all(isinstance(error, sqlite3.OperationalError) for error in failures)
     assert_reconciled(flaky, posted)
 
 
@@ -205,22 +209,115 @@ def test_concurrent_runs_of_one_manager_do_not_overlap(table):
     assert_reconciled(table, posted)
 
 
-def test_stage_never_overwrites_a_waiting_staged_list(table):
-    """If a staged list still waits, the live list is not renamed onto it (RENAMENX)."""
+def test_each_run_stages_under_its_own_name():
+    """A list staged by a failed run is never overwritten; staged keys sort oldest first."""
     adapter = get_adapter()
     POSTMethod(1, 1, "heart")
-    assert adapter.stage_all(["match_data_1"]) == ["backup_match_data_1"]
+    assert adapter.stage_all(["match_data_1"], "b1") == ["backup_b1_match_data_1"]
     POSTMethod(2, 1, "heart")
     POSTMethod(3, 2, "heart")
-    assert adapter.stage_all(["match_data_1", "match_data_2"]) == ["backup_match_data_2"]
-    assert get_redis().llen("backup_match_data_1") == 1
-    assert get_redis().llen("match_data_1") == 1
+    assert adapter.stage_all(["match_data_1", "match_data_2"], "b2") == [
+        "backup_b2_match_data_1", "backup_b2_match_data_2"]
+    assert adapter.staged_keys() == ["backup_b1_match_data_1", "backup_b2_match_data_1",
+                                     "backup_b2_match_data_2"]
+    assert get_redis().keys("match_data_*") == []
 
 
 def test_stage_skips_a_vanished_key():
     """A key gone since the SCAN (another run took it) is skipped, the others staged."""
     POSTMethod(1, 2, "heart")
-    assert get_adapter().stage_all(["match_data_9", "match_data_2"]) == ["backup_match_data_2"]
+    assert get_adapter().stage_all(["match_data_9", "match_data_2"], "b") == [
+        "backup_b_match_data_2"]
+
+
+def test_batch_names_sort_in_start_order():
+    """Run names are unique and sort like their start times."""
+    names = [new_batch() for _ in range(1000)]
+    assert names == sorted(names) and len(set(names)) == 1000
+
+
+def test_failed_delete_does_not_double_rows(table):
+    """Rows committed but their list not deleted: the next run deletes it, inserts nothing."""
+    posted = [POSTMethod(n, 1, "heart") for n in range(1, 6)]
+    manager = BackupDataManager(table=table)
+    real_drop = manager.adapter.drop
+
+    def failing_drop(key):
+        manager.adapter.drop = real_drop
+        raise ConnectionError("Redis went away after the commit (injected)")
+
+    manager.adapter.drop = failing_drop
+    try:
+        with pytest.raises(BackupError):
+            manager.run()
+        assert table.count() == 5 and get_adapter().pending_events() == 5
+        result = manager.run()
+    finally:
+        manager.adapter.drop = real_drop
+    assert (result.events, result.keys) == (0, 1)
+    assert_reconciled(table, posted)
+
+
+def test_second_manager_between_commit_and_delete(table):
+    """Another worker that finds a committed, not yet deleted list leaves the rows as they are."""
+    posted = [POSTMethod(n, m, "sad") for n in range(1, 4) for m in (1, 2)]
+    other = BackupDataManager(RedisAdapter(get_redis()), table)
+    first = BackupDataManager(RedisAdapter(get_redis()), table)
+    real_drop = first.adapter.drop
+    runs = []
+
+    def drop_after_the_other_ran(key):
+        if not runs:
+            runs.append(other.run())  # the other worker runs in this very gap
+        real_drop(key)
+
+    first.adapter.drop = drop_after_the_other_ran
+    first.run()
+    assert runs[0].events == 3  # it moved only the list the first worker had not reached
+    assert_reconciled(table, posted)
+
+
+def test_several_managers_while_posting_stay_exactly_once(table, fast_thread_switching):
+    """Three workers backing up one Redis into one table while two threads post."""
+    config.MAX_MATCHES = 3
+    managers = [BackupDataManager(RedisAdapter(get_redis()), table) for _ in range(3)]
+    posted, stop = [], threading.Event()
+
+    def post(seed):
+        rng = random.Random(seed)
+        posted.extend(POSTMethod(rng.randint(1, 1000), rng.randint(1, 3), "heart")
+                      for _ in range(3000))
+
+    def back_up(manager):
+        while not stop.is_set():
+            manager.run()
+
+    workers = [threading.Thread(target=back_up, args=(m,)) for m in managers]
+    posters = [threading.Thread(target=post, args=(n,)) for n in range(2)]
+    for thread in workers + posters:
+        thread.start()
+    for thread in posters:
+        thread.join()
+    stop.set()
+    for thread in workers:
+        thread.join()
+    managers[0].run()
+    assert_reconciled(table, posted)
+
+
+def test_a_bad_record_does_not_block_other_lists(table):
+    """A list the table refuses stays staged; every other list still moves."""
+    posted = [POSTMethod(1, match_id, "heart") for match_id in (1, 2, 3)]
+    get_redis().rpush("match_data_4", '{"user_id": 1, "emoticon_type": "angry", '
+                                      '"timestamp": 1.0, "match_id": 4}')
+    with pytest.raises(BackupError) as excinfo:
+        BackupDataManager(table=table).run()
+    [failed] = excinfo.value.errors
+    assert failed.endswith("_match_data_4")
+    assert isinstance(excinfo.value.errors[failed], sqlite3.IntegrityError)
+    assert (excinfo.value.result.events, excinfo.value.result.keys) == (3, 3)
+    assert table_rows(table) == posted
+    assert get_redis().llen(failed) == 1
 
 
 def test_backup_moves_what_was_pending_when_it_started():
@@ -229,9 +326,9 @@ def test_backup_moves_what_was_pending_when_it_started():
     later = []
 
     class PostingTable(ReactionsTable):
-        def insert_many(self, events):
+        def insert_many(self, events, batch=None):
             later.append(POSTMethod(2, 3, "happy"))  # a post lands during each insert
-            return super().insert_many(events)
+            return super().insert_many(events, batch)
 
     table = PostingTable(":memory:")
     result = BackupDataManager(table=table).run()

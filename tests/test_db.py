@@ -115,7 +115,7 @@ def test_schema_matches_the_seed(table):
     """reactions_table has the seed's columns, all NOT NULL, id the autoincrement key."""
     columns = table._connection.execute("pragma table_info(reactions_table)").fetchall()
     assert [(c[1], c[2].lower(), c[3], c[5]) for c in columns] == [
-        ("id", "integer", 0, 1),
+        ("id", "integer", 1, 1),
         ("user_id", "integer", 1, 0),
         ("match_id", "integer", 1, 0),
         ("emoticon_type", "text", 1, 0),
@@ -166,3 +166,51 @@ def test_file_made_for_other_emoticons_is_refused(tmp_path):
     with pytest.raises(SchemaMismatchError) as excinfo:
         ReactionsTable(path, emoticon_types=("heart", "sad", "angry"))
     assert path in str(excinfo.value) and "another database file" in str(excinfo.value)
+
+
+def test_failed_commit_is_rolled_back_and_the_table_stays_usable(table):
+    """A COMMIT that fails (here a deferred constraint) ends its transaction: nothing stays,
+    and the next batch commits instead of failing "within a transaction"."""
+    connection = table._connection
+    connection.execute("pragma foreign_keys = on")
+    connection.execute("create table parent (id integer primary key)")
+    connection.execute("create table child (parent_id integer references parent (id) "
+                       "deferrable initially deferred)")
+    with pytest.raises(sqlite3.IntegrityError):
+        with table._transaction() as transaction:
+            transaction.executemany(
+                "insert into reactions_table (user_id, match_id, emoticon_type, timestamp) "
+                "values (?, ?, ?, ?)", [(1, 1, "heart", 1.0)])
+            transaction.execute("insert into child values (42)")  # fails only at COMMIT
+    assert not connection.in_transaction
+    assert table.count() == 0
+    assert table.insert_many([event()]) == 1
+
+
+def test_batch_is_inserted_once(table):
+    """A batch name already in the ledger inserts nothing; forgetting it frees the name."""
+    assert table.insert_many([event(), event()], batch="backup_b1_match_data_1") == 2
+    assert table.insert_many([event(), event()], batch="backup_b1_match_data_1") == 0
+    table.forget_batch("backup_b1_match_data_1")
+    assert table.insert_many([event()], batch="backup_b1_match_data_1") == 1
+    assert table.count() == 3
+
+
+def test_batch_is_recorded_only_with_its_rows(table):
+    """A failed batch leaves no ledger entry behind, so its retry inserts it."""
+    with pytest.raises(sqlite3.IntegrityError):
+        table.insert_many([event(), event(emoticon_type="angry")], batch="b")
+    assert table.insert_many([event()], batch="b") == 1
+
+
+def test_file_with_other_columns_is_refused(tmp_path):
+    """A reactions_table with the same CHECK but other columns is not taken for ours."""
+    path = str(tmp_path / "reactions.db")
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "create table reactions_table (id integer not null primary key autoincrement, "
+            "user_id integer not null, match_id integer not null, emoticon_type text not null "
+            "check (emoticon_type in ('heart', 'sad', 'happy')), timestamp real not null, "
+            "extra text not null)")
+    with pytest.raises(SchemaMismatchError):
+        ReactionsTable(path)

@@ -1,6 +1,7 @@
 """RedisAdapter: the key layout, the stored event text, and the counts it reports."""
 
 import json
+import threading
 
 import pytest
 
@@ -22,8 +23,8 @@ def test_key_formats_are_the_seeds():
 
 def test_staging_keys_are_outside_the_match_data_pattern():
     """A staged list is not found again by the scan for match_data_*."""
-    assert staging_key("match_data_5") == "backup_match_data_5"
-    assert STAGING_PATTERN == "backup_match_data_*"
+    assert staging_key("match_data_5", "0001") == "backup_0001_match_data_5"
+    assert STAGING_PATTERN == "backup_*_match_data_*"
 
 
 @pytest.mark.parametrize("event", [
@@ -50,7 +51,7 @@ def test_record_reaction_is_one_transaction(adapter):
 def test_pending_counts_staged_lists(adapter):
     """Events in a staged list are still pending until they are dropped."""
     adapter.record_reaction(1, 2, "heart", 10.5)
-    [staged] = adapter.stage_all(["match_data_2"])
+    [staged] = adapter.stage_all(["match_data_2"], "b1")
     adapter.record_reaction(1, 2, "heart", 11.5)
     assert adapter.pending_events() == 2
     assert list(adapter.iter_events(staged)) == [
@@ -62,3 +63,30 @@ def test_pending_counts_staged_lists(adapter):
 def test_counter_total_of_empty_redis(adapter):
     """No counters: the total is 0."""
     assert adapter.counter_total() == 0
+
+
+def test_counter_and_event_are_recorded_together(adapter, fast_thread_switching):
+    """No reader ever sees a counted reaction without its event, or the reverse (MULTI/EXEC)."""
+    redis, torn, stop = adapter.redis, [], threading.Event()
+
+    def post():
+        for n in range(1500):
+            adapter.record_reaction(n % 1000 + 1, 1, "heart", float(n))
+
+    def read():
+        while not stop.is_set():
+            count, length = redis.pipeline().get("1_heart").llen("match_data_1").execute()
+            if int(count or 0) != length:
+                torn.append((count, length))
+
+    reader = threading.Thread(target=read)
+    posters = [threading.Thread(target=post) for _ in range(3)]
+    reader.start()
+    for thread in posters:
+        thread.start()
+    for thread in posters:
+        thread.join()
+    stop.set()
+    reader.join()
+    assert torn == []
+    assert redis.get("1_heart") == "4500" and redis.llen("match_data_1") == 4500

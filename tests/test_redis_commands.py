@@ -473,7 +473,7 @@ def test_pipeline_context_manager(r):
     assert r.exists("n") == 0
 
 
-def test_pipeline_transaction_is_atomic(r):
+def test_pipeline_transaction_is_atomic(r, fast_thread_switching):
     """No reader ever sees one of two counters incremented by a transaction without the other."""
     writers, increments = 4, 500
     torn = []
@@ -502,12 +502,18 @@ def test_pipeline_transaction_is_atomic(r):
     assert r.mget("a", "b") == [str(writers * increments)] * 2
 
 
-def test_incr_from_many_threads_loses_nothing(r):
+def test_incr_from_many_threads_loses_nothing(r, fast_thread_switching):
     """Concurrent INCRs all count."""
-    threads = [threading.Thread(target=lambda: [r.incr("n") for _ in range(1000)])
-               for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def increment():
+        start.wait()
+        for _ in range(10_000):
+            r.incr("n")
+
+    threads = [threading.Thread(target=increment) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert r.get("n") == "4000"
+    assert r.get("n") == "40000"
