@@ -357,8 +357,9 @@ class InMemoryRedis(Commands):
         return True
 
     def _mget(self, *keys: str) -> list[str | None]:
-        values = [self._data.get(key) for key in keys]
-        return [None if value is None or type(value) is list else str(value) for value in values]
+        get = self._data.get
+        return [None if (value := get(key)) is None or type(value) is list else str(value)
+                for key in keys]
 
     def _incrby(self, key: str, amount: str) -> int:
         increment = _parse_int(amount)
@@ -548,6 +549,12 @@ def staging_key(key: str, batch: str) -> str:
     return f"backup_{batch}_{key}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _counter_keys(match_id: int, emoticon_types: tuple[str, ...]) -> list[str]:
+    """One match's counter keys, built once: GET asks for the same few matches every tick."""
+    return [counter_key(match_id, emoticon) for emoticon in emoticon_types]
+
+
 MATCH_DATA_PATTERN = match_data_key("*")
 STAGING_PATTERN = staging_key(MATCH_DATA_PATTERN, "*")
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
@@ -607,9 +614,9 @@ class RedisAdapter:
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
-        emoticon_types = list(emoticon_types)
-        values = self.redis.mget([counter_key(match_id, emoticon) for emoticon in emoticon_types])
-        return {emoticon: int(value) if value is not None else 0
+        emoticon_types = tuple(emoticon_types)
+        values = self.redis.mget(_counter_keys(match_id, emoticon_types))
+        return {emoticon: 0 if value is None else int(value)
                 for emoticon, value in zip(emoticon_types, values)}
 
     def counter_total(self) -> int:
