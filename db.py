@@ -8,6 +8,8 @@ batch is one transaction, all or nothing.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import operator
 import sqlite3
 import threading
@@ -57,6 +59,28 @@ from reactions_table order by id desc limit ?"""
 # An event record's values in INSERT's column order (in C: the backup's per-row cost).
 _ROW_OF_EVENT = operator.itemgetter("user_id", "match_id", "emoticon_type", "timestamp")
 
+ROWS_PER_INSERT = 2000
+"""Rows per INSERT statement in insert_many (fewer if SQLite allows fewer ? parameters).
+
+sqlite3 lets other threads take the GIL once per statement, and a busy one -- the poster at
+--rate 0 -- may then keep it for a whole switch interval. One row per statement (executemany)
+so crawls at about 200 rows/s while posting runs flat out; 2,000 rows per statement keep the
+backup ahead of the poster (README, Performance)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    """INSERT with ``rows`` groups of ? parameters."""
+    return INSERT + ", (?, ?, ?, ?)" * (rows - 1)
+
+
+def _max_rows_per_insert(connection: sqlite3.Connection) -> int:
+    try:
+        parameters = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # Python 3.10 has no getlimit: assume SQLite's old default, 999
+        parameters = 999
+    return max(1, min(ROWS_PER_INSERT, parameters // 4))
+
 
 class SchemaMismatchError(ValueError):
     """The database file holds a reactions_table whose CHECK allows other emoticons."""
@@ -96,6 +120,7 @@ class ReactionsTable:
         self._lock = threading.Lock()
         # isolation_level=None: transactions are begun and ended explicitly in _transaction().
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._rows_per_insert = _max_rows_per_insert(self._connection)
         types = config.EMOTICON_TYPES if emoticon_types is None else emoticon_types
         allowed = ", ".join(_sql_string(emoticon) for emoticon in types)
         try:
@@ -143,7 +168,15 @@ class ReactionsTable:
                                       (batch,)).fetchone():
                     return 0
                 connection.execute("insert into backup_batches (batch) values (?)", (batch,))
-            return connection.executemany(INSERT, map(_ROW_OF_EVENT, events)).rowcount
+            return self._insert_rows(connection, map(_ROW_OF_EVENT, events))
+
+    def _insert_rows(self, connection: sqlite3.Connection, rows: Iterator[tuple]) -> int:
+        """INSERT ``rows`` up to self._rows_per_insert per statement; how many went in."""
+        inserted = 0
+        while block := list(itertools.islice(rows, self._rows_per_insert)):
+            connection.execute(_insert_sql(len(block)), list(itertools.chain.from_iterable(block)))
+            inserted += len(block)
+        return inserted
 
     def forget_batch(self, batch: str) -> None:
         """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""

@@ -41,6 +41,13 @@ logger = logging.getLogger("live_reactions")
 GET_TABLE_MAX_ROWS = 10  # the GET table shows the busiest matches only, so it never floods
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 EXIT_USAGE = 2  # as argparse exits for a bad flag
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a thread may keep the GIL while another waits (Python's default: 5 ms).
+
+The poster at --rate 0 never waits for anything, so each time the backup thread (sqlite3 releases
+the GIL per statement) or the event loop (after each sleep) lets go of the GIL, it may wait a
+whole switch interval to get it back. At 5 ms the backup falls behind the poster and the GET tick
+runs late; at 1 ms both keep up (README, Performance)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -374,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     apply_settings(args)
     configure_logging()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     try:
         run = LiveRun(args)
     except (SchemaMismatchError, sqlite3.Error) as error:

@@ -557,6 +557,7 @@ def _counter_keys(match_id: int, emoticon_types: tuple[str, ...]) -> list[str]:
 
 MATCH_DATA_PATTERN = match_data_key("*")
 STAGING_PATTERN = staging_key(MATCH_DATA_PATTERN, "*")
+PENDING_PATTERN = "*" + MATCH_DATA_PATTERN  # live and staged lists alike
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
 
 
@@ -665,14 +666,21 @@ class RedisAdapter:
         self.redis.delete(key)
 
     def pending_events(self) -> int:
-        """Events in Redis not yet in the table: live lists plus staged ones."""
-        keys = self.match_data_keys() + self.staged_keys()
-        if not keys:
-            return 0
-        pipe = self.redis.pipeline(transaction=True)
-        for key in keys:
-            pipe.llen(key)
-        return sum(pipe.execute())
+        """Events in Redis not yet in the table: live lists plus staged ones.
+
+        A backup renaming lists between the SCAN and the LLENs would hide them, so the count is
+        taken again until the keys stayed the same throughout (a few tries; then best effort).
+        """
+        keys = set(self.redis.scan_iter(match=PENDING_PATTERN))
+        for _ in range(5):
+            pipe = self.redis.pipeline(transaction=True)
+            for key in keys:
+                pipe.llen(key)
+            total = sum(pipe.execute())
+            keys, before = set(self.redis.scan_iter(match=PENDING_PATTERN)), keys
+            if keys == before:
+                break
+        return total
 
     def snapshot(self) -> dict[str, Any]:
         """Every key and value in the seed's format: counters as int, lists as event records."""

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from db import AGGREGATE_QUERY, ReactionsTable, SchemaMismatchError
+from db import AGGREGATE_QUERY, ROWS_PER_INSERT, ReactionsTable, SchemaMismatchError
 
 
 def event(user_id=1, match_id=1, emoticon_type="heart", timestamp=1670051582.545891):
@@ -214,3 +214,19 @@ def test_file_with_other_columns_is_refused(tmp_path):
             "extra text not null)")
     with pytest.raises(SchemaMismatchError):
         ReactionsTable(path)
+
+
+@pytest.mark.parametrize("rows", [ROWS_PER_INSERT - 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1,
+                                  2 * ROWS_PER_INSERT + 7])
+def test_insert_many_in_several_statements(table, rows):
+    """Batches longer than one INSERT statement's rows go in whole, in order."""
+    assert table.insert_many(event(user_id=n) for n in range(1, rows + 1)) == rows
+    assert [row["user_id"] for row in table.latest(rows)] == list(range(rows, 0, -1))
+
+
+def test_failure_in_a_later_statement_rolls_back_the_earlier_ones(table):
+    """A bad row past the first INSERT statement still undoes the whole batch."""
+    events = [event()] * (ROWS_PER_INSERT + 5) + [event(emoticon_type="angry")]
+    with pytest.raises(sqlite3.IntegrityError):
+        table.insert_many(events)
+    assert table.count() == 0
