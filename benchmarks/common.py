@@ -56,6 +56,8 @@ class Settings:
     """Repeats of the lateness scenario (backup + Poster + GET tick) (item 5)."""
     tick_interval_s: float
     """Period of the GET tick in the lateness scenario, seconds (item 5)."""
+    poster_cap_s: float
+    """Seconds of backup after which the lateness scenario's Poster stops (item 5)."""
     memory_events: int
     """Events posted under tracemalloc for the bytes-per-pending-event figure (item 6)."""
     run_seconds: float
@@ -66,16 +68,16 @@ class Settings:
         return cls(quick=False, repeats=5, post_events=200_000, poster_seconds=2.0,
                    read_sizes=(10_000, 100_000, 1_000_000), match_counts=(10, 1_000, 100_000),
                    call_budget_s=0.2, write_events_memory=100_000, write_events_file=3_000,
-                   backup_events=1_000_000, lateness_repeats=3, tick_interval_s=0.05,
-                   memory_events=200_000, run_seconds=60.0)
+                   backup_events=1_000_000, lateness_repeats=2, tick_interval_s=0.05,
+                   poster_cap_s=30.0, memory_events=100_000, run_seconds=60.0)
 
     @classmethod
     def quick_run(cls) -> Settings:
-        return cls(quick=True, repeats=3, post_events=30_000, poster_seconds=0.5,
-                   read_sizes=(10_000, 100_000), match_counts=(10, 1_000, 100_000),
-                   call_budget_s=0.05, write_events_memory=20_000, write_events_file=500,
-                   backup_events=50_000, lateness_repeats=3, tick_interval_s=0.05,
-                   memory_events=20_000, run_seconds=5.0)
+        return cls(quick=True, repeats=3, post_events=20_000, poster_seconds=0.5,
+                   read_sizes=(10_000, 50_000), match_counts=(10, 1_000, 100_000),
+                   call_budget_s=0.05, write_events_memory=20_000, write_events_file=200,
+                   backup_events=30_000, lateness_repeats=1, tick_interval_s=0.05,
+                   poster_cap_s=3.0, memory_events=20_000, run_seconds=4.0)
 
 
 @dataclass

@@ -3,13 +3,16 @@
 a. Bytes per pending event: with Redis flushed, ``tracemalloc`` traces ``Settings.memory_events``
    POSTMethod calls; the traced memory still held afterwards (counters, lists and the encoded
    records in Redis; nothing else survives the loop) divided by the events. Floor: <= 300 bytes.
-b. RSS: ``python3 main.py --duration S --seed 1`` run as a subprocess, (1) at the default pace,
-   (2) at ``--rate 0``, both with the default ``:memory:`` database and backup interval, and (3) at
-   ``--rate 0 --db FILE`` (file in a temporary directory). Every second the benchmark reads VmRSS
+b. RSS: ``python3 main.py --duration S --seed 1`` run as a subprocess, (1) at the default pace
+   (alongside the others: it needs about 1% of a core), (2) at ``--rate 0``, both with the default
+   ``:memory:`` database and backup interval, and (3) at ``--rate 0 --db FILE`` (a file in a
+   temporary directory); (2) and (3) one after the other. Every second the benchmark reads VmRSS
    from /proc/PID/status; the peak is the largest VmHWM read there (polled every 50 ms; not
    wait4's ru_maxrss, which on Linux carries over the forking parent's RSS). For run (3) the mean
-   RSS of the first and of the last window (10 s; a third of the run when shorter) shows whether
-   RSS is flat. Each run's own last line, ``reconciliation: posted=N ... OK``, is checked and reported.
+   RSS of the first and of the last window (10 s; a third of the run when shorter) of the posting
+   time shows whether RSS is flat (the final backup after the duration is left out of those
+   windows, not out of the series or the peak). Each run's own last line, ``reconciliation:
+   posted=N ... OK``, is checked and reported, with the most events its GET ticks saw pending.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from typing import Any
@@ -37,6 +41,7 @@ SAMPLE_EVERY_S = 1.0
 POLL_EVERY_S = 0.05
 WINDOW_S = 10.0
 RECONCILIATION = re.compile(r"reconciliation: posted=(\d+) .*?(OK|MISMATCH)")
+PENDING = re.compile(r"pending in Redis ([\d,]+)")
 
 
 # -- a. bytes per pending event ------------------------------------------------------------------
@@ -78,7 +83,9 @@ def run_main(arguments: list[str], seconds: float, log_path: str) -> dict[str, A
 
     The child's output goes to ``log_path``. It is killed (by its pid) if it overruns by 120 s.
     """
-    command = [sys.executable, "main.py", *arguments, "--duration", f"{seconds:g}"]
+    # GET every second, so that its status line samples the events pending in Redis.
+    command = [sys.executable, "main.py", *arguments, "--duration", f"{seconds:g}",
+               "--get-interval", "1"]
     with open(log_path, "w") as log:
         child = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     started = time.perf_counter()
@@ -105,28 +112,34 @@ def run_main(arguments: list[str], seconds: float, log_path: str) -> dict[str, A
         output = log.read()
     found = RECONCILIATION.findall(output)
     posted, state = (int(found[-1][0]), found[-1][1]) if found else (0, "MISSING")
+    pending = [int(text.replace(",", "")) for text in PENDING.findall(output)]
     return {"command": " ".join(["python3", *command[1:]]), "exit_code": child.returncode,
             "wall_s": wall, "posted": posted, "posted_eps": posted / seconds,
             "reconciliation": state, "peak_rss_mb": peak_kb / 1024,
+            "max_pending_in_redis": max(pending, default=0),
             "rss_series_mb": [round(rss, 1) for _, rss in samples],
             "rss_series_s": [round(at, 2) for at, _ in samples],
             "tail": output.strip().splitlines()[-3:]}
 
 
 def first_last(run: dict[str, Any], seconds: float) -> dict[str, float]:
-    """Mean RSS of the first and of the last window of ``run`` (10 s, or a third of the run)."""
+    """Mean RSS of the first and the last window of the run's ``seconds`` of posting.
+
+    The window is 10 s, or a third of the run when shorter. The shutdown after ``seconds`` (the
+    final backup) is left out: the question is whether RSS stays flat while the pipeline runs.
+    """
     window = round(min(WINDOW_S, seconds / 3), 1)
     pairs = list(zip(run["rss_series_s"], run["rss_series_mb"]))
-    end = pairs[-1][0] if pairs else 0.0
     first = [rss for at, rss in pairs if at <= window] or [0.0]
-    last = [rss for at, rss in pairs if at >= end - window] or [0.0]
+    last = [rss for at, rss in pairs if seconds - window <= at <= seconds] or [0.0]
     first_mb, last_mb = sum(first) / len(first), sum(last) / len(last)
     return {"window_s": window, "first_mb": first_mb, "last_mb": last_mb,
             "growth_mb": last_mb - first_mb, "ratio": last_mb / first_mb if first_mb else 0.0}
 
 
 def run_processes(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The three main.py runs (one after another, so they do not share the 2 cores)."""
+    """The three main.py runs: the two at rate 0 one after the other (each wants a core and a
+    half), the default-pace one alongside them (it needs about 1% of a core)."""
     seconds = settings.run_seconds
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-main-") as directory:
@@ -134,10 +147,21 @@ def run_processes(settings: Settings) -> dict[str, dict[str, Any]]:
                  "rate0": ["--rate", "0", "--seed", "1"],
                  "rate0_file": ["--rate", "0", "--seed", "1",
                                 "--db", os.path.join(directory, "reactions.db")]}
-        for name, arguments in plans.items():
+
+        def run(name: str) -> None:
+            arguments = plans[name]
             progress(f"6b. python3 main.py {' '.join(arguments[:2])} "
                      f"{'--db FILE ' if 'file' in name else ''}for {seconds:g} s")
             runs[name] = run_main(arguments, seconds, os.path.join(directory, f"{name}.log"))
+
+        background = threading.Thread(target=run, args=("default_pace",), name="main-default")
+        background.start()
+        try:
+            run("rate0")
+            run("rate0_file")
+        finally:
+            background.join()
+    runs = {name: runs[name] for name in plans}  # in the plans' order
     runs["rate0_file"]["first_last"] = first_last(runs["rate0_file"], seconds)
     return runs
 
@@ -156,11 +180,11 @@ def run_memory(settings: Settings) -> Result:
     return Result(figures, table_rows(figures))
 
 
-def series_text(run: dict[str, Any], points: int = 12) -> str:
-    """About ``points`` RSS samples of ``run``, evenly spaced, as ``12 34 56`` (MB)."""
+def series_text(run: dict[str, Any], points: int = 12) -> tuple[int, str]:
+    """About ``points`` RSS samples of ``run``, evenly spaced: (step in samples, ``"12 34 56"``)."""
     series = run["rss_series_mb"]
     step = max(1, round(len(series) / points))
-    return " ".join(f"{rss:.0f}" for rss in series[::step])
+    return step, " ".join(f"{rss:.0f}" for rss in series[::step])
 
 
 def table_rows(figures: dict[str, Any]) -> list[Row]:
@@ -176,12 +200,15 @@ def table_rows(figures: dict[str, Any]) -> list[Row]:
         ok = run["exit_code"] == 0 and run["reconciliation"] == "OK"
         rows.append(Row("6", f"main.py {seconds:g} s {name}: peak RSS",
                         f"{run['peak_rss_mb']:.0f} MB",
-                        f"posted {run['posted']:,} ({fmt_rate(run['posted_eps'])}/s), "
-                        f"reconciliation {run['reconciliation']}", "", "exit 0, OK", verdict(ok)))
+                        f"posted {run['posted']:,} ({fmt_rate(run['posted_eps'])}/s), max "
+                        f"{run['max_pending_in_redis']:,} pending, {run['reconciliation']}", "",
+                        "exit 0, OK", verdict(ok)))
     flat = runs["rate0_file"]["first_last"]
     window = f"{flat['window_s']:g}"
     rows.append(Row("6", f"--rate 0 --db FILE: RSS first {window} s vs last {window} s",
                     f"{flat['first_mb']:.0f} -> {flat['last_mb']:.0f} MB",
                     f"growth {flat['growth_mb']:+.0f} MB", fmt_ratio(flat["ratio"])))
-    rows.append(Row("6", "--rate 0 --db FILE: RSS series (MB)", series_text(runs["rate0_file"])))
+    step, series = series_text(runs["rate0_file"])
+    rows.append(Row("6", "--rate 0 --db FILE: RSS series", f"every {step * SAMPLE_EVERY_S:g} s",
+                    f"{series} MB"))
     return rows

@@ -1,0 +1,138 @@
+"""``python3 -m benchmarks [--quick] [--json FILE]``: benchmark the Live Reactions pipeline.
+
+Runs the six items of the benchmark issue in this process (item 6 also starts ``python3 main.py``
+subprocesses) and prints ONE table: each figure's median, what it is compared with, the ratio, and
+the floor the issue sets with a pass/miss column.
+
+1. POST path: POSTMethod in a tight loop vs a dict-counter + list-append floor (events/s).
+2. main.Poster at rate 0 (events/s, random generation included).
+3. Read path: GETMethod vs the seed's SQL aggregate on 10k/100k/1M rows, with and without the
+   index; vs a bare dict lookup; its cost over events and over 10/1,000/100,000 matches (us/call).
+4. Write path: POST through Redis vs one INSERT + commit per event, :memory: and file (events/s).
+5. Backup: BackupDataManager vs a bare executemany (rows/s); worst GET tick lateness while it
+   runs in asyncio.to_thread next to a Poster thread (ms).
+6. Memory: bytes per pending event (tracemalloc); peak RSS of 60 s main.py runs; RSS over time.
+
+Each comparison runs both sides in this process on the same generated events, interleaved,
+``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
+about 6-7 minutes on 2 cores (3.5 of them the main.py runs); --quick about 30-40 s. Between
+cases the process-wide Redis is flushed and any config value changed is restored. The app's
+logging is silenced. The exit status is 0 when every item ran, whatever the pass/miss column says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from . import ROOT
+from .backup import run_backup
+from .common import Result, Row, Settings, progress, quiet_logging
+from .memory import run_memory
+from .post_path import run_post_path, run_poster
+from .read_path import run_read_path
+from .report import format_table, write_json
+from .write_path import run_write_path
+
+ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory"}
+"""Item number -> its key in the JSON file."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line: --quick, --json FILE, --repeats N, --only ITEMS."""
+    parser = argparse.ArgumentParser(prog="python3 -m benchmarks",
+                                     description="Benchmark the Live Reactions pipeline.")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, 3 repeats, 5 s main.py runs: well under a minute")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE (JSON)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="override the repeats per comparison (default 5; 3 with --quick)")
+    parser.add_argument("--only", default=None, metavar="ITEMS",
+                        help="comma-separated item numbers to run, e.g. 1,3 (default: all)")
+    return parser.parse_args(argv)
+
+
+def choose_settings(args: argparse.Namespace) -> Settings:
+    """The full or quick sizes, with --repeats applied."""
+    settings = Settings.quick_run() if args.quick else Settings.full_run()
+    if args.repeats:
+        settings = Settings(**{**vars(settings), "repeats": args.repeats})
+    return settings
+
+
+def chosen_items(text: str | None) -> list[int]:
+    """The item numbers of --only ("1,3"), or all of them."""
+    if not text:
+        return list(ITEMS)
+    items = sorted({int(part) for part in text.split(",") if part.strip()})
+    unknown = [item for item in items if item not in ITEMS]
+    if unknown:
+        raise SystemExit(f"unknown item(s) {unknown}; items are 1..{len(ITEMS)}")
+    return items
+
+
+def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], list[Row]]:
+    """Run the chosen items in order; their figures by JSON key, and all their table rows."""
+    figures: dict[str, Any] = {}
+    rows: list[Row] = []
+    seconds: dict[str, float] = {}
+    runners: dict[int, Callable[[], Result]] = {
+        1: lambda: run_post_path(settings),
+        2: lambda: run_poster(settings, figures.get("post_path", {}).get("post_eps")),
+        3: lambda: run_read_path(settings),
+        4: lambda: run_write_path(settings),
+        5: lambda: run_backup(settings),
+        6: lambda: run_memory(settings),
+    }
+    for item in items:
+        started = time.perf_counter()
+        result = runners[item]()
+        seconds[ITEMS[item]] = time.perf_counter() - started
+        figures[ITEMS[item]] = result.figures
+        rows.extend(result.rows)
+    figures["seconds_per_item"] = seconds
+    return figures, rows
+
+
+def git_state() -> str:
+    """``git describe --always --dirty`` of the project, or "unknown" (figures depend on it)."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks, print the table, write the JSON; 0."""
+    args = parse_args(argv)
+    settings = choose_settings(args)
+    items = chosen_items(args.only)
+    started = time.perf_counter()
+    mode = "quick" if settings.quick else "full"
+    progress(f"{mode} run, {settings.repeats} repeats, items {items}")
+    with quiet_logging():
+        figures, rows = run_items(settings, items)
+    seconds = time.perf_counter() - started
+    meta = {"mode": mode, "repeats": settings.repeats, "items": items, "seconds": seconds,
+            "git": git_state(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S",
+                                                             time.localtime(time.time() - seconds)),
+            "settings": vars(settings)}
+    title = (f"Live Reactions benchmarks -- {mode} run, {settings.repeats} repeats, medians; "
+             f"Python {meta['python']}, {meta['cpus']} CPUs; took {seconds:.0f} s")
+    print(format_table(title, rows))
+    if args.json:
+        write_json(args.json, {"meta": meta, **figures})
+        progress(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""``python3 -m benchmarks --quick --json FILE`` runs to the end and reports every figure.
+
+No timing thresholds: the pass/miss column is the benchmark's business, not the test's. This only
+checks that each item ran and produced the figures it promises, with positive numbers where a
+zero would mean it measured nothing.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT_SECONDS = 300  # a safety net against a hung run, not a performance bound
+
+
+def positive(figures: dict, *keys: str) -> None:
+    """Each of ``keys`` is in ``figures`` and is a number > 0."""
+    for key in keys:
+        assert key in figures, f"missing figure {key!r} in {sorted(figures)}"
+        value = figures[key]
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
+        assert value > 0, (key, value)
+
+
+def has_verdict(figures: dict, *keys: str) -> None:
+    """The pass/miss flag and the floor it was checked against are there."""
+    assert isinstance(figures["pass"], bool)
+    positive(figures, *keys)
+
+
+def test_quick_run_reports_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "POSTMethod" in run.stdout  # the table was printed
+    figures = json.loads(out.read_text())
+
+    assert figures["meta"]["mode"] == "quick"
+    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6]
+    positive(figures["meta"], "repeats", "seconds")
+
+    # 1. POST path against the dict+list floor
+    post = figures["post_path"]
+    positive(post, "events", "post_eps", "floor_eps", "ratio")
+    has_verdict(post, "min_ratio")
+
+    # 2. the Poster thread at rate 0
+    positive(figures["poster"], "eps", "ratio_to_post_loop")
+
+    # 3. read path: GET vs SQL per table size, GET vs dict per match count, growth
+    read = figures["read_path"]
+    assert len(read["by_rows"]) >= 2
+    for case in read["by_rows"]:
+        positive(case, "rows", "get_us", "sql_index_us", "sql_noindex_us",
+                 "ratio_index", "ratio_noindex")
+        assert case["consistent"] is True  # Redis counters and table hold the same counts
+    assert [case["matches"] for case in read["by_matches"]] == [10, 1_000, 100_000]
+    for case in read["by_matches"]:
+        positive(case, "matches", "get_us", "dict_us", "ratio")
+    has_verdict(read["get_vs_dict"], "get_us", "dict_us", "ratio", "max_ratio")
+    positive(read, "get_growth_over_rows", "get_growth_over_matches", "dict_growth_over_matches")
+
+    # 4. write path: POST via Redis vs one INSERT + commit per event
+    for name in ("memory", "file"):
+        positive(figures["write_path"][name], "events", "post_eps", "insert_eps", "ratio")
+
+    # 5. backup throughput and GET tick lateness
+    backup = figures["backup"]
+    has_verdict(backup["throughput"], "events", "backup_rows_per_s", "executemany_rows_per_s",
+                "ratio", "min_ratio")
+    lateness = backup["lateness"]
+    has_verdict(lateness, "interval_ms", "worst_ms", "median_worst_ms", "max_ms")
+    for run_figures in lateness["runs"]:
+        positive(run_figures, "backup_events", "backup_s", "ticks", "posted_during_backup")
+
+    # 6. memory: bytes per pending event, main.py runs and their RSS
+    memory = figures["memory"]
+    has_verdict(memory, "bytes_per_pending_event", "max_bytes")
+    assert set(memory["runs"]) == {"default_pace", "rate0", "rate0_file"}
+    for name, main_run in memory["runs"].items():
+        assert main_run["exit_code"] == 0, (name, main_run["tail"])
+        assert main_run["reconciliation"] == "OK", (name, main_run["tail"])
+        positive(main_run, "posted", "posted_eps", "peak_rss_mb")
+        assert main_run["rss_series_mb"] and all(rss > 0 for rss in main_run["rss_series_mb"])
+    positive(memory["runs"]["rate0_file"]["first_last"], "window_s", "first_mb", "last_mb")
