@@ -41,6 +41,27 @@ class FlakyTable(ReactionsTable):
         return super().insert_many(events, batch)
 
 
+def race(posters, backups):
+    """Run each of ``posters`` once, each in its thread, while every callable in ``backups`` is
+    called again and again (1 ms apart) in a thread of its own; return when all have stopped."""
+    stop = threading.Event()
+
+    def again(back_up):
+        while not stop.is_set():
+            back_up()
+            stop.wait(0.001)
+
+    workers = [threading.Thread(target=again, args=(back_up,)) for back_up in backups]
+    posting = [threading.Thread(target=post) for post in posters]
+    for thread in workers + posting:
+        thread.start()
+    for thread in posting:
+        thread.join()
+    stop.set()
+    for thread in workers:
+        thread.join()
+
+
 def table_rows(table):
     """Every row as a record dict, ordered by id."""
     return [{key: row[key] for key in ("user_id", "emoticon_type", "timestamp", "match_id")}
@@ -132,29 +153,15 @@ def test_backup_loses_and_doubles_nothing_under_concurrent_posting(table,
     """Four posting threads and a backup every millisecond: rows == posted, exactly once."""
     config.MAX_MATCHES = 5
     manager = BackupDataManager(table=table)
-    posted, stop = [], threading.Event()
-    backups = []
+    posted, backups = [], []
 
-    def post(thread_number):
-        rng = random.Random(thread_number)
+    def post(seed):
+        rng = random.Random(seed)
         mine = [POSTMethod(rng.randint(1, 1000), rng.randint(1, 5), rng.choice(("heart", "sad")))
                 for _ in range(3000)]
         posted.extend(mine)
 
-    def back_up():
-        while not stop.is_set():
-            backups.append(manager.run())
-            stop.wait(0.001)
-
-    backer = threading.Thread(target=back_up)
-    backer.start()
-    posters = [threading.Thread(target=post, args=(n,)) for n in range(4)]
-    for thread in posters:
-        thread.start()
-    for thread in posters:
-        thread.join()
-    stop.set()
-    backer.join()
+    race([lambda n=n: post(n) for n in range(4)], [lambda: backups.append(manager.run())])
     manager.run()
     assert len(posted) == 12_000
     assert sum(result.events for result in backups) > 0  # backups really ran during posting
@@ -166,30 +173,20 @@ def test_backup_exactly_once_with_injected_failures_while_posting():
     config.MAX_MATCHES = 4
     flaky = FlakyTable(fail_calls=set(range(3, 100_000, 3)))
     manager = BackupDataManager(table=flaky)
-    posted, stop, failures = [], threading.Event(), []
+    posted, failures = [], []
 
-    def post(thread_number):
-        rng = random.Random(thread_number)
+    def post(seed):
+        rng = random.Random(seed)
         posted.extend(POSTMethod(rng.randint(1, 1000), rng.randint(1, 4), "happy")
                       for _ in range(2000))
 
     def back_up():
-        while not stop.is_set():
-            try:
-                manager.run()
-            except BackupError as error:
-                failures.extend(error.errors.values())
-            stop.wait(0.001)
+        try:
+            manager.run()
+        except BackupError as error:
+            failures.extend(error.errors.values())
 
-    backer = threading.Thread(target=back_up)
-    backer.start()
-    posters = [threading.Thread(target=post, args=(n,)) for n in range(3)]
-    for thread in posters:
-        thread.start()
-    for thread in posters:
-        thread.join()
-    stop.set()
-    backer.join()
+    race([lambda n=n: post(n) for n in range(3)], [back_up])
     flaky.fail_calls.clear()
     manager.run()
     assert flaky.failures > 0 and len(failures) == flaky.failures
@@ -281,26 +278,14 @@ def test_several_managers_while_posting_stay_exactly_once(table, fast_thread_swi
     """Three workers backing up one Redis into one table while two threads post."""
     config.MAX_MATCHES = 3
     managers = [BackupDataManager(RedisAdapter(get_redis()), table) for _ in range(3)]
-    posted, stop = [], threading.Event()
+    posted = []
 
     def post(seed):
         rng = random.Random(seed)
         posted.extend(POSTMethod(rng.randint(1, 1000), rng.randint(1, 3), "heart")
                       for _ in range(3000))
 
-    def back_up(manager):
-        while not stop.is_set():
-            manager.run()
-
-    workers = [threading.Thread(target=back_up, args=(m,)) for m in managers]
-    posters = [threading.Thread(target=post, args=(n,)) for n in range(2)]
-    for thread in workers + posters:
-        thread.start()
-    for thread in posters:
-        thread.join()
-    stop.set()
-    for thread in workers:
-        thread.join()
+    race([lambda n=n: post(n) for n in range(2)], [manager.run for manager in managers])
     managers[0].run()
     assert_reconciled(table, posted)
 
