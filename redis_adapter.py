@@ -407,12 +407,9 @@ class InMemoryRedis(Commands):
         return True
 
     def _renamenx(self, src: str, dst: str) -> bool:
-        if src not in self._data:
-            raise ResponseError(NO_SUCH_KEY)
-        if dst in self._data:
+        if src in self._data and dst in self._data:
             return False
-        self._data[dst] = self._data.pop(src)
-        return True
+        return self._rename(src, dst)  # also Redis's "no such key" for a missing src
 
     def _type(self, key: str) -> str:
         value = self._data.get(key)
@@ -577,13 +574,9 @@ def encode_event(event: dict[str, Any]) -> str:
             f'"timestamp": {event["timestamp"]!r}, "match_id": {event["match_id"]}}}')
 
 
-def decode_event(text: str) -> dict[str, Any]:
-    """The event record ``{user_id, emoticon_type, timestamp, match_id}`` stored as ``text``."""
-    return json.loads(text)
-
-
 def decode_events(texts: list[str]) -> list[dict[str, Any]]:
-    """decode_event of each text, in one json.loads call (several times faster on a chunk)."""
+    """The event records ``{user_id, emoticon_type, timestamp, match_id}`` stored as ``texts``,
+    decoded in one json.loads call (several times faster than one call per event)."""
     return json.loads("[" + ",".join(texts) + "]")
 
 
@@ -690,7 +683,7 @@ class RedisAdapter:
             if kind == "string":
                 snapshot[key] = int(self.redis.get(key))
             elif kind == "list":
-                snapshot[key] = [decode_event(text) for text in self.redis.lrange(key, 0, -1)]
+                snapshot[key] = decode_events(self.redis.lrange(key, 0, -1))
         return snapshot
 
 
