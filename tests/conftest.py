@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import config  # noqa: E402
+import in_memory_redis  # noqa: E402
 import redis_adapter  # noqa: E402
 
 _CONFIG_NAMES = [name for name in dir(config) if name.isupper()]
@@ -60,8 +61,8 @@ def _real_backend() -> Backend:
 def backend(request) -> Backend:
     """InMemoryRedis, then (when REAL_REDIS_URL is set) a real Redis: same tests, same asserts."""
     if request.param == "fake":
-        backend = Backend(redis_adapter.InMemoryRedis(), redis_adapter.ResponseError,
-                          redis_adapter.DataError)
+        backend = Backend(in_memory_redis.InMemoryRedis(), in_memory_redis.ResponseError,
+                          in_memory_redis.DataError)
     else:
         backend = _real_backend()
     backend.client.flushdb()
