@@ -16,7 +16,8 @@ import textwrap
 import threading
 from typing import Any, Iterator
 
-__all__ = ["RedisError", "ResponseError", "DataError", "InMemoryRedis", "Pipeline"]
+__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "InMemoryRedis",
+           "Pipeline"]
 
 # Error texts as redis-py shows them: it strips a leading "ERR " and keeps other prefixes.
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -25,6 +26,8 @@ OVERFLOW = "increment or decrement would overflow"
 NO_SUCH_KEY = "no such key"
 WRONG_ARITY = "wrong number of arguments for '{}' command"
 SYNTAX_ERROR = "syntax error"
+# redis-py strips the "OOM " error code and raises OutOfMemoryError with the rest.
+OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
@@ -35,6 +38,14 @@ class RedisError(Exception):
 
 class ResponseError(RedisError):
     """Redis answered with an error reply, e.g. WRONGTYPE (redis.exceptions.ResponseError)."""
+
+
+class OutOfMemoryError(ResponseError):
+    """Used memory is over ``maxmemory`` and the command may grow it (redis.exceptions.OutOfMemoryError).
+
+    Redis's ``noeviction`` policy: nothing is evicted; commands that can add data are refused
+    until memory is freed (by DEL, say), and the data already stored is untouched.
+    """
 
 
 class DataError(RedisError):
@@ -134,6 +145,27 @@ def _list_or_args(keys: Any, args: tuple) -> list:
         except TypeError:  # mget(5): one non-iterable key
             keys = [keys]
     return keys + list(args)
+
+
+# The estimate of used memory, calibrated on redis-server 7.0 (INFO memory, used_memory): a key
+# costs about 56 bytes besides its name (dict entry, object header), a list item about 5 bytes
+# besides its text. Counters are int-encoded, so their value costs nothing extra.
+KEY_OVERHEAD_BYTES = 56
+ITEM_OVERHEAD_BYTES = 5
+
+
+def _value_size(value: str | int | list[str]) -> int:
+    """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES)."""
+    if type(value) is int:
+        return 0
+    if type(value) is list:
+        return sum(map(len, value)) + ITEM_OVERHEAD_BYTES * len(value)
+    return len(value)
+
+
+def _key_size(key: str, value: str | int | list[str]) -> int:
+    """Estimated bytes of one key with its value, as counted against ``maxmemory``."""
+    return KEY_OVERHEAD_BYTES + len(key) + _value_size(value)
 
 
 class Commands:
@@ -237,6 +269,11 @@ class InMemoryRedis(Commands):
 
     Offered commands: see ``Commands``, plus ``scan_iter`` and ``pipeline``. Errors are raised as
     ResponseError with Redis's own text; arguments redis-py could not send raise DataError.
+
+    ``maxmemory`` is Redis's setting of that name, in bytes (0 = no limit, Redis's default), with
+    the ``noeviction`` policy: once the estimated used memory (``used_memory``) is over it, every
+    command that can add data (SET, INCRBY, RPUSH; inside MULTI/EXEC, any command) is refused with
+    OutOfMemoryError and changes nothing, until DEL or FLUSHDB brings it back under.
     """
 
     # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
@@ -245,7 +282,14 @@ class InMemoryRedis(Commands):
               "DEL": -2, "EXISTS": -2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
               "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1}
 
-    def __init__(self) -> None:
+    # Commands Redis flags "denyoom": refused while used memory is over maxmemory.
+    _DENYOOM = frozenset({"SET", "INCRBY", "RPUSH"})
+
+    def __init__(self, maxmemory: int = 0) -> None:
+        if type(maxmemory) is not int or maxmemory < 0:
+            raise ValueError(f"maxmemory must be an int of bytes, 0 or more, got {maxmemory!r}")
+        self.maxmemory = maxmemory
+        self._used_memory = 0
         self._lock = threading.Lock()
         # A string value that INCR has made a number is kept as an int, as Redis keeps it
         # int-encoded; it still reads back as a string. Lists are Python lists of strings.
@@ -257,6 +301,11 @@ class InMemoryRedis(Commands):
             "RENAMENX": self._renamenx, "TYPE": self._type, "KEYS": self._keys,
             "SCAN": self._scan, "DBSIZE": self._dbsize, "FLUSHDB": self._flushdb,
         }
+
+    @property
+    def used_memory(self) -> int:
+        """Estimated bytes held by keys and values (Redis's INFO used_memory, less its baseline)."""
+        return self._used_memory
 
     # -- client side -------------------------------------------------------------------------
 
@@ -286,10 +335,13 @@ class InMemoryRedis(Commands):
         if not transaction:
             return [self._run_locked(command) for command in commands]
         with self._lock:
-            # MULTI queues nothing that fails arity checks: EXEC is aborted and nothing runs.
+            # MULTI refuses to queue a command of wrong arity, or any command at all while used
+            # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
+            # the first refusal.
             for number, command in enumerate(commands, 1):
-                if self._wrong_arity(command):
-                    raise _annotate(self._arity_error(command), number, command)
+                refusal = self._refusal(command, in_transaction=True)
+                if refusal is not None:
+                    raise _annotate(refusal, number, command)
             return [self._dispatch(command) for command in commands]
 
     def _run_locked(self, command: list[str]) -> Any:
@@ -311,9 +363,19 @@ class InMemoryRedis(Commands):
                                  f"with args beginning with: {args}")
         return ResponseError(WRONG_ARITY.format(command[0].lower()))
 
-    def _run(self, command: list[str]) -> Any:
+    def _refusal(self, command: list[str], in_transaction: bool = False) -> ResponseError | None:
+        """The error Redis answers before running ``command``, or None if it would run it."""
         if self._wrong_arity(command):
             return self._arity_error(command)
+        if (self.maxmemory and self._used_memory > self.maxmemory
+                and (in_transaction or command[0] in self._DENYOOM)):
+            return OutOfMemoryError(OUT_OF_MEMORY)
+        return None
+
+    def _run(self, command: list[str]) -> Any:
+        refusal = self._refusal(command)
+        if refusal is not None:
+            return refusal
         return self._dispatch(command)
 
     def _dispatch(self, command: list[str]) -> Any:
@@ -340,8 +402,17 @@ class InMemoryRedis(Commands):
         return None if value is None else str(value)
 
     def _set(self, key: str, value: str) -> bool:
+        self._forget(key)
         self._data[key] = value
+        self._used_memory += _key_size(key, value)
         return True
+
+    def _forget(self, key: str) -> str | int | list[str] | None:
+        """Remove ``key`` if present, with its share of used memory; its old value or None."""
+        value = self._data.pop(key, None)
+        if value is not None:
+            self._used_memory -= _key_size(key, value)
+        return value
 
     def _mget(self, *keys: str) -> list[str | None]:
         get = self._data.get
@@ -350,7 +421,7 @@ class InMemoryRedis(Commands):
 
     def _incrby(self, key: str, amount: str) -> int:
         increment = _parse_int(amount)
-        current = self._string(key)
+        stored = current = self._string(key)
         if current is None:
             current = 0
         elif type(current) is str:
@@ -358,6 +429,9 @@ class InMemoryRedis(Commands):
         number = current + increment
         if not _INT64_MIN <= number <= _INT64_MAX:
             raise ResponseError(OVERFLOW)
+        if type(stored) is not int:  # a new key, or a string becoming int-encoded
+            self._forget(key)
+            self._used_memory += _key_size(key, number)
         self._data[key] = number
         return number
 
@@ -365,7 +439,9 @@ class InMemoryRedis(Commands):
         items = self._list(key)
         if items is None:
             items = self._data[key] = []
+            self._used_memory += _key_size(key, items)
         items.extend(values)
+        self._used_memory += sum(map(len, values)) + ITEM_OVERHEAD_BYTES * len(values)
         return len(items)
 
     def _lrange(self, key: str, start: str, end: str) -> list[str]:
@@ -382,7 +458,7 @@ class InMemoryRedis(Commands):
         return len(self._list(key) or ())
 
     def _del(self, *keys: str) -> int:
-        return sum(self._data.pop(key, None) is not None for key in keys)
+        return sum(self._forget(key) is not None for key in keys)
 
     def _exists(self, *keys: str) -> int:
         return sum(key in self._data for key in keys)
@@ -390,7 +466,12 @@ class InMemoryRedis(Commands):
     def _rename(self, src: str, dst: str) -> bool:
         if src not in self._data:
             raise ResponseError(NO_SUCH_KEY)
-        self._data[dst] = self._data.pop(src)
+        if src != dst:
+            self._forget(dst)
+            # The value moves as it is: only the key's name changes size (a list's whole size
+            # is not recomputed, which would make RENAME O(N)).
+            self._data[dst] = self._data.pop(src)
+            self._used_memory += len(dst) - len(src)
         return True
 
     def _renamenx(self, src: str, dst: str) -> bool:
@@ -433,6 +514,7 @@ class InMemoryRedis(Commands):
 
     def _flushdb(self) -> bool:
         self._data.clear()
+        self._used_memory = 0
         return True
 
 

@@ -42,6 +42,7 @@ class Backend:
     client: Any
     ResponseError: type
     DataError: type
+    OutOfMemoryError: type
 
 
 def _real_backend() -> Backend:
@@ -54,7 +55,8 @@ def _real_backend() -> Backend:
         client.ping()
     except redis.exceptions.ConnectionError as error:
         pytest.skip(f"real Redis at {url} is unreachable: {error}")
-    return Backend(client, redis.exceptions.ResponseError, redis.exceptions.DataError)
+    return Backend(client, redis.exceptions.ResponseError, redis.exceptions.DataError,
+                   redis.exceptions.OutOfMemoryError)
 
 
 @pytest.fixture(params=["fake", "real"])
@@ -62,7 +64,7 @@ def backend(request) -> Backend:
     """InMemoryRedis, then (when REAL_REDIS_URL is set) a real Redis: same tests, same asserts."""
     if request.param == "fake":
         backend = Backend(in_memory_redis.InMemoryRedis(), in_memory_redis.ResponseError,
-                          in_memory_redis.DataError)
+                          in_memory_redis.DataError, in_memory_redis.OutOfMemoryError)
     else:
         backend = _real_backend()
     backend.client.flushdb()

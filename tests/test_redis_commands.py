@@ -517,3 +517,81 @@ def test_incr_from_many_threads_loses_nothing(r, fast_thread_switching):
     for thread in threads:
         thread.join()
     assert r.get("n") == "40000"
+
+
+# -- maxmemory with the noeviction policy -------------------------------------------------------
+
+OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
+
+
+@pytest.fixture
+def full(r):
+    """The backend with some data and maxmemory set to 1 byte: it is over the limit at once."""
+    r.rpush("l", "a")
+    r.set("s", "v")
+    if hasattr(r, "config_set"):  # a real Redis: CONFIG SET, put back afterwards
+        r.config_set("maxmemory-policy", "noeviction")
+        r.config_set("maxmemory", 1)
+        yield r
+        r.config_set("maxmemory", 0)
+    else:
+        r.maxmemory = 1
+        yield r
+
+
+@pytest.mark.parametrize("command", [lambda r: r.incr("n"), lambda r: r.rpush("l", "b"),
+                                     lambda r: r.set("s", "w"), lambda r: r.incrby("s2", 5)])
+def test_maxmemory_refuses_commands_that_add_data(full, backend, command):
+    """Over maxmemory, SET, INCRBY and RPUSH answer OOM and change nothing."""
+    with pytest.raises(backend.OutOfMemoryError) as excinfo:
+        command(full)
+    assert error_text(excinfo) == OUT_OF_MEMORY
+    assert full.lrange("l", 0, -1) == ["a"]
+    assert full.mget("s", "n", "s2") == ["v", None, None]
+
+
+def test_maxmemory_oom_is_a_response_error(full, backend):
+    """OutOfMemoryError is a ResponseError, as in redis-py."""
+    with pytest.raises(backend.ResponseError):
+        full.incr("n")
+
+
+def test_maxmemory_allows_reads_renames_and_deletes(full):
+    """Over maxmemory, commands that add nothing still run: reads, RENAME, DEL."""
+    assert full.get("s") == "v"
+    assert full.llen("l") == 1
+    assert full.rename("l", "l2") is True
+    assert full.delete("l2", "s") == 2
+    assert full.dbsize() == 0
+
+
+def test_maxmemory_transaction_refused_whole(full, backend):
+    """A MULTI/EXEC over maxmemory runs none of its commands; the first is named in the error."""
+    pipe = full.pipeline(transaction=True)
+    pipe.incr("n")
+    pipe.rpush("l", "b")
+    with pytest.raises(backend.OutOfMemoryError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == ("Command # 1 (INCRBY n 1) of pipeline caused error: "
+                                   + OUT_OF_MEMORY)
+    assert full.get("n") is None
+    assert full.lrange("l", 0, -1) == ["a"]
+
+
+def test_maxmemory_transaction_of_reads_refused(full, backend):
+    """Over maxmemory, MULTI queues no command at all, reads included (Redis 7)."""
+    pipe = full.pipeline(transaction=True)
+    pipe.get("s")
+    with pytest.raises(backend.OutOfMemoryError):
+        pipe.execute(raise_on_error=False)
+
+
+def test_maxmemory_plain_pipeline_refuses_per_command(full, backend):
+    """Without a transaction, each command is judged alone: reads answer, writes get OOM."""
+    pipe = full.pipeline(transaction=False)
+    pipe.get("s")
+    pipe.rpush("l", "b")
+    replies = pipe.execute(raise_on_error=False)
+    assert replies[0] == "v"
+    assert isinstance(replies[1], backend.OutOfMemoryError)
+    assert full.llen("l") == 1
