@@ -1,4 +1,4 @@
-"""The settings of a run: one table of every setting and its rule, and the one function that checks them.
+"""The settings of a run: one table of every setting and its rule, and one function to check them.
 
 config.py holds the defaults; main.py's flags override some of them for one run. Either way a
 value reaches the rest of the program only through ``validate_settings()``, once, at start-up:
@@ -12,30 +12,30 @@ and the reasons for their limits are listed in the README (Settings).
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 __all__ = ["SettingsError", "Rule", "Setting", "SETTINGS", "CONFIG_SOURCE", "validate_settings",
-           "describe_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT", "MIN_INTERVAL_SECONDS", "ID_MAX"]
+           "describe_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT",
+           "MIN_INTERVAL_SECONDS", "ID_MAX"]
 
 CONFIG_SOURCE = "config.py"
 """The source named in an error about a value written in config.py."""
 
 ID_MAX = 2 ** 63 - 1  # ids are SQLite INTEGERs and Redis counters: signed 64-bit
 MAX_MATCHES_LIMIT = 100_000
-"""The most matches a run serves. Every GET tick reads each match's counters (about 6 us a match:
-0.6 s a tick here, 1.4 s while posting at rate 0) and a backup may move one list per match (3.3 s
-for 100,000 on :memory:); at 1,000,000 matches a tick took 6 s, 19 s while posting."""
+"""The most matches a run serves. Every GET tick reads each match's counters (5 to 8 us a match:
+0.6 s a tick at this limit, 2.4 s while posting at rate 0) and a backup may move one list per
+match (4.2 s for 100,000 on :memory:); at 1,000,000 a tick took 7.8 s, 22 s while posting."""
 MAX_MATCHES_FILE_LIMIT = 1_000
 """The most matches with a database file: a backup commits each match's list on its own, 2 to
-5 ms a list on disk, so 1,000 lists take 2 to 5 s of the 10 s interval (3,000 took 14 s)."""
+7 ms a list on disk, so 1,000 lists took 1.9 to 3.4 s of the 10 s interval (3,000: 9 to 14 s)."""
 MIN_INTERVAL_SECONDS = 0.1  # shorter ticks print tables faster than anyone reads them
 MAX_SECONDS = 1e9  # ~31 years: longer is forever for a live run; keeps clock sums finite
 MAX_RATE = 1e9  # events/s; far above what one thread posts (README, Performance)
-MAX_EMOTICONS = 10  # each is a 16-character column of the GET table: 10 keep lines < 170 chars
+MAX_EMOTICONS = 10  # each is a 16-character column of the GET table: 10 make 170-character lines
 EMOTICON_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,14}")
 """An emoticon: 1 to 15 ASCII letters, digits, _ or -, starting with a letter. It is part of a
 Redis key (no spaces, no glob characters), a literal in the table's SQL CHECK (no quotes) and a
@@ -131,7 +131,9 @@ def integer(low: int, high: int, allowed: str) -> Rule:
 
 
 def number(low: float, high: float, allowed: str, zero: bool = False) -> Rule:
-    """An int or float (not a bool), finite, from ``low`` to ``high`` (or 0 if ``zero``); a float."""
+    """An int or float (not a bool), finite, from ``low`` to ``high`` (or 0 if ``zero``).
+
+    The value used is a float."""
     def check(value: Any) -> float:
         if type(value) not in (int, float):
             raise Refused(f"{_a(value)}, not a number")

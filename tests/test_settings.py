@@ -1,4 +1,4 @@
-"""settings.py: every setting checked once, from config.py or a flag, and a bad one refused by name."""
+"""settings.py: every setting checked once, from config.py or a flag; a bad one refused by name."""
 
 import math
 import re
@@ -16,6 +16,11 @@ from settings import (CONFIG_SOURCE, MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, 
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_SECONDS = 120  # a safety net against a hung child, not a performance bound
+
+
+def ids(cases):
+    """Short test ids: NAME=value."""
+    return [f"{case[0]}={describe_value(case[1])}"[:40] for case in cases]
 
 
 def config_values(**overrides):
@@ -64,7 +69,7 @@ BAD_CONFIG_VALUES = [
 
 
 @pytest.mark.parametrize("name, value", BAD_CONFIG_VALUES,
-                         ids=[f"{name}={describe_value(value)}"[:40] for name, value in BAD_CONFIG_VALUES])
+                         ids=ids(BAD_CONFIG_VALUES))
 def test_bad_config_value_is_refused_by_name(name, value):
     """A bad value in config.py raises SettingsError naming the setting, config.py and the rule."""
     error = refusal(**{name: value})
@@ -111,7 +116,7 @@ GOOD_CONFIG_VALUES = [
 
 
 @pytest.mark.parametrize("name, value, used", GOOD_CONFIG_VALUES,
-                         ids=[f"{name}={describe_value(value)}"[:40] for name, value, _ in GOOD_CONFIG_VALUES])
+                         ids=ids(GOOD_CONFIG_VALUES))
 def test_good_config_value_is_accepted(name, value, used):
     """An allowed value is returned as the program uses it (numbers of seconds as floats)."""
     value = validate_settings(config_values(**{name: value}))[name]
@@ -247,7 +252,7 @@ def run_main(cwd, *flags):
     ("MAX_MATCHES", "3000000"), ("DB_PATH", "None"), ("SHOW_DB_OUTPUT", "1"),
 ])
 def test_main_refuses_a_bad_config_value_in_one_line(tmp_path, name, text):
-    """main.py with a bad config.py value: exit 2, one line naming it and config.py, no traceback."""
+    """A bad config.py value: main.py exits 2, one line naming it and config.py, no traceback."""
     status, lines = run_main(copy_with_setting(tmp_path, name, text), "--duration", "1")
     assert status == 2, lines
     assert len(lines) == 1 and f" ERROR: config.py: {name} = " in lines[0], lines
