@@ -36,8 +36,8 @@ from api_layer import POSTMethod, read_counts, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import SchemaMismatchError, get_reactions_table
 from redis_adapter import get_adapter
-from settings import (MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS, SettingsError,
-                      describe_value, validate_settings)
+from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
+                      SettingsError, describe_value, validate_settings)
 
 logger = logging.getLogger("live_reactions")
 
@@ -60,7 +60,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Live Reactions: post random emoji reactions to an in-memory Redis, serve "
                     "their weighted means, and back them up to SQLite (write-behind). Every "
                     "default comes from config.py.")
-    _flag(parser, "MAX_MATCHES", "N", "match ids run 1..N, at most %s" % f"{MAX_MATCHES_LIMIT:,}")
+    _flag(parser, "MAX_MATCHES", "N", f"match ids run 1..N, at most {MAX_MATCHES_LIMIT:,} "
+          f"({MAX_MATCHES_FILE_LIMIT:,} with a database file)")
     _flag(parser, "MAX_USERS", "N", "user ids run 1..N")
     _flag(parser, "POSTS_PER_SECOND", "R", "posting pace in events/s, 0 = as fast as it can")
     _flag(parser, "DURATION_SECONDS", "SECONDS",
@@ -360,7 +361,8 @@ def configure_logging() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the flags, run the pipeline, return the exit status."""
+    """Parse the flags, check the settings, run the pipeline; return the exit status (2: a bad
+    setting or database, logged in one line)."""
     args = parse_args(argv)
     configure_logging()
     try:
