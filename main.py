@@ -31,7 +31,11 @@ import threading
 import time
 from typing import Awaitable, Callable, Sequence
 
-import config
+try:
+    import config
+except Exception as error:  # config.py is the user's to edit: a slip there is one line, not a trace
+    sys.stderr.write(f"config.py cannot be loaded: {type(error).__name__}: {error}\n")
+    sys.exit(2)  # as for a bad setting
 from api_layer import POSTMethod, read_counts, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import SchemaMismatchError, get_reactions_table

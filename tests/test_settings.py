@@ -284,3 +284,11 @@ def test_largest_matches_with_a_file_run_end_to_end(tmp_path):
     assert status == 0, lines
     assert any(f"the busiest 10 of {MAX_MATCHES_FILE_LIMIT:,} matches" in line for line in lines)
     assert lines[-1].endswith(" OK") and not any("Traceback" in line for line in lines)
+
+
+@pytest.mark.parametrize("text, error", [("(", "SyntaxError"), ("undefined_name", "NameError")])
+def test_main_refuses_a_config_that_cannot_load_in_one_line(tmp_path, text, error):
+    """A config.py Python cannot run: main.py exits 2 with one line naming config.py and the error."""
+    status, lines = run_main(copy_with_setting(tmp_path, "MAX_USERS", text), "--duration", "1")
+    assert status == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"config.py cannot be loaded: {error}: "), lines
