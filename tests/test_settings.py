@@ -288,7 +288,7 @@ def test_largest_matches_with_a_file_run_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("text, error", [("(", "SyntaxError"), ("undefined_name", "NameError")])
 def test_main_refuses_a_config_that_cannot_load_in_one_line(tmp_path, text, error):
-    """A config.py Python cannot run: main.py exits 2 with one line naming config.py and the error."""
+    """A config.py Python cannot run: main.py exits 2, one line naming config.py and the error."""
     status, lines = run_main(copy_with_setting(tmp_path, "MAX_USERS", text), "--duration", "1")
     assert status == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"config.py cannot be loaded: {error}: "), lines
