@@ -12,6 +12,7 @@ from typing import Any
 
 import config
 from redis_adapter import get_adapter
+from settings import describe_value
 
 __all__ = ["InvalidReactionError", "POSTMethod", "GETMethod", "read_counts", "weighted_mean",
            "weighted_means", "validate_reaction", "validate_match_id"]
@@ -25,20 +26,7 @@ class InvalidReactionError(ValueError):
 
     def __init__(self, field: str, value: Any, allowed: str) -> None:
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"invalid {field} {_describe(value)}: {field} must be {allowed}")
-
-
-def _describe(value: Any) -> str:
-    """A short repr for an error message, naming the type where the repr alone would mislead."""
-    try:
-        text = repr(value)
-    except Exception:  # e.g. an int too long to print, or a broken __repr__
-        return f"<{type(value).__name__}>"
-    if len(text) > 60:
-        text = text[:57] + "..."
-    if type(value) in (int, str, float, bool, type(None), bytes):
-        return text
-    return f"{text} (a {type(value).__name__})"
+        super().__init__(f"invalid {field} {describe_value(value)}: {field} must be {allowed}")
 
 
 def _validate_id(field: str, value: Any, maximum: int) -> None:

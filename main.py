@@ -19,6 +19,7 @@ if __name__ == "__main__":
 
 import argparse
 import asyncio
+import heapq
 import logging
 import math
 import os
@@ -30,11 +31,17 @@ import threading
 import time
 from typing import Awaitable, Callable, Sequence
 
-import config
+try:
+    import config
+except Exception as error:  # config.py is the user's to edit: a slip there is one line, not a trace
+    sys.stderr.write(f"config.py cannot be loaded: {type(error).__name__}: {error}\n")
+    sys.exit(2)  # as for a bad setting
 from api_layer import POSTMethod, read_counts, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import SchemaMismatchError, get_reactions_table
 from redis_adapter import get_adapter
+from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
+                      SettingsError, describe_value, validate_settings)
 
 logger = logging.getLogger("live_reactions")
 
@@ -51,70 +58,45 @@ runs late; at 1 ms both keep up (README, Performance)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line; every flag defaults to its value in config.py."""
+    """The command line: each flag's text (True for --show-db) under its setting's name, or None
+    when the flag was not given. Their values are checked by settings.validate_settings."""
     parser = argparse.ArgumentParser(
         description="Live Reactions: post random emoji reactions to an in-memory Redis, serve "
-                    "their weighted means, and back them up to SQLite (write-behind).")
-    parser.add_argument("--matches", type=_positive_int, default=config.MAX_MATCHES,
-                        help="match ids run 1..N (default %(default)s)")
-    parser.add_argument("--users", type=_positive_int, default=config.MAX_USERS,
-                        help="user ids run 1..N (default %(default)s)")
-    parser.add_argument("--rate", type=_rate, default=config.POSTS_PER_SECOND,
-                        help="posting pace in events/s, 0 = as fast as it can "
-                             "(default %(default)s)")
-    parser.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS",
-                        help="stop by itself after this many seconds (default: run until Ctrl-C)")
-    parser.add_argument("--seed", type=int, default=config.RANDOM_SEED,
-                        help="seed of the random reactions, for a repeatable run "
-                             "(default %(default)s = different each run)")
-    parser.add_argument("--db", default=config.DB_PATH, metavar="PATH",
-                        help="SQLite database: :memory: or a file that keeps the rows "
-                             "(default %(default)s)")
-    parser.add_argument("--show-db", action="store_true", default=config.SHOW_DB_OUTPUT,
-                        help="after each backup, also show the table's latest rows and the "
-                             "seed's aggregate query per match")
-    parser.add_argument("--get-interval", type=_interval,
-                        default=config.GET_INTERVAL_SECONDS, metavar="SECONDS",
-                        help="seconds between GET ticks, at least %g (default %%(default)s)"
-                             % MIN_INTERVAL_SECONDS)
-    parser.add_argument("--backup-interval", type=_interval,
-                        default=config.BACKUP_INTERVAL_SECONDS, metavar="SECONDS",
-                        help="seconds between backups, at least %g (default %%(default)s)"
-                             % MIN_INTERVAL_SECONDS)
+                    "their weighted means, and back them up to SQLite (write-behind). Every "
+                    "default comes from config.py.")
+    _flag(parser, "MAX_MATCHES", "N", f"match ids run 1..N, at most {MAX_MATCHES_LIMIT:,} "
+          f"({MAX_MATCHES_FILE_LIMIT:,} with a database file)")
+    _flag(parser, "MAX_USERS", "N", "user ids run 1..N")
+    _flag(parser, "POSTS_PER_SECOND", "R", "posting pace in events/s, 0 = as fast as it can")
+    _flag(parser, "DURATION_SECONDS", "SECONDS",
+          "stop by itself after this many seconds, None = at Ctrl-C")
+    _flag(parser, "RANDOM_SEED", "N",
+          "seed of the random reactions, for a repeatable run, None = different each run")
+    _flag(parser, "DB_PATH", "PATH", "SQLite database: :memory: or a file that keeps the rows")
+    _flag(parser, "SHOW_DB_OUTPUT", None, "after each backup, also show the table's latest "
+          "rows and the seed's aggregate query per match")
+    _flag(parser, "GET_INTERVAL_SECONDS", "SECONDS",
+          "seconds between GET ticks, at least %g" % MIN_INTERVAL_SECONDS)
+    _flag(parser, "BACKUP_INTERVAL_SECONDS", "SECONDS",
+          "seconds between backups, at least %g" % MIN_INTERVAL_SECONDS)
     return parser.parse_args(argv)
 
 
-def _number(kind: type, low: float, high: float, allowed: str) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)`` if it lies in [low, high], else the message ``allowed``."""
-    def parse(text: str) -> float:
-        value = kind(text)  # ValueError: argparse reports "invalid ... value"
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-_ID_MAX = 2 ** 63 - 1  # ids are SQLite INTEGERs: signed 64-bit
-_positive_int = _number(int, 1, _ID_MAX, "an integer from 1 to 2**63-1")
-_rate = _number(float, 0, math.inf, "events/s, 0 or more (0 = as fast as it can)")
-_seconds = _number(float, 1e-3, math.inf, "a number of seconds, 0.001 or more")
-# Shorter ticks would print tables faster than anyone reads them (and flood the terminal).
-MIN_INTERVAL_SECONDS = 0.1
-_interval = _number(float, MIN_INTERVAL_SECONDS, math.inf,
-                    f"a number of seconds, {MIN_INTERVAL_SECONDS:g} or more")
+def _flag(parser: argparse.ArgumentParser, name: str, metavar: str | None, text: str) -> None:
+    """Add the flag of setting ``name`` (its spelling is in settings.SETTINGS); None if absent."""
+    default = describe_value(getattr(config, name, None)).replace("%", "%%")
+    options = {"action": "store_true"} if metavar is None else {"metavar": metavar}
+    parser.add_argument(SETTINGS[name].flag, dest=name, default=None,
+                        help=f"{text} (default {default})", **options)
 
 
 def apply_settings(args: argparse.Namespace) -> None:
-    """Override config.py with the flags, before anything reads it."""
-    config.MAX_MATCHES = args.matches
-    config.MAX_USERS = args.users
-    config.POSTS_PER_SECOND = args.rate
-    config.RANDOM_SEED = args.seed
-    config.DB_PATH = args.db
-    config.SHOW_DB_OUTPUT = args.show_db
-    config.GET_INTERVAL_SECONDS = args.get_interval
-    config.BACKUP_INTERVAL_SECONDS = args.backup_interval
+    """Check config.py's settings and the flags over them, then write the result into config,
+    before anything reads it. Raises settings.SettingsError (config unchanged) for a bad value."""
+    flags = {name: value for name, value in vars(args).items()
+             if name in SETTINGS and value is not None}
+    for name, value in validate_settings(vars(config), flags).items():
+        setattr(config, name, value)
 
 
 class Poster(threading.Thread):
@@ -206,12 +188,11 @@ def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
 class LiveRun:
     """One live run of the pipeline: the poster thread, the GET and backup tasks, the shutdown."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
+    def __init__(self) -> None:
         self.adapter = get_adapter()
         self.table = get_reactions_table()
         self.manager = BackupDataManager(self.adapter, self.table)
-        self.poster = Poster(args.rate, random.Random(args.seed))
+        self.poster = Poster(config.POSTS_PER_SECOND, random.Random(config.RANDOM_SEED))
         self.rows_before = self.table.count()
         self.backups = 0
         self._started = time.monotonic()
@@ -225,12 +206,13 @@ class LiveRun:
         self._install_signal_handlers()
         self._log_banner()
         self.poster.start()
-        tasks = [asyncio.create_task(every(self.args.get_interval, self.get_tick, "GET")),
-                 asyncio.create_task(every(self.args.backup_interval, self.backup_tick, "backup"))]
+        tasks = [asyncio.create_task(every(config.GET_INTERVAL_SECONDS, self.get_tick, "GET")),
+                 asyncio.create_task(every(config.BACKUP_INTERVAL_SECONDS, self.backup_tick,
+                                           "backup"))]
         try:
-            await asyncio.wait_for(self._stop.wait(), timeout=self.args.duration)
+            await asyncio.wait_for(self._stop.wait(), timeout=config.DURATION_SECONDS)
         except asyncio.TimeoutError:
-            logger.info("duration of %gs reached", self.args.duration)
+            logger.info("duration of %gs reached", config.DURATION_SECONDS)
         return await self.shutdown(tasks)
 
     def _install_signal_handlers(self) -> None:
@@ -249,15 +231,18 @@ class LiveRun:
         self._stop.set()
 
     def _log_banner(self) -> None:
-        args = self.args
-        rate = "as fast as it can" if args.rate == 0 else f"{args.rate:,g} events/s"
+        rate = config.POSTS_PER_SECOND
+        pace = "as fast as it can" if rate == 0 else f"{rate:,g} events/s"
         rows = f" (already {self.rows_before:,} rows)" if self.rows_before else ""
-        seed = "random" if args.seed is None else args.seed
-        until = f"stops after {args.duration:g}s" if args.duration else "Ctrl-C to stop"
+        seed = "random" if config.RANDOM_SEED is None else config.RANDOM_SEED
+        duration = config.DURATION_SECONDS
+        until = "Ctrl-C to stop" if duration is None else f"stops after {duration:g}s"
         logger.info("Live Reactions: %s matches, %s users, emoticons %s, posting %s",
-                    f"{args.matches:,}", f"{args.users:,}", "/".join(config.EMOTICON_TYPES), rate)
+                    f"{config.MAX_MATCHES:,}", f"{config.MAX_USERS:,}",
+                    "/".join(config.EMOTICON_TYPES), pace)
         logger.info("GET every %gs, backup every %gs, database %s%s, seed %s; %s",
-                    args.get_interval, args.backup_interval, args.db, rows, seed, until)
+                    config.GET_INTERVAL_SECONDS, config.BACKUP_INTERVAL_SECONDS, config.DB_PATH,
+                    rows, seed, until)
 
     async def get_tick(self) -> None:
         """GET: log every match's weighted means (raw counts), and the status.
@@ -265,19 +250,22 @@ class LiveRun:
         It calls read_counts, the one MGET GETMethod makes, and weighted_means on that same
         read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
         """
-        rows = await asyncio.to_thread(self._read_all_counts)  # many matches: keep the loop free
-        if len(rows) > GET_TABLE_MAX_ROWS:
-            rows = sorted(rows, key=lambda row: -sum(row[1].values()))[:GET_TABLE_MAX_ROWS]
-            which = f"the busiest {GET_TABLE_MAX_ROWS} of {self.args.matches:,} matches"
-        else:
-            which = "per match"
+        rows = await asyncio.to_thread(self._table_rows)  # many matches: keep the loop free
+        which = "per match"
+        if config.MAX_MATCHES > GET_TABLE_MAX_ROWS:
+            which = f"the busiest {GET_TABLE_MAX_ROWS} of {config.MAX_MATCHES:,} matches"
         logger.info("GET weighted mean = ceil(count/%s) (raw count), %s; %s",
                     f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, self._status())
         for line in format_get_table(rows):
             logger.info("%s", line)
 
-    def _read_all_counts(self) -> list[tuple[int, dict[str, int]]]:
-        return [(match_id, read_counts(match_id)) for match_id in range(1, self.args.matches + 1)]
+    def _table_rows(self) -> list[tuple[int, dict[str, int]]]:
+        """Every match's counters, or the busiest GET_TABLE_MAX_ROWS (ties: lowest id first),
+        read in one pass that keeps only those (up to MAX_MATCHES_LIMIT matches a tick)."""
+        rows = ((match_id, read_counts(match_id)) for match_id in range(1, config.MAX_MATCHES + 1))
+        if config.MAX_MATCHES <= GET_TABLE_MAX_ROWS:
+            return list(rows)
+        return heapq.nlargest(GET_TABLE_MAX_ROWS, rows, key=lambda row: sum(row[1].values()))
 
     def _status(self) -> str:
         pending = self.adapter.pending_events()  # read first: it never exceeds posted then
@@ -301,7 +289,7 @@ class LiveRun:
         logger.info("backup moved %s events (lists: %d) in %.0f ms; table now %s rows",
                     f"{result.events:,}", result.keys, result.seconds * 1000,
                     f"{self.table.count():,}")
-        if self.args.show_db:
+        if config.SHOW_DB_OUTPUT:
             self._log_db_output()
 
     def _log_db_output(self) -> None:
@@ -310,9 +298,9 @@ class LiveRun:
             logger.info("  db row id=%d user_id=%d match_id=%d emoticon_type=%s timestamp=%.6f",
                         row["id"], row["user_id"], row["match_id"], row["emoticon_type"],
                         row["timestamp"])
-        shown = min(self.args.matches, GET_TABLE_MAX_ROWS)
+        shown = min(config.MAX_MATCHES, GET_TABLE_MAX_ROWS)
         logger.info("  db aggregate query (seed's SQL), matches 1..%d of %s:", shown,
-                    f"{self.args.matches:,}")
+                    f"{config.MAX_MATCHES:,}")
         for match_id in range(1, shown + 1):
             counts = self.table.aggregate(match_id)
             cells = ", ".join(f"{e} {counts.get(e, 0):,}" for e in config.EMOTICON_TYPES)
@@ -377,15 +365,20 @@ def configure_logging() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the flags, run the pipeline, return the exit status."""
+    """Parse the flags, check the settings, run the pipeline; return the exit status (2: a bad
+    setting or database, logged in one line)."""
     args = parse_args(argv)
-    apply_settings(args)
     configure_logging()
+    try:
+        apply_settings(args)
+    except SettingsError as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     try:
-        run = LiveRun(args)
+        run = LiveRun()
     except (SchemaMismatchError, sqlite3.Error) as error:
-        logger.error("cannot use database %s: %s", args.db, error)
+        logger.error("cannot use database %s: %s", config.DB_PATH, error)
         return EXIT_USAGE
     try:
         return asyncio.run(run.main())

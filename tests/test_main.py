@@ -13,6 +13,7 @@ import pytest
 
 import config
 import main
+from api_layer import POSTMethod
 from redis_adapter import get_adapter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,31 +151,20 @@ def test_help_lists_every_flag():
                                    ["--get-interval", "0"], ["--duration", "nan"],
                                    ["--backup-interval", "inf"]])
 def test_bad_flags_are_refused(flags):
-    """Out-of-range or malformed flags exit 2 with argparse's message, nothing started."""
+    """Out-of-range or malformed flags exit 2 with one line naming the flag, nothing started."""
     result = subprocess.run([sys.executable, "main.py", *flags], cwd=ROOT, text=True,
                             capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    lines = (result.stdout + result.stderr).splitlines()
     assert result.returncode == 2
-    assert flags[0] in result.stderr and "Traceback" not in result.stderr
+    assert len(lines) == 1 and f" ERROR: {' '.join(flags)} (" in lines[0], lines
 
 
-def test_flags_override_config():
-    """apply_settings writes every flag over config.py's value."""
-    args = main.parse_args(["--matches", "3", "--users", "7", "--rate", "0", "--seed", "4",
-                            "--db", "x.db", "--show-db", "--get-interval", "1.5",
-                            "--backup-interval", "2"])
-    main.apply_settings(args)
-    assert (config.MAX_MATCHES, config.MAX_USERS, config.POSTS_PER_SECOND, config.RANDOM_SEED,
-            config.DB_PATH, config.SHOW_DB_OUTPUT, config.GET_INTERVAL_SECONDS,
-            config.BACKUP_INTERVAL_SECONDS) == (3, 7, 0, 4, "x.db", True, 1.5, 2)
-
-
-def test_defaults_come_from_config():
-    """With no flags, every setting is config.py's."""
-    args = main.parse_args([])
-    assert (args.matches, args.users, args.rate, args.get_interval, args.backup_interval,
-            args.db) == (config.MAX_MATCHES, config.MAX_USERS, config.POSTS_PER_SECOND,
-                         config.GET_INTERVAL_SECONDS, config.BACKUP_INTERVAL_SECONDS,
-                         config.DB_PATH)
+def test_unknown_flag_is_refused_by_argparse():
+    """A flag main.py does not have exits 2 with argparse's usage message."""
+    result = subprocess.run([sys.executable, "main.py", "--ratee", "5"], cwd=ROOT, text=True,
+                            capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert result.returncode == 2
+    assert "unrecognized arguments: --ratee" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_poster_is_repeatable_with_a_seed():
@@ -212,3 +202,20 @@ def test_unusable_database_path_is_refused(tmp_path, make_path):
                             timeout=RUN_TIMEOUT_SECONDS)
     assert result.returncode == 2
     assert "cannot use database" in result.stdout and "Traceback" not in result.stdout
+
+
+def test_get_table_rows_are_the_busiest_matches(monkeypatch):
+    """Over 10 matches, the GET tick keeps the 10 busiest, ties in match order."""
+    monkeypatch.setattr(config, "MAX_MATCHES", 30)
+    for match_id in (25, 3, 17):
+        for _ in range(match_id):
+            POSTMethod(1, match_id, "sad")
+    rows = main.LiveRun.__new__(main.LiveRun)._table_rows()
+    assert [match_id for match_id, _ in rows] == [25, 17, 3, 1, 2, 4, 5, 6, 7, 8]
+    assert rows[0][1] == {"heart": 0, "sad": 25, "happy": 0}
+
+
+def test_get_table_rows_are_every_match_when_they_fit():
+    """Up to 10 matches, the GET tick shows each one, in match order."""
+    rows = main.LiveRun.__new__(main.LiveRun)._table_rows()
+    assert [match_id for match_id, _ in rows] == list(range(1, config.MAX_MATCHES + 1))

@@ -1,0 +1,274 @@
+"""The settings of a run: one table of every setting and its rule, and one function to check them.
+
+config.py holds the defaults; main.py's flags override some of them for one run. Either way a
+value reaches the rest of the program only through ``validate_settings()``, once, at start-up:
+main.py writes what it returns into ``config`` and the modules read ``config.NAME`` from then on.
+
+To add a setting: give it a line in config.py (with its unit), a ``Setting`` in ``SETTINGS`` below
+(its rule, and its flag if main.py has one), and the flag's ``add_argument`` in main.py. The rules
+and the reasons for their limits are listed in the README (Settings).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+__all__ = ["SettingsError", "Rule", "Setting", "SETTINGS", "CONFIG_SOURCE", "validate_settings",
+           "describe_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT",
+           "MIN_INTERVAL_SECONDS", "ID_MAX"]
+
+CONFIG_SOURCE = "config.py"
+"""The source named in an error about a value written in config.py."""
+
+ID_MAX = 2 ** 63 - 1  # ids are SQLite INTEGERs and Redis counters: signed 64-bit
+MAX_MATCHES_LIMIT = 100_000
+"""The most matches a run serves. Every GET tick reads each match's counters (5 to 8 us a match:
+0.6 s a tick at this limit, 2.4 s while posting at rate 0) and a backup may move one list per
+match (4.2 s for 100,000 on :memory:); at 1,000,000 a tick took 7.8 s, 22 s while posting."""
+MAX_MATCHES_FILE_LIMIT = 1_000
+"""The most matches with a database file: a backup commits each match's list on its own, 2 to
+7 ms a list on disk, so 1,000 lists took 1.9 to 3.4 s of the 10 s interval (3,000: 9 to 14 s)."""
+MIN_INTERVAL_SECONDS = 0.1  # shorter ticks print tables faster than anyone reads them
+MAX_SECONDS = 1e9  # ~31 years: longer is forever for a live run; keeps clock sums finite
+MAX_RATE = 1e9  # events/s; far above what one thread posts (README, Performance)
+MAX_EMOTICONS = 10  # each is a 16-character column of the GET table: 10 make 170-character lines
+EMOTICON_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,14}")
+"""An emoticon: 1 to 15 ASCII letters, digits, _ or -, starting with a letter. It is part of a
+Redis key (no spaces, no glob characters), a literal in the table's SQL CHECK (no quotes) and a
+GET table column header (15 characters and a space)."""
+
+
+class SettingsError(ValueError):
+    """A setting's value is not allowed; nothing has started.
+
+    ``name`` is the setting (config.py's name), ``source`` is where the value came from
+    (``"config.py"`` or a flag such as ``"--rate"``), ``value`` is the value (a flag's text as
+    typed), ``allowed`` says what is accepted and ``reason`` (maybe "") what is wrong with it.
+    """
+
+    def __init__(self, name: str, source: str, value: Any, allowed: str, reason: str = "") -> None:
+        self.name, self.source, self.value = name, source, value
+        self.allowed, self.reason = allowed, reason
+        problem = "is not allowed" + (f" ({reason})" if reason else "")
+        if value is MISSING:
+            problem = "is missing"
+        super().__init__(f"{_where(name, source, value)} {problem}; allowed: {allowed}")
+
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()
+"""The value of a setting config.py does not define."""
+
+
+def _where(name: str, source: str, value: Any) -> str:
+    if value is MISSING:
+        return f"{source}: {name}"
+    if source == CONFIG_SOURCE:
+        return f"{source}: {name} = {describe_value(value)}"
+    return f"{source} {shlex.quote(value) if isinstance(value, str) else value} ({name})"
+
+
+def describe_value(value: Any) -> str:
+    """A short repr for an error message, naming the type where the repr alone would mislead."""
+    try:
+        text = repr(value)
+    except Exception:  # e.g. an int too long to print, or a broken __repr__
+        return f"<{type(value).__name__}>"
+    if len(text) > 60:
+        text = text[:57] + "..."
+    if type(value) in (int, str, float, bool, type(None), bytes):
+        return text
+    return f"{text} (a {type(value).__name__})"
+
+
+class Refused(ValueError):
+    """Raised by a rule's check: the value is not allowed; the message (maybe "") says why."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting accepts.
+
+    ``check(value)`` returns the value to use (e.g. a list as a tuple) or raises Refused.
+    ``parse(text)`` turns a flag's text into a value for check (ValueError: not allowed).
+    ``allowed`` says what is accepted, in words, for the error message.
+    """
+
+    allowed: str
+    check: Callable[[Any], Any]
+    parse: Callable[[str], Any] = str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name in config.py, its rule, and the flag of main.py that overrides it."""
+
+    name: str
+    rule: Rule
+    flag: str | None = None
+
+
+def _a(value: Any) -> str:
+    """The type of ``value`` with its article: "an int", "a str", "None"."""
+    name = type(value).__name__
+    if value is None:
+        return "None"
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def integer(low: int, high: int, allowed: str) -> Rule:
+    """An int (not a bool, not a float) from ``low`` to ``high``."""
+    def check(value: Any) -> int:
+        if type(value) is not int:
+            raise Refused(f"{_a(value)}, not an int")
+        if not low <= value <= high:
+            raise Refused("")
+        return value
+    return Rule(allowed, check, int)
+
+
+def number(low: float, high: float, allowed: str, zero: bool = False) -> Rule:
+    """An int or float (not a bool), finite, from ``low`` to ``high`` (or 0 if ``zero``).
+
+    The value used is a float."""
+    def check(value: Any) -> float:
+        if type(value) not in (int, float):
+            raise Refused(f"{_a(value)}, not a number")
+        # Compared before float(): an int too big for a float (10**400) is simply out of range.
+        if not (low <= value <= high or (zero and value == 0)):
+            raise Refused("")
+        return float(value)
+    return Rule(allowed, check, float)
+
+
+def optional(rule: Rule, meaning: str) -> Rule:
+    """None (which means ``meaning``) or what ``rule`` accepts."""
+    def check(value: Any) -> Any:
+        return None if value is None else rule.check(value)
+    return Rule(f"None ({meaning}) or {rule.allowed}", check, rule.parse)
+
+
+def _check_bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise Refused(f"{_a(value)}, not a bool")
+    return value
+
+
+def _check_emoticons(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise Refused(f"a str, not a tuple: write ({value!r},) for one emoticon")
+    if type(value) not in (tuple, list):
+        raise Refused(f"{_a(value)}, not a tuple")
+    if not 1 <= len(value) <= MAX_EMOTICONS:
+        raise Refused(f"{len(value)} emoticons")
+    for emoticon in value:
+        if type(emoticon) is not str or not EMOTICON_NAME.fullmatch(emoticon):
+            raise Refused(f"{describe_value(emoticon)} is not such a name")
+        if value.count(emoticon) > 1:
+            raise Refused(f"{emoticon!r} appears twice")
+    return tuple(value)
+
+
+def _check_db_path(value: Any) -> str:
+    if type(value) is not str:
+        raise Refused(f"{_a(value)}, not a str")
+    # "" would open a private temporary database, and SQLite cannot open a name with NUL.
+    if not value or "\0" in value:
+        raise Refused("")
+    return value
+
+
+def _short(number: float) -> str:
+    """1e9 as "1e9", not "1e+09"."""
+    return f"{number:g}".replace("e+0", "e").replace("e+", "e")
+
+
+_SECONDS = f"a number of seconds from {MIN_INTERVAL_SECONDS:g} to {_short(MAX_SECONDS)}"
+_ID = "an int from 1 to 2**63-1 (ids are SQLite INTEGERs)"
+
+SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
+    Setting("MAX_MATCHES", integer(
+        1, MAX_MATCHES_LIMIT,
+        f"an int from 1 to {MAX_MATCHES_LIMIT:,}, or to {MAX_MATCHES_FILE_LIMIT:,} with a "
+        "database file (each GET tick reads every match's counters and each backup commits "
+        "every match's list; README, Settings)"), "--matches"),
+    Setting("MAX_USERS", integer(1, ID_MAX, _ID), "--users"),
+    Setting("EMOTICON_TYPES", Rule(
+        f"a tuple of 1 to {MAX_EMOTICONS} distinct names, each 1 to 15 ASCII letters, digits, "
+        "_ or -, starting with a letter", _check_emoticons)),
+    Setting("POSTS_PER_SECOND", number(
+        0, MAX_RATE, f"a number of events/s from 0 to {_short(MAX_RATE)}, 0 = as fast as it can"),
+        "--rate"),
+    Setting("DURATION_SECONDS", optional(
+        number(1e-3, MAX_SECONDS, f"a number of seconds from 0.001 to {_short(MAX_SECONDS)}"),
+        "run until Ctrl-C"), "--duration"),
+    Setting("GET_INTERVAL_SECONDS", number(MIN_INTERVAL_SECONDS, MAX_SECONDS, _SECONDS),
+            "--get-interval"),
+    Setting("BACKUP_INTERVAL_SECONDS", number(MIN_INTERVAL_SECONDS, MAX_SECONDS, _SECONDS),
+            "--backup-interval"),
+    Setting("WEIGHTED_MEAN_DIVISOR", integer(
+        1, ID_MAX, "an int from 1 to 2**63-1 (a Redis counter never exceeds 2**63-1)")),
+    Setting("DB_PATH", Rule('":memory:" or a file path: a non-empty str without NUL characters',
+                            _check_db_path), "--db"),
+    Setting("RANDOM_SEED", optional(
+        integer(0, ID_MAX, "an int from 0 to 2**63-1 (a negative seed repeats its absolute "
+                           "value's run)"), "a different run each time"), "--seed"),
+    Setting("SHOW_DB_OUTPUT", Rule("True or False", _check_bool), "--show-db"),
+]}
+"""Every setting, by its name in config.py: the one place for the rules of their values."""
+
+def validate_settings(config_values: Mapping[str, Any],
+                      flags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Check every setting; return ``{name: value to use}`` for all of SETTINGS.
+
+    ``config_values`` maps config.py's names to their values (e.g. ``vars(config)``; names that
+    are not all upper case, such as modules and dunders, are ignored). ``flags`` maps a setting's
+    name to the value of its flag when the flag was given: the text typed, or True for a switch.
+    A flag's value wins over config.py's, but config.py's is checked too, so the file is right
+    for the next run. Raises SettingsError for the first bad value, or for an upper-case name in
+    config.py that is not a setting (a typo would otherwise be ignored silently).
+    """
+    flags = flags or {}
+    _refuse_unknown(config_values)
+    values, given = {}, {}
+    for name, setting in SETTINGS.items():
+        given[name] = (CONFIG_SOURCE, config_values.get(name, MISSING))
+        values[name] = _checked(setting, *given[name])
+        if name in flags:
+            given[name] = (setting.flag or name, flags[name])
+            values[name] = _checked(setting, *given[name], parse=True)
+    _check_together(values, given)
+    return values
+
+
+def _check_together(values: Mapping[str, Any], given: Mapping[str, tuple[str, Any]]) -> None:
+    """The rules between settings, on values each already allowed alone."""
+    if values["DB_PATH"] != ":memory:" and values["MAX_MATCHES"] > MAX_MATCHES_FILE_LIMIT:
+        source, value = given["DB_PATH"]
+        raise SettingsError(
+            "MAX_MATCHES", *given["MAX_MATCHES"], SETTINGS["MAX_MATCHES"].rule.allowed,
+            f"more than {MAX_MATCHES_FILE_LIMIT:,} with the database file {value!r} from {source}")
+
+
+def _checked(setting: Setting, source: str, value: Any, parse: bool = False) -> Any:
+    """``setting``'s rule applied to ``value`` from ``source``; SettingsError if refused."""
+    rule = setting.rule
+    if value is MISSING:
+        raise SettingsError(setting.name, source, value, rule.allowed)
+    try:
+        return rule.check(rule.parse(value) if parse and isinstance(value, str) else value)
+    except (Refused, ValueError, OverflowError) as error:
+        reason = str(error) if isinstance(error, Refused) else ""
+        raise SettingsError(setting.name, source, value, rule.allowed, reason) from None
+
+
+def _refuse_unknown(config_values: Mapping[str, Any]) -> None:
+    for name in config_values:
+        if name.isupper() and not name.startswith("_") and name not in SETTINGS:
+            close = difflib.get_close_matches(name, SETTINGS, n=1)
+            hint = f"did you mean {close[0]}?" if close else "a typo?"
+            raise SettingsError(name, CONFIG_SOURCE, config_values[name],
+                                "the settings " + ", ".join(SETTINGS), f"not a setting; {hint}")
