@@ -42,3 +42,8 @@ RANDOM_SEED = None
 SHOW_DB_OUTPUT = False
 """True: each backup also logs the table's latest rows and the seed's aggregate query (seed's
 "uncomment line 38 in backup_data.py")."""
+
+KEY_PREFIX = ""
+"""Put before every Redis key of the reactions ("" = the seed's names, e.g. "live:" gives
+``live:5_heart``), so several runs or other applications can share one Redis. Not ending in a
+digit."""

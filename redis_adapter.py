@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 from typing import Any, Iterable, Iterator
 
+import config
 from in_memory_redis import DataError, InMemoryRedis, RedisError, ResponseError
 
 __all__ = [
     "RedisError", "ResponseError", "DataError", "InMemoryRedis",
-    "get_redis", "RedisAdapter", "get_adapter",
-    "counter_key", "match_data_key", "staging_key",
+    "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
+    "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event",
 ]
 
 _server: InMemoryRedis | None = None
@@ -40,35 +42,103 @@ def get_redis() -> InMemoryRedis:
 
 # -- the reactions' key layout: the one place that knows it ------------------------------------
 
-def counter_key(match_id: int | str, emoticon_type: str) -> str:
-    """The counter of one emoticon in one match: ``{match_id}_{emoticon_type}`` (seed)."""
-    return f"{match_id}_{emoticon_type}"
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+_PREFIX_MAX_CHARS = 200
 
 
-def match_data_key(match_id: int | str) -> str:
-    """The list of one match's event records: ``match_data_{match_id}`` (seed)."""
-    return f"match_data_{match_id}"
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern (backslash before * ? [ ] \\)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
-def staging_key(key: str, batch: str) -> str:
-    """Where backup run ``batch`` parks the list ``key`` while it copies it to the table.
+class KeyLayout:
+    """The reactions' key names under one ``prefix`` (config.KEY_PREFIX; "" = the seed's names).
 
-    ``backup_{batch}_match_data_5`` does not match MATCH_DATA_PATTERN, so new events of match 5
-    start a fresh list meanwhile. Each run has its own ``batch`` (ordered by time), so a list
-    left by a failed run is never overwritten, and sorting staged keys gives their age order.
+    - counter: ``{prefix}{match_id}_{emoticon_type}`` (seed: ``5_heart``)
+    - event list: ``{prefix}match_data_{match_id}`` (seed: ``match_data_5``)
+    - staged list: ``{prefix}backup_{batch}_match_data_{match_id}`` (backup_data.py)
+    - ingest marker: ``{prefix}ingest_{flush_id}`` (ingest.py: a flush applied, for retries)
+
+    Only keys of exactly these shapes are this run's: the ``is_*`` tests below decide what the
+    adapter counts, moves or deletes, so another application's keys in the same Redis (or the
+    keys of another prefix) are never touched. Raises ValueError for a prefix that is not a str,
+    is longer than 200 characters, or ends in a digit (``"a1"`` + ``"5_heart"`` would read as
+    counter ``15_heart`` of prefix ``"a"``).
     """
-    return f"backup_{batch}_{key}"
+
+    def __init__(self, prefix: str = "") -> None:
+        if type(prefix) is not str or len(prefix) > _PREFIX_MAX_CHARS or prefix[-1:].isdigit():
+            raise ValueError(f"invalid key prefix {prefix!r}: must be a str of at most "
+                             f"{_PREFIX_MAX_CHARS} characters not ending in a digit, e.g. 'live:'")
+        self.prefix = prefix
+        glob, literal = _glob_escape(prefix), re.escape(prefix)
+        self.match_data_pattern = glob + "match_data_*"
+        self.staging_pattern = glob + "backup_*_match_data_*"
+        self.pending_pattern = glob + "*match_data_*"  # live and staged lists alike
+        self.counter_pattern = glob + "*_*"
+        self._counter = re.compile(literal + r"([1-9][0-9]*)_(.+)", re.DOTALL)
+        self._match_data = re.compile(literal + r"match_data_[1-9][0-9]*")
+        self._staged = re.compile(literal + r"backup_[0-9A-Za-z.]+_match_data_[1-9][0-9]*")
+
+    def counter_key(self, match_id: int | str, emoticon_type: str) -> str:
+        """The counter of one emoticon in one match: ``{prefix}{match_id}_{emoticon_type}``."""
+        return f"{self.prefix}{match_id}_{emoticon_type}"
+
+    def match_data_key(self, match_id: int | str) -> str:
+        """The list of one match's event records: ``{prefix}match_data_{match_id}``."""
+        return f"{self.prefix}match_data_{match_id}"
+
+    def staging_key(self, key: str, batch: str) -> str:
+        """Where backup run ``batch`` parks the list ``key`` while it copies it to the table.
+
+        ``backup_{batch}_match_data_5`` does not match the match_data pattern, so new events of
+        match 5 start a fresh list meanwhile. Each run has its own ``batch`` (ordered by time),
+        so a list left by a failed run is never overwritten, and sorting staged keys gives their
+        age order.
+        """
+        return f"{self.prefix}backup_{batch}_{key[len(self.prefix):]}"
+
+    def ingest_marker_key(self, flush_id: str) -> str:
+        """The key an ingest flush sets in its own MULTI/EXEC, so a retry can tell it happened."""
+        return f"{self.prefix}ingest_{flush_id}"
+
+    def parse_counter(self, key: str, emoticon_types: Iterable[str]) -> tuple[int, str] | None:
+        """``(match_id, emoticon_type)`` if ``key`` is one of this layout's counters, else None."""
+        found = self._counter.fullmatch(key)
+        if found is None or found.group(2) not in emoticon_types:
+            return None
+        return int(found.group(1)), found.group(2)
+
+    def is_match_data(self, key: str) -> bool:
+        """True if ``key`` is a live event list of this layout."""
+        return self._match_data.fullmatch(key) is not None
+
+    def is_staged(self, key: str) -> bool:
+        """True if ``key`` is a staged event list of this layout."""
+        return self._staged.fullmatch(key) is not None
+
+    def is_pending(self, key: str) -> bool:
+        """True if ``key`` holds events of this layout not yet in the table (live or staged)."""
+        return self.is_match_data(key) or self.is_staged(key)
+
+
+SEED_LAYOUT = KeyLayout("")
+"""The seed's key names (no prefix)."""
+counter_key = SEED_LAYOUT.counter_key
+match_data_key = SEED_LAYOUT.match_data_key
+staging_key = SEED_LAYOUT.staging_key
+MATCH_DATA_PATTERN = SEED_LAYOUT.match_data_pattern
+STAGING_PATTERN = SEED_LAYOUT.staging_pattern
+PENDING_PATTERN = SEED_LAYOUT.pending_pattern
 
 
 @functools.lru_cache(maxsize=4096)
-def _counter_keys(match_id: int, emoticon_types: tuple[str, ...]) -> list[str]:
+def _counter_keys(layout: KeyLayout, match_id: int,
+                  emoticon_types: tuple[str, ...]) -> list[str]:
     """One match's counter keys, built once: GET asks for the same few matches every tick."""
-    return [counter_key(match_id, emoticon) for emoticon in emoticon_types]
+    return [layout.counter_key(match_id, emoticon) for emoticon in emoticon_types]
 
 
-MATCH_DATA_PATTERN = match_data_key("*")
-STAGING_PATTERN = staging_key(MATCH_DATA_PATTERN, "*")
-PENDING_PATTERN = "*" + MATCH_DATA_PATTERN  # live and staged lists alike
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
 
 
@@ -88,21 +158,45 @@ def encode_event(event: dict[str, Any]) -> str:
             f'"timestamp": {event["timestamp"]!r}, "match_id": {event["match_id"]}}}')
 
 
-def decode_events(texts: list[str]) -> list[dict[str, Any]]:
-    """The event records ``{user_id, emoticon_type, timestamp, match_id}`` stored as ``texts``,
-    decoded in one json.loads call (several times faster than one call per event)."""
+def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
+    """The event records ``{user_id, emoticon_type, timestamp, match_id}`` stored as ``texts``
+    (str, or bytes from a client that does not decode replies), decoded in one json.loads call
+    (several times faster than one call per event)."""
+    if texts and isinstance(texts[0], bytes):
+        return json.loads(b"[" + b",".join(texts) + b"]")
     return json.loads("[" + ",".join(texts) + "]")
+
+
+def _text(reply: Any) -> Any:
+    """A key name or status reply as str, whichever way the client decodes replies.
+
+    redis-py left at ``decode_responses=False`` answers bytes; a bytes key name formatted into a
+    staging key would become ``backup_..._b'match_data_1'`` and strand its events.
+    """
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def _event(user_id: int, match_id: int, emoticon_type: str, timestamp: float) -> dict[str, Any]:
+    return {"user_id": user_id, "emoticon_type": emoticon_type,
+            "timestamp": timestamp, "match_id": match_id}
 
 
 class RedisAdapter:
     """The reactions' operations on Redis (seed: RedisAdapter).
 
-    ``redis`` is any object with redis-py's API; by default the process-wide InMemoryRedis.
-    Redis errors (RedisError) pass through unchanged.
+    ``redis`` is any object with redis-py's API -- the process-wide InMemoryRedis by default, or
+    a ``redis.Redis`` (decode_responses True or False: replies are decoded here either way).
+    ``prefix`` puts every key of this adapter under it (KeyLayout; default config.KEY_PREFIX).
+    Keys of other shapes or prefixes are never counted, moved or deleted.
+    Redis errors (RedisError, or redis-py's own) pass through unchanged.
     """
 
-    def __init__(self, redis: InMemoryRedis | None = None) -> None:
+    def __init__(self, redis: Any = None, prefix: str | None = None) -> None:
         self.redis = redis if redis is not None else get_redis()
+        self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
+
+    def _scan(self, pattern: str, **options: Any) -> Iterator[str]:
+        return (_text(key) for key in self.redis.scan_iter(match=pattern, **options))
 
     def record_reaction(self, user_id: int, match_id: int, emoticon_type: str,
                         timestamp: float) -> dict[str, Any]:
@@ -112,33 +206,84 @@ class RedisAdapter:
         ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's snapshot order).
         Inputs are not validated here; the API layer does that.
         """
-        event = {"user_id": user_id, "emoticon_type": emoticon_type,
-                 "timestamp": timestamp, "match_id": match_id}
+        event = _event(user_id, match_id, emoticon_type, timestamp)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(counter_key(match_id, emoticon_type))
-        pipe.rpush(match_data_key(match_id), encode_event(event))
+        pipe.incr(self.layout.counter_key(match_id, emoticon_type))
+        pipe.rpush(self.layout.match_data_key(match_id), encode_event(event))
         pipe.execute()
         return event
+
+    def record_batch(self, events: list[dict[str, Any]], marker: str, flush: int) -> None:
+        """Count and append many event records in ONE MULTI/EXEC (ingest.py's flush).
+
+        One INCRBY per counter touched, one RPUSH per match with its records in order, and
+        ``SET marker flush`` (an int, this buffer's flush number) in the same transaction, so
+        a retry can tell whether this flush happened (``batch_applied``). Counters still equal
+        rows plus pending at every instant Redis can be observed.
+        """
+        counts: dict[tuple[int, str], int] = {}
+        texts: dict[int, list[str]] = {}
+        for event in events:
+            key = (event["match_id"], event["emoticon_type"])
+            counts[key] = counts.get(key, 0) + 1
+            texts.setdefault(event["match_id"], []).append(encode_event(event))
+        pipe = self.redis.pipeline(transaction=True)
+        for (match_id, emoticon_type), count in counts.items():
+            pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
+        for match_id, records in texts.items():
+            pipe.rpush(self.layout.match_data_key(match_id), *records)
+        pipe.set(marker, flush)
+        pipe.execute()
+
+    def batch_applied(self, marker: str, flush: int) -> bool:
+        """True if flush number ``flush`` (or a later one) of ``marker``'s buffer is in Redis."""
+        value = self.redis.get(marker)
+        return value is not None and int(value) >= flush
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
         emoticon_types = tuple(emoticon_types)
-        values = self.redis.mget(_counter_keys(match_id, emoticon_types))
+        values = self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types))
         return {emoticon: 0 if value is None else int(value)
                 for emoticon, value in zip(emoticon_types, values)}
 
+    def counter_keys(self, emoticon_types: Iterable[str] | None = None
+                     ) -> dict[str, tuple[int, str]]:
+        """This layout's counter keys in Redis: ``{key: (match_id, emoticon_type)}``.
+
+        Only strings shaped ``{prefix}{match_id}_{emoticon}`` with an emoticon of
+        ``emoticon_types`` (default config.EMOTICON_TYPES) count: another application's strings
+        and ingest markers do not.
+        """
+        emoticons = frozenset(config.EMOTICON_TYPES if emoticon_types is None else emoticon_types)
+        found = {}
+        for key in self._scan(self.layout.counter_pattern, _type="string"):
+            parsed = self.layout.parse_counter(key, emoticons)
+            if parsed is not None:
+                found[key] = parsed
+        return found
+
     def counter_total(self) -> int:
-        """The sum of every counter: all reactions ever counted (counters are the only strings)."""
-        keys = list(self.redis.scan_iter(_type="string"))
-        return sum(int(value) for value in self.redis.mget(keys) if value is not None) if keys else 0
+        """The sum of this layout's counters: all reactions ever counted under its prefix."""
+        keys = list(self.counter_keys())
+        if not keys:
+            return 0
+        return sum(int(value) for value in self.redis.mget(keys) if value is not None)
 
     def match_data_keys(self) -> list[str]:
-        """The keys ``match_data_*`` holding events not yet backed up, found with SCAN."""
-        return list(self.redis.scan_iter(match=MATCH_DATA_PATTERN))
+        """The keys ``{prefix}match_data_*`` holding events not yet backed up, found with SCAN."""
+        return [key for key in self._scan(self.layout.match_data_pattern)
+                if self.layout.is_match_data(key)]
 
     def staged_keys(self) -> list[str]:
         """Staged lists not yet moved (left by a failed or concurrent backup), oldest first."""
-        return sorted(self.redis.scan_iter(match=STAGING_PATTERN))
+        return sorted(key for key in self._scan(self.layout.staging_pattern)
+                      if self.layout.is_staged(key))
+
+    def pending_keys(self) -> set[str]:
+        """Every list of this layout holding events not yet in the table (live and staged)."""
+        return {key for key in self._scan(self.layout.pending_pattern)
+                if self.layout.is_pending(key)}
 
     def stage_all(self, keys: list[str], batch: str) -> list[str]:
         """RENAME each list in ``keys`` to its staging key for ``batch``, all in one MULTI/EXEC.
@@ -151,9 +296,10 @@ class RedisAdapter:
             return []
         pipe = self.redis.pipeline(transaction=True)
         for key in keys:
-            pipe.rename(key, staging_key(key, batch))
+            pipe.rename(key, self.layout.staging_key(key, batch))
         replies = pipe.execute(raise_on_error=False)
-        return [staging_key(key, batch) for key, moved in zip(keys, replies) if moved is True]
+        return [self.layout.staging_key(key, batch)
+                for key, moved in zip(keys, replies) if moved is True]
 
     def iter_events(self, key: str) -> Iterator[dict[str, Any]]:
         """The event records of list ``key`` in order, read in chunks of LRANGE.
@@ -178,22 +324,24 @@ class RedisAdapter:
         A backup renaming lists between the SCAN and the LLENs would hide them, so the count is
         taken again until the keys stayed the same throughout (a few tries; then best effort).
         """
-        keys = set(self.redis.scan_iter(match=PENDING_PATTERN))
+        keys = self.pending_keys()
         for _ in range(5):
             pipe = self.redis.pipeline(transaction=True)
             for key in keys:
                 pipe.llen(key)
             total = sum(pipe.execute())
-            keys, before = set(self.redis.scan_iter(match=PENDING_PATTERN)), keys
+            keys, before = self.pending_keys(), keys
             if keys == before:
                 break
         return total
 
     def snapshot(self) -> dict[str, Any]:
-        """Every key and value in the seed's format: counters as int, lists as event records."""
+        """This layout's keys and values in the seed's format: counters as int, lists as event
+        records. Other keys in the same Redis are left out."""
         snapshot: dict[str, Any] = {}
-        for key in sorted(self.redis.scan_iter()):
-            kind = self.redis.type(key)  # "none" if it went meanwhile: then it is left out
+        counters = self.counter_keys()
+        for key in sorted(set(counters) | self.pending_keys()):
+            kind = _text(self.redis.type(key))  # "none" if it went meanwhile: then left out
             if kind == "string":
                 snapshot[key] = int(self.redis.get(key))
             elif kind == "list":
@@ -205,7 +353,8 @@ _adapter: RedisAdapter | None = None
 
 
 def get_adapter() -> RedisAdapter:
-    """The process-wide RedisAdapter over ``get_redis()``."""
+    """The process-wide RedisAdapter: the one set_adapter() installed, else one over
+    ``get_redis()`` with config.KEY_PREFIX."""
     global _adapter
     if _adapter is None:
         server = get_redis()
@@ -213,3 +362,10 @@ def get_adapter() -> RedisAdapter:
             if _adapter is None:
                 _adapter = RedisAdapter(server)
     return _adapter
+
+
+def set_adapter(adapter: RedisAdapter | None) -> None:
+    """Make ``adapter`` the process-wide one (e.g. over a real Redis); None = back to default."""
+    global _adapter
+    with _server_lock:
+        _adapter = adapter
