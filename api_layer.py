@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 import config
-from redis_adapter import get_adapter
+from ingest import get_ingest_buffer
+from redis_adapter import get_adapter, make_event
 from settings import describe_value
 
 __all__ = ["InvalidReactionError", "POSTMethod", "GETMethod", "read_counts", "weighted_mean",
@@ -72,10 +73,19 @@ def POSTMethod(user_id: int, match_id: int, emoticon_type: str) -> dict[str, Any
 
     Returns the stored record ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` with
     ``timestamp`` in Unix seconds (float). Raises InvalidReactionError (see validate_reaction)
-    before touching Redis, so bad input changes nothing.
+    before touching Redis, so bad input changes nothing. A Redis error (server gone, ...) is
+    raised as the client raises it: the POST was not acknowledged.
+
+    With config.INGEST_BATCH_EVENTS > 1 the record goes to the process's IngestBuffer and is
+    written with others in one MULTI/EXEC within config.INGEST_FLUSH_SECONDS (ingest.py).
     """
     validate_reaction(user_id, match_id, emoticon_type)
-    return get_adapter().record_reaction(user_id, match_id, emoticon_type, time.time())
+    buffer = get_ingest_buffer()
+    if buffer is None:
+        return get_adapter().record_reaction(user_id, match_id, emoticon_type, time.time())
+    event = make_event(user_id, match_id, emoticon_type, time.time())
+    buffer.add(event)
+    return event
 
 
 def read_counts(match_id: int) -> dict[str, int]:

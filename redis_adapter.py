@@ -23,7 +23,7 @@ from in_memory_redis import DataError, InMemoryRedis, RedisError, ResponseError
 __all__ = [
     "RedisError", "ResponseError", "DataError", "InMemoryRedis",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
-    "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event",
+    "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
 ]
 
 _server: InMemoryRedis | None = None
@@ -176,7 +176,10 @@ def _text(reply: Any) -> Any:
     return reply.decode() if isinstance(reply, bytes) else reply
 
 
-def _event(user_id: int, match_id: int, emoticon_type: str, timestamp: float) -> dict[str, Any]:
+def make_event(user_id: int, match_id: int, emoticon_type: str,
+               timestamp: float) -> dict[str, Any]:
+    """The event record ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's
+    snapshot order; ``timestamp`` in Unix seconds), as stored in Redis and the table."""
     return {"user_id": user_id, "emoticon_type": emoticon_type,
             "timestamp": timestamp, "match_id": match_id}
 
@@ -206,7 +209,7 @@ class RedisAdapter:
         ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's snapshot order).
         Inputs are not validated here; the API layer does that.
         """
-        event = _event(user_id, match_id, emoticon_type, timestamp)
+        event = make_event(user_id, match_id, emoticon_type, timestamp)
         pipe = self.redis.pipeline(transaction=True)
         pipe.incr(self.layout.counter_key(match_id, emoticon_type))
         pipe.rpush(self.layout.match_data_key(match_id), encode_event(event))
@@ -217,28 +220,64 @@ class RedisAdapter:
         """Count and append many event records in ONE MULTI/EXEC (ingest.py's flush).
 
         One INCRBY per counter touched, one RPUSH per match with its records in order, and
-        ``SET marker flush`` (an int, this buffer's flush number) in the same transaction, so
-        a retry can tell whether this flush happened (``batch_applied``). Counters still equal
+        ``SET marker flush`` (an int, the buffer's flush number) in the same transaction, so a
+        retry can tell whether this flush happened (record_batch_once). Counters still equal
         rows plus pending at every instant Redis can be observed.
         """
+        pipe = self.redis.pipeline(transaction=True)
+        self._queue_batch(pipe, events, marker, flush)
+        pipe.execute()
+
+    def record_batch_once(self, events: list[dict[str, Any]], marker: str, flush: int) -> bool:
+        """record_batch unless flush number ``flush`` of ``marker`` is already in Redis.
+
+        Returns True if it applied the batch now, False if an earlier attempt had (its reply
+        was lost with the connection). With a client that offers WATCH (redis-py), the check
+        and the transaction are one optimistic step: an earlier EXEC landing in between makes
+        this one abort and look again. The in-process server has no connection to lose, so a
+        plain check suffices there.
+        """
+        pipe = self.redis.pipeline(transaction=True)
+        if not hasattr(pipe, "watch"):
+            if self._applied(self.redis.get(marker), flush):
+                return False
+            self.record_batch(events, marker, flush)
+            return True
+        with pipe:
+            while True:
+                try:
+                    pipe.watch(marker)
+                    if self._applied(pipe.get(marker), flush):
+                        return False
+                    pipe.multi()
+                    self._queue_batch(pipe, events, marker, flush)
+                    pipe.execute()
+                    return True
+                except Exception as error:
+                    if type(error).__name__ != "WatchError":  # redis-py's, not importable here
+                        raise
+
+    def _queue_batch(self, pipe: Any, events: list[dict[str, Any]], marker: str,
+                     flush: int) -> None:
         counts: dict[tuple[int, str], int] = {}
         texts: dict[int, list[str]] = {}
         for event in events:
             key = (event["match_id"], event["emoticon_type"])
             counts[key] = counts.get(key, 0) + 1
             texts.setdefault(event["match_id"], []).append(encode_event(event))
-        pipe = self.redis.pipeline(transaction=True)
         for (match_id, emoticon_type), count in counts.items():
             pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
         for match_id, records in texts.items():
             pipe.rpush(self.layout.match_data_key(match_id), *records)
         pipe.set(marker, flush)
-        pipe.execute()
+
+    @staticmethod
+    def _applied(marker_value: Any, flush: int) -> bool:
+        return marker_value is not None and int(marker_value) >= flush
 
     def batch_applied(self, marker: str, flush: int) -> bool:
         """True if flush number ``flush`` (or a later one) of ``marker``'s buffer is in Redis."""
-        value = self.redis.get(marker)
-        return value is not None and int(value) >= flush
+        return self._applied(self.redis.get(marker), flush)
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
