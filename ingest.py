@@ -49,15 +49,17 @@ class IngestBuffer:
         self._first_at = 0.0  # clock() when the oldest buffered event (or a failed flush) came
         self._in_doubt: list[dict[str, Any]] | None = None  # the flush whose EXEC is unknown
         self._flushes = 0  # number of the last flush attempted
+        self._flush_at = max_events  # 1 once closed: every later add flushes at once
         self._failing = False
         self._closed = False
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()  # one flush at a time; adds wait for it
+        self._closing = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
     @property
     def held(self) -> int:
         """Events acknowledged but not known to be in Redis (buffered or in doubt)."""
-        with self._changed:
+        with self._lock:
             return len(self._events) + len(self._in_doubt or ())
 
     def start(self) -> "IngestBuffer":
@@ -74,27 +76,26 @@ class IngestBuffer:
         Redis still fails: the POST is refused. A failing flush of a buffer this event filled
         does not raise: the event is kept and the flush retried.
         """
-        with self._changed:
+        with self._lock:
             if self._in_doubt is not None:
                 self._retry_in_doubt()
-            if not self._events:
+            if not self._events:  # the age thread looks at it when it next wakes up
                 self._first_at = self._clock()
-                self._changed.notify()
             self._events.append(event)
-            if len(self._events) >= self.max_events or self._closed:
+            if len(self._events) >= self._flush_at:
                 self._flush_quietly()
 
     def flush(self) -> int:
         """Write what is buffered now, in doubt first; the events written. Raises Redis errors
         (the events stay held and are retried)."""
-        with self._changed:
+        with self._lock:
             return self._flush()
 
     def close(self) -> None:
         """Stop the age thread and flush (raising if Redis fails); later adds flush at once."""
-        with self._changed:
-            self._closed = True
-            self._changed.notify()
+        with self._lock:
+            self._closed, self._flush_at = True, 1
+            self._closing.notify()
         if self._thread is not None:
             self._thread.join()
         self.flush()
@@ -139,14 +140,17 @@ class IngestBuffer:
         self._failing = failing
 
     def _flush_on_age(self) -> None:
-        with self._changed:
+        # Not woken by add(): waking this thread at each new buffer would cost the poster a GIL
+        # hand-over per flush. An event added while it waits a full flush_seconds is flushed at
+        # its own deadline all the same, since the next wait is only what remains of it.
+        with self._lock:
             while not self._closed:
                 if not self._events and self._in_doubt is None:
-                    self._changed.wait()
+                    self._closing.wait(self.flush_seconds)
                     continue
                 wait = self._first_at + self.flush_seconds - self._clock()
                 if wait > 0:
-                    self._changed.wait(wait)
+                    self._closing.wait(wait)
                 else:
                     self._flush_quietly()
 

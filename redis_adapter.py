@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import re
 import threading
+from collections import Counter
 from typing import Any, Iterable, Iterator
 
 import config
@@ -139,6 +141,7 @@ def _counter_keys(layout: KeyLayout, match_id: int,
     return [layout.counter_key(match_id, emoticon) for emoticon in emoticon_types]
 
 
+_CELL_OF_EVENT = operator.itemgetter("match_id", "emoticon_type")  # in C: once per buffered POST
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
 
 
@@ -156,6 +159,11 @@ def encode_event(event: dict[str, Any]) -> str:
     return (f'{{"user_id": {event["user_id"]}, '
             f'"emoticon_type": {_json_string(event["emoticon_type"])}, '
             f'"timestamp": {event["timestamp"]!r}, "match_id": {event["match_id"]}}}')
+
+
+def encode_events(events: Iterable[dict[str, Any]]) -> list[str]:
+    """``[encode_event(event) for event in events]``: an ingest flush encodes a thousand at once."""
+    return list(map(encode_event, events))
 
 
 def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
@@ -259,16 +267,13 @@ class RedisAdapter:
 
     def _queue_batch(self, pipe: Any, events: list[dict[str, Any]], marker: str,
                      flush: int) -> None:
-        counts: dict[tuple[int, str], int] = {}
-        texts: dict[int, list[str]] = {}
-        for event in events:
-            key = (event["match_id"], event["emoticon_type"])
-            counts[key] = counts.get(key, 0) + 1
-            texts.setdefault(event["match_id"], []).append(encode_event(event))
-        for (match_id, emoticon_type), count in counts.items():
+        for (match_id, emoticon_type), count in Counter(map(_CELL_OF_EVENT, events)).items():
             pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
-        for match_id, records in texts.items():
-            pipe.rpush(self.layout.match_data_key(match_id), *records)
+        by_match: dict[int, list[dict[str, Any]]] = {}
+        for event in events:
+            by_match.setdefault(event["match_id"], []).append(event)
+        for match_id, records in by_match.items():
+            pipe.rpush(self.layout.match_data_key(match_id), *encode_events(records))
         pipe.set(marker, flush)
 
     @staticmethod

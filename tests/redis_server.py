@@ -1,8 +1,8 @@
 """A real redis-server for the tests, started by the tests themselves on a free loopback port.
 
-Used by conftest.py's ``redis_server`` fixture (one server for the session) and by the tests that
-stop and restart a server of their own. Skips (pytest.skip) with the reason when redis-server or
-redis-py is missing.
+Used by conftest.py's ``redis_server`` fixture (one server for the session), by the tests that
+stop and restart a server of their own, and by the benchmarks (item 7). require_real_redis()
+skips a test with the reason when redis-server or redis-py is missing.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import pytest
 
 START_TIMEOUT_SECONDS = 20  # only stops a hung start, not a performance bound
 
@@ -28,6 +26,8 @@ def free_port() -> int:
 
 def require_real_redis():
     """The redis-py module; skip the test when redis-server or redis-py is missing."""
+    import pytest  # here, not at the top: the benchmarks use RedisServer without pytest
+
     if shutil.which("redis-server") is None:
         pytest.skip("real Redis: redis-server is not installed (apt-get install redis-server)")
     return pytest.importorskip("redis", reason="real Redis: redis-py missing "
