@@ -147,3 +147,15 @@ def test_bad_input_raises_before_buffering():
     with pytest.raises(InvalidReactionError):
         POSTMethod(1, 1, "angry")
     assert get_ingest_buffer().held == 0
+
+
+def test_main_with_batched_ingest_reconciles(tmp_path):
+    """main.py --ingest-batch on the in-memory server: the last buffer is flushed before the
+    final backup, so posted == counters == rows and the run ends OK."""
+    from tests.test_main import finish, reconciliation, start
+    status, lines = finish(start("--rate", "0", "--duration", "1", "--ingest-batch", "300",
+                                 "--ingest-flush", "0.2", "--backup-interval", "0.3"), [])
+    match = reconciliation(lines)
+    assert status == 0 and match.group(5) == "OK", "\n".join(lines)
+    posted, counters, rows, pending = map(int, match.groups()[:4])
+    assert posted == counters == rows > 0 and pending == 0
