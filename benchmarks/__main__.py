@@ -17,7 +17,8 @@ the floor the issue sets with a pass/miss column.
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
-about 4 minutes on 2 cores (1 of them the main.py runs); --quick about 20 s. Between
+about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7;
+--quick about 20 s plus 10 s. Between
 cases the process-wide Redis is flushed and any config value changed is restored. The app's
 logging is silenced. The exit status is 0 when every item ran, whatever the pass/miss column says.
 """
@@ -52,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks",
                                      description="Benchmark the Live Reactions pipeline.")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes, 3 repeats, 4 s main.py runs: about 20 s")
+                        help="small sizes, 3 repeats, 4 s main.py runs: about 30 s in all")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE (JSON)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="override the repeats per comparison (default 5; 3 with --quick)")
