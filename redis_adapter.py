@@ -1,12 +1,16 @@
 """The Redis layer of the reactions: RedisAdapter, the key layout, and the process-wide client.
 
-``RedisAdapter`` is the reactions' view of Redis (seed: "RedisAdapter layer"). It owns the key
-formats -- ``{match_id}_{emoticon_type}`` for counters, ``match_data_{match_id}`` for the event
-lists -- and the domain operations: record one reaction, read one match's counters, move the event
-lists out for the write-behind backup, and show a snapshot in the seed's format.
+``RedisAdapter`` is the reactions' view of Redis (seed: "RedisAdapter layer"). Its ``KeyLayout``
+owns the key formats -- ``{prefix}{match_id}_{emoticon_type}`` for counters,
+``{prefix}match_data_{match_id}`` for the event lists, with ``KEY_PREFIX`` empty by default (the
+seed's names) -- and it does the domain operations: record one reaction or one ingest flush, read
+one match's counters, move the event lists out for the write-behind backup, and show a snapshot
+in the seed's format. Keys of other shapes (other applications', other prefixes') are never
+counted, moved or deleted.
 
 It talks to any client with redis-py's API. By default that is the process-wide ``InMemoryRedis``
-(in_memory_redis.py), the in-process stand-in for a Redis server.
+(in_memory_redis.py), the in-process stand-in for a Redis server; ``set_adapter`` installs one
+over a real Redis (redis_client.connect), whose replies may be str or bytes.
 """
 
 from __future__ import annotations
