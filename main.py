@@ -475,6 +475,9 @@ def run_reconcile() -> int:
         logger.error("--reconcile needs --redis-url URL and --db FILE: an in-memory Redis or "
                      "database lives only inside its own process")
         return EXIT_USAGE
+    if not os.path.isfile(config.DB_PATH):
+        logger.error("--reconcile: no database file %s", config.DB_PATH)
+        return EXIT_USAGE
     table = ReactionsTable(config.DB_PATH)
     result = reconcile(RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX), table)
     logger.info("%s", result.line())

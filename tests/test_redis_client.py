@@ -86,3 +86,11 @@ def test_connect_refuses_a_malformed_url():
     pytest.importorskip("redis", reason="redis-py missing (python3 -m pip install redis)")
     with pytest.raises(RedisUnavailableError, match="invalid Redis URL"):
         connect("http://localhost")
+
+
+def test_reconcile_refuses_a_missing_database_file(tmp_path):
+    """--reconcile never creates the database it is asked to check: exit status 2."""
+    missing = tmp_path / "none.db"
+    status, output = run("--reconcile", "--redis-url", "redis://127.0.0.1:1/0", "--db",
+                         str(missing))
+    assert status == 2 and "no database file" in output and not missing.exists()
