@@ -71,9 +71,11 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable,
     counted as rows, not pending.
     """
     for _ in range(_TRIES):
-        rows_before, _ = table.census()
+        # The ledger as it was before Redis was read: a list staged then is deleted, and only
+        # afterwards forgotten, after the read; a later ledger might have forgotten it already.
+        rows_before, ledger = table.census()
         counters, pending = _redis_view(adapter)
-        rows, ledger = table.census()
+        rows, _ = table.census()
         if rows == rows_before:
             break
     consistent = rows == rows_before

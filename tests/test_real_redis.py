@@ -73,10 +73,13 @@ def test_two_posting_processes_and_one_backup_process(redis_server, real_redis, 
     common = ("--redis-url", url, "--db", str(path), "--key-prefix", "shared:")
     backup = start(*common, "--role", "backup", "--backup-interval", "0.3")
     read_until(backup, lambda line: "role backup" in line)
-    posters = [start(*common, "--role", "post", "--rate", "3000", "--duration", "2",
-                     "--seed", "1"),
-               start(*common, "--role", "post", "--rate", "0", "--duration", "2",
+    posters = [start(*common, "--role", "post", "--rate", "3000", "--duration", "3",
+                     "--get-interval", "0.5", "--seed", "1"),
+               start(*common, "--role", "post", "--rate", "0", "--duration", "3",
                      "--ingest-batch", "200", "--seed", "2")]
+    read_until(posters[0], lambda line: "posted" in line)
+    status, output = reconcile_command(url, path, "shared:")  # while they post and back up
+    assert status == 0 and " OK" in output, output
     outputs = [finish(poster, []) for poster in posters]
     assert [status for status, _ in outputs] == [0, 0], outputs
     posted = sum(posted_and_refused(lines)[0] for _, lines in outputs)
