@@ -59,13 +59,14 @@ def test_reconcile_needs_a_redis_url_and_a_file():
     assert status == 2 and "--reconcile needs --redis-url URL and --db FILE" in output
 
 
-@pytest.mark.parametrize("flags", [["--key-prefix", "a1"], ["--ingest-batch", "0"],
-                                   ["--ingest-flush", "0"], ["--role", "reader"]])
-def test_bad_redis_flags_exit_2(flags, capsys):
-    """A bad value of the new flags is refused by argparse (exit status 2)."""
-    with pytest.raises(SystemExit) as exited:
-        main.parse_args(flags)
-    assert exited.value.code == 2
+@pytest.mark.parametrize("flags, named", [
+    (["--key-prefix", "a1"], "KEY_PREFIX"), (["--ingest-batch", "0"], "INGEST_BATCH_EVENTS"),
+    (["--ingest-flush", "0"], "INGEST_FLUSH_SECONDS"), (["--redis-url", "http://x"], "REDIS_URL"),
+    (["--role", "reader"], "--role")])
+def test_bad_redis_flags_exit_2(flags, named):
+    """A bad value of the new flags stops the run before it starts: exit status 2, named."""
+    status, output = run(*flags, "--duration", "1")
+    assert status == 2 and named in output, output
 
 
 def test_password_is_not_logged():
