@@ -42,3 +42,19 @@ RANDOM_SEED = None
 SHOW_DB_OUTPUT = False
 """True: each backup also logs the table's latest rows and the seed's aggregate query (seed's
 "uncomment line 38 in backup_data.py")."""
+
+KEY_PREFIX = ""
+"""Put before every Redis key of the reactions ("" = the seed's names, e.g. "live:" gives
+``live:5_heart``), so several runs or other applications can share one Redis. Not ending in a
+digit."""
+
+REDIS_URL = None
+"""None = the in-process InMemoryRedis; or a real Redis, e.g. "redis://127.0.0.1:6379/0" (needs
+redis-py: python3 -m pip install redis). See docs/real-redis.md."""
+
+INGEST_BATCH_EVENTS = 1
+"""Events per ingest flush, one MULTI/EXEC each (1 = the seed's one write per POST). Above 1,
+GET lags by up to INGEST_FLUSH_SECONDS and a crash loses at most one unflushed buffer."""
+
+INGEST_FLUSH_SECONDS = 0.5
+"""Seconds the oldest buffered event may wait before its flush (with INGEST_BATCH_EVENTS > 1)."""

@@ -194,6 +194,21 @@ class ReactionsTable:
             rows = self._connection.execute(AGGREGATE_QUERY, (match_id,)).fetchall()
         return {emoticon: count for count, emoticon in rows}
 
+    def census(self) -> tuple[dict[tuple[int, str], int], frozenset[str]]:
+        """Rows per ``(match_id, emoticon_type)`` and the ledger's batch names, read in one
+        read transaction (one consistent view of the file, whatever other processes commit)."""
+        with self._lock:
+            self._connection.execute("begin")
+            try:
+                rows = self._connection.execute(
+                    "select match_id, emoticon_type, count(*) from reactions_table "
+                    "group by match_id, emoticon_type").fetchall()
+                ledger = self._connection.execute("select batch from backup_batches").fetchall()
+            finally:
+                self._connection.execute("commit")
+        return {(match_id, emoticon): count for match_id, emoticon, count in rows}, \
+            frozenset(batch for (batch,) in ledger)
+
     def latest(self, limit: int = 5) -> list[dict[str, Any]]:
         """The last ``limit`` rows inserted, newest first, each as a dict of the table's columns."""
         with self._lock:

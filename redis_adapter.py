@@ -1,27 +1,35 @@
 """The Redis layer of the reactions: RedisAdapter, the key layout, and the process-wide client.
 
-``RedisAdapter`` is the reactions' view of Redis (seed: "RedisAdapter layer"). It owns the key
-formats -- ``{match_id}_{emoticon_type}`` for counters, ``match_data_{match_id}`` for the event
-lists -- and the domain operations: record one reaction, read one match's counters, move the event
-lists out for the write-behind backup, and show a snapshot in the seed's format.
+``RedisAdapter`` is the reactions' view of Redis (seed: "RedisAdapter layer"). Its ``KeyLayout``
+owns the key formats -- ``{prefix}{match_id}_{emoticon_type}`` for counters,
+``{prefix}match_data_{match_id}`` for the event lists, with ``KEY_PREFIX`` empty by default (the
+seed's names) -- and it does the domain operations: record one reaction or one ingest flush, read
+one match's counters, move the event lists out for the write-behind backup, and show a snapshot
+in the seed's format. Keys of other shapes (other applications', other prefixes') are never
+counted, moved or deleted.
 
 It talks to any client with redis-py's API. By default that is the process-wide ``InMemoryRedis``
-(in_memory_redis.py), the in-process stand-in for a Redis server.
+(in_memory_redis.py), the in-process stand-in for a Redis server; ``set_adapter`` installs one
+over a real Redis (redis_client.connect), whose replies may be str or bytes.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import operator
+import re
 import threading
+from collections import Counter
 from typing import Any, Iterable, Iterator
 
+import config
 from in_memory_redis import DataError, InMemoryRedis, RedisError, ResponseError
 
 __all__ = [
     "RedisError", "ResponseError", "DataError", "InMemoryRedis",
-    "get_redis", "RedisAdapter", "get_adapter",
-    "counter_key", "match_data_key", "staging_key",
+    "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
+    "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
 ]
 
 _server: InMemoryRedis | None = None
@@ -40,35 +48,104 @@ def get_redis() -> InMemoryRedis:
 
 # -- the reactions' key layout: the one place that knows it ------------------------------------
 
-def counter_key(match_id: int | str, emoticon_type: str) -> str:
-    """The counter of one emoticon in one match: ``{match_id}_{emoticon_type}`` (seed)."""
-    return f"{match_id}_{emoticon_type}"
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+_PREFIX_MAX_CHARS = 200
 
 
-def match_data_key(match_id: int | str) -> str:
-    """The list of one match's event records: ``match_data_{match_id}`` (seed)."""
-    return f"match_data_{match_id}"
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern (backslash before * ? [ ] \\)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
-def staging_key(key: str, batch: str) -> str:
-    """Where backup run ``batch`` parks the list ``key`` while it copies it to the table.
+class KeyLayout:
+    """The reactions' key names under one ``prefix`` (config.KEY_PREFIX; "" = the seed's names).
 
-    ``backup_{batch}_match_data_5`` does not match MATCH_DATA_PATTERN, so new events of match 5
-    start a fresh list meanwhile. Each run has its own ``batch`` (ordered by time), so a list
-    left by a failed run is never overwritten, and sorting staged keys gives their age order.
+    - counter: ``{prefix}{match_id}_{emoticon_type}`` (seed: ``5_heart``)
+    - event list: ``{prefix}match_data_{match_id}`` (seed: ``match_data_5``)
+    - staged list: ``{prefix}backup_{batch}_match_data_{match_id}`` (backup_data.py)
+    - ingest marker: ``{prefix}ingest_{flush_id}`` (ingest.py: a flush applied, for retries)
+
+    Only keys of exactly these shapes are this run's: the ``is_*`` tests below decide what the
+    adapter counts, moves or deletes, so another application's keys in the same Redis (or the
+    keys of another prefix) are never touched. Raises ValueError for a prefix that is not a str,
+    is longer than 200 characters, or ends in a digit (``"a1"`` + ``"5_heart"`` would read as
+    counter ``15_heart`` of prefix ``"a"``).
     """
-    return f"backup_{batch}_{key}"
+
+    def __init__(self, prefix: str = "") -> None:
+        if type(prefix) is not str or len(prefix) > _PREFIX_MAX_CHARS or prefix[-1:].isdigit():
+            raise ValueError(f"invalid key prefix {prefix!r}: must be a str of at most "
+                             f"{_PREFIX_MAX_CHARS} characters not ending in a digit, e.g. 'live:'")
+        self.prefix = prefix
+        glob, literal = _glob_escape(prefix), re.escape(prefix)
+        self.match_data_pattern = glob + "match_data_*"
+        self.staging_pattern = glob + "backup_*_match_data_*"
+        self.pending_pattern = glob + "*match_data_*"  # live and staged lists alike
+        self.counter_pattern = glob + "*_*"
+        self._counter = re.compile(literal + r"([1-9][0-9]*)_(.+)", re.DOTALL)
+        self._match_data = re.compile(literal + r"match_data_[1-9][0-9]*")
+        self._staged = re.compile(literal + r"backup_[0-9A-Za-z.]+_match_data_[1-9][0-9]*")
+
+    def counter_key(self, match_id: int | str, emoticon_type: str) -> str:
+        """The counter of one emoticon in one match: ``{prefix}{match_id}_{emoticon_type}``."""
+        return f"{self.prefix}{match_id}_{emoticon_type}"
+
+    def match_data_key(self, match_id: int | str) -> str:
+        """The list of one match's event records: ``{prefix}match_data_{match_id}``."""
+        return f"{self.prefix}match_data_{match_id}"
+
+    def staging_key(self, key: str, batch: str) -> str:
+        """Where backup run ``batch`` parks the list ``key`` while it copies it to the table.
+
+        ``backup_{batch}_match_data_5`` does not match the match_data pattern, so new events of
+        match 5 start a fresh list meanwhile. Each run has its own ``batch`` (ordered by time),
+        so a list left by a failed run is never overwritten, and sorting staged keys gives their
+        age order.
+        """
+        return f"{self.prefix}backup_{batch}_{key[len(self.prefix):]}"
+
+    def ingest_marker_key(self, flush_id: str) -> str:
+        """The key an ingest flush sets in its own MULTI/EXEC, so a retry can tell it happened."""
+        return f"{self.prefix}ingest_{flush_id}"
+
+    def parse_counter(self, key: str, emoticon_types: Iterable[str]) -> tuple[int, str] | None:
+        """``(match_id, emoticon_type)`` if ``key`` is one of this layout's counters, else None."""
+        found = self._counter.fullmatch(key)
+        if found is None or found.group(2) not in emoticon_types:
+            return None
+        return int(found.group(1)), found.group(2)
+
+    def is_match_data(self, key: str) -> bool:
+        """True if ``key`` is a live event list of this layout."""
+        return self._match_data.fullmatch(key) is not None
+
+    def is_staged(self, key: str) -> bool:
+        """True if ``key`` is a staged event list of this layout."""
+        return self._staged.fullmatch(key) is not None
+
+    def is_pending(self, key: str) -> bool:
+        """True if ``key`` holds events of this layout not yet in the table (live or staged)."""
+        return self.is_match_data(key) or self.is_staged(key)
+
+
+SEED_LAYOUT = KeyLayout("")
+"""The seed's key names (no prefix)."""
+counter_key = SEED_LAYOUT.counter_key
+match_data_key = SEED_LAYOUT.match_data_key
+staging_key = SEED_LAYOUT.staging_key
+MATCH_DATA_PATTERN = SEED_LAYOUT.match_data_pattern
+STAGING_PATTERN = SEED_LAYOUT.staging_pattern
+PENDING_PATTERN = SEED_LAYOUT.pending_pattern
 
 
 @functools.lru_cache(maxsize=4096)
-def _counter_keys(match_id: int, emoticon_types: tuple[str, ...]) -> list[str]:
+def _counter_keys(layout: KeyLayout, match_id: int,
+                  emoticon_types: tuple[str, ...]) -> list[str]:
     """One match's counter keys, built once: GET asks for the same few matches every tick."""
-    return [counter_key(match_id, emoticon) for emoticon in emoticon_types]
+    return [layout.counter_key(match_id, emoticon) for emoticon in emoticon_types]
 
 
-MATCH_DATA_PATTERN = match_data_key("*")
-STAGING_PATTERN = staging_key(MATCH_DATA_PATTERN, "*")
-PENDING_PATTERN = "*" + MATCH_DATA_PATTERN  # live and staged lists alike
+_CELL_OF_EVENT = operator.itemgetter("match_id", "emoticon_type")  # in C: once per buffered POST
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
 
 
@@ -88,21 +165,53 @@ def encode_event(event: dict[str, Any]) -> str:
             f'"timestamp": {event["timestamp"]!r}, "match_id": {event["match_id"]}}}')
 
 
-def decode_events(texts: list[str]) -> list[dict[str, Any]]:
-    """The event records ``{user_id, emoticon_type, timestamp, match_id}`` stored as ``texts``,
-    decoded in one json.loads call (several times faster than one call per event)."""
+def encode_events(events: Iterable[dict[str, Any]]) -> list[str]:
+    """``[encode_event(event) for event in events]``: an ingest flush encodes a thousand at once."""
+    return list(map(encode_event, events))
+
+
+def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
+    """The event records ``{user_id, emoticon_type, timestamp, match_id}`` stored as ``texts``
+    (str, or bytes from a client that does not decode replies), decoded in one json.loads call
+    (several times faster than one call per event)."""
+    if texts and isinstance(texts[0], bytes):
+        return json.loads(b"[" + b",".join(texts) + b"]")
     return json.loads("[" + ",".join(texts) + "]")
+
+
+def _text(reply: Any) -> Any:
+    """A key name or status reply as str, whichever way the client decodes replies.
+
+    redis-py left at ``decode_responses=False`` answers bytes; a bytes key name formatted into a
+    staging key would become ``backup_..._b'match_data_1'`` and strand its events.
+    """
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def make_event(user_id: int, match_id: int, emoticon_type: str,
+               timestamp: float) -> dict[str, Any]:
+    """The event record ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's
+    snapshot order; ``timestamp`` in Unix seconds), as stored in Redis and the table."""
+    return {"user_id": user_id, "emoticon_type": emoticon_type,
+            "timestamp": timestamp, "match_id": match_id}
 
 
 class RedisAdapter:
     """The reactions' operations on Redis (seed: RedisAdapter).
 
-    ``redis`` is any object with redis-py's API; by default the process-wide InMemoryRedis.
-    Redis errors (RedisError) pass through unchanged.
+    ``redis`` is any object with redis-py's API -- the process-wide InMemoryRedis by default, or
+    a ``redis.Redis`` (decode_responses True or False: replies are decoded here either way).
+    ``prefix`` puts every key of this adapter under it (KeyLayout; default config.KEY_PREFIX).
+    Keys of other shapes or prefixes are never counted, moved or deleted.
+    Redis errors (RedisError, or redis-py's own) pass through unchanged.
     """
 
-    def __init__(self, redis: InMemoryRedis | None = None) -> None:
+    def __init__(self, redis: Any = None, prefix: str | None = None) -> None:
         self.redis = redis if redis is not None else get_redis()
+        self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
+
+    def _scan(self, pattern: str, **options: Any) -> Iterator[str]:
+        return (_text(key) for key in self.redis.scan_iter(match=pattern, **options))
 
     def record_reaction(self, user_id: int, match_id: int, emoticon_type: str,
                         timestamp: float) -> dict[str, Any]:
@@ -112,33 +221,117 @@ class RedisAdapter:
         ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's snapshot order).
         Inputs are not validated here; the API layer does that.
         """
-        event = {"user_id": user_id, "emoticon_type": emoticon_type,
-                 "timestamp": timestamp, "match_id": match_id}
+        event = make_event(user_id, match_id, emoticon_type, timestamp)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(counter_key(match_id, emoticon_type))
-        pipe.rpush(match_data_key(match_id), encode_event(event))
+        pipe.incr(self.layout.counter_key(match_id, emoticon_type))
+        pipe.rpush(self.layout.match_data_key(match_id), encode_event(event))
         pipe.execute()
         return event
+
+    def record_batch(self, events: list[dict[str, Any]], marker: str, flush: int) -> None:
+        """Count and append many event records in ONE MULTI/EXEC (ingest.py's flush).
+
+        One INCRBY per counter touched, one RPUSH per match with its records in order, and
+        ``SET marker flush`` (an int, the buffer's flush number) in the same transaction, so a
+        retry can tell whether this flush happened (record_batch_once). Counters still equal
+        rows plus pending at every instant Redis can be observed.
+        """
+        pipe = self.redis.pipeline(transaction=True)
+        self._queue_batch(pipe, events, marker, flush)
+        pipe.execute()
+
+    def record_batch_once(self, events: list[dict[str, Any]], marker: str, flush: int) -> bool:
+        """record_batch unless flush number ``flush`` of ``marker`` is already in Redis.
+
+        Returns True if it applied the batch now, False if an earlier attempt had (its reply
+        was lost with the connection). With a client that offers WATCH (redis-py), the check
+        and the transaction are one optimistic step: an earlier EXEC landing in between makes
+        this one abort and look again. The in-process server has no connection to lose, so a
+        plain check suffices there.
+        """
+        pipe = self.redis.pipeline(transaction=True)
+        if not hasattr(pipe, "watch"):
+            if self._applied(self.redis.get(marker), flush):
+                return False
+            self.record_batch(events, marker, flush)
+            return True
+        with pipe:
+            while True:
+                try:
+                    pipe.watch(marker)
+                    if self._applied(pipe.get(marker), flush):
+                        return False
+                    pipe.multi()
+                    self._queue_batch(pipe, events, marker, flush)
+                    pipe.execute()
+                    return True
+                except Exception as error:
+                    if type(error).__name__ != "WatchError":  # redis-py's, not importable here
+                        raise
+
+    def _queue_batch(self, pipe: Any, events: list[dict[str, Any]], marker: str,
+                     flush: int) -> None:
+        for (match_id, emoticon_type), count in Counter(map(_CELL_OF_EVENT, events)).items():
+            pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
+        by_match: dict[int, list[dict[str, Any]]] = {}
+        for event in events:
+            by_match.setdefault(event["match_id"], []).append(event)
+        for match_id, records in by_match.items():
+            pipe.rpush(self.layout.match_data_key(match_id), *encode_events(records))
+        pipe.set(marker, flush)
+
+    @staticmethod
+    def _applied(marker_value: Any, flush: int) -> bool:
+        return marker_value is not None and int(marker_value) >= flush
+
+    def batch_applied(self, marker: str, flush: int) -> bool:
+        """True if flush number ``flush`` (or a later one) of ``marker``'s buffer is in Redis."""
+        return self._applied(self.redis.get(marker), flush)
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
         emoticon_types = tuple(emoticon_types)
-        values = self.redis.mget(_counter_keys(match_id, emoticon_types))
+        values = self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types))
         return {emoticon: 0 if value is None else int(value)
                 for emoticon, value in zip(emoticon_types, values)}
 
+    def counter_keys(self, emoticon_types: Iterable[str] | None = None
+                     ) -> dict[str, tuple[int, str]]:
+        """This layout's counter keys in Redis: ``{key: (match_id, emoticon_type)}``.
+
+        Only strings shaped ``{prefix}{match_id}_{emoticon}`` with an emoticon of
+        ``emoticon_types`` (default config.EMOTICON_TYPES) count: another application's strings
+        and ingest markers do not.
+        """
+        emoticons = frozenset(config.EMOTICON_TYPES if emoticon_types is None else emoticon_types)
+        found = {}
+        for key in self._scan(self.layout.counter_pattern, _type="string"):
+            parsed = self.layout.parse_counter(key, emoticons)
+            if parsed is not None:
+                found[key] = parsed
+        return found
+
     def counter_total(self) -> int:
-        """The sum of every counter: all reactions ever counted (counters are the only strings)."""
-        keys = list(self.redis.scan_iter(_type="string"))
-        return sum(int(value) for value in self.redis.mget(keys) if value is not None) if keys else 0
+        """The sum of this layout's counters: all reactions ever counted under its prefix."""
+        keys = list(self.counter_keys())
+        if not keys:
+            return 0
+        return sum(int(value) for value in self.redis.mget(keys) if value is not None)
 
     def match_data_keys(self) -> list[str]:
-        """The keys ``match_data_*`` holding events not yet backed up, found with SCAN."""
-        return list(self.redis.scan_iter(match=MATCH_DATA_PATTERN))
+        """The keys ``{prefix}match_data_*`` holding events not yet backed up, found with SCAN."""
+        return [key for key in self._scan(self.layout.match_data_pattern)
+                if self.layout.is_match_data(key)]
 
     def staged_keys(self) -> list[str]:
         """Staged lists not yet moved (left by a failed or concurrent backup), oldest first."""
-        return sorted(self.redis.scan_iter(match=STAGING_PATTERN))
+        return sorted(key for key in self._scan(self.layout.staging_pattern)
+                      if self.layout.is_staged(key))
+
+    def pending_keys(self) -> set[str]:
+        """Every list of this layout holding events not yet in the table (live and staged)."""
+        return {key for key in self._scan(self.layout.pending_pattern)
+                if self.layout.is_pending(key)}
 
     def stage_all(self, keys: list[str], batch: str) -> list[str]:
         """RENAME each list in ``keys`` to its staging key for ``batch``, all in one MULTI/EXEC.
@@ -151,9 +344,10 @@ class RedisAdapter:
             return []
         pipe = self.redis.pipeline(transaction=True)
         for key in keys:
-            pipe.rename(key, staging_key(key, batch))
+            pipe.rename(key, self.layout.staging_key(key, batch))
         replies = pipe.execute(raise_on_error=False)
-        return [staging_key(key, batch) for key, moved in zip(keys, replies) if moved is True]
+        return [self.layout.staging_key(key, batch)
+                for key, moved in zip(keys, replies) if moved is True]
 
     def iter_events(self, key: str) -> Iterator[dict[str, Any]]:
         """The event records of list ``key`` in order, read in chunks of LRANGE.
@@ -178,22 +372,24 @@ class RedisAdapter:
         A backup renaming lists between the SCAN and the LLENs would hide them, so the count is
         taken again until the keys stayed the same throughout (a few tries; then best effort).
         """
-        keys = set(self.redis.scan_iter(match=PENDING_PATTERN))
+        keys = self.pending_keys()
         for _ in range(5):
             pipe = self.redis.pipeline(transaction=True)
             for key in keys:
                 pipe.llen(key)
             total = sum(pipe.execute())
-            keys, before = set(self.redis.scan_iter(match=PENDING_PATTERN)), keys
+            keys, before = self.pending_keys(), keys
             if keys == before:
                 break
         return total
 
     def snapshot(self) -> dict[str, Any]:
-        """Every key and value in the seed's format: counters as int, lists as event records."""
+        """This layout's keys and values in the seed's format: counters as int, lists as event
+        records. Other keys in the same Redis are left out."""
         snapshot: dict[str, Any] = {}
-        for key in sorted(self.redis.scan_iter()):
-            kind = self.redis.type(key)  # "none" if it went meanwhile: then it is left out
+        counters = self.counter_keys()
+        for key in sorted(set(counters) | self.pending_keys()):
+            kind = _text(self.redis.type(key))  # "none" if it went meanwhile: then left out
             if kind == "string":
                 snapshot[key] = int(self.redis.get(key))
             elif kind == "list":
@@ -205,7 +401,8 @@ _adapter: RedisAdapter | None = None
 
 
 def get_adapter() -> RedisAdapter:
-    """The process-wide RedisAdapter over ``get_redis()``."""
+    """The process-wide RedisAdapter: the one set_adapter() installed, else one over
+    ``get_redis()`` with config.KEY_PREFIX."""
     global _adapter
     if _adapter is None:
         server = get_redis()
@@ -213,3 +410,10 @@ def get_adapter() -> RedisAdapter:
             if _adapter is None:
                 _adapter = RedisAdapter(server)
     return _adapter
+
+
+def set_adapter(adapter: RedisAdapter | None) -> None:
+    """Make ``adapter`` the process-wide one (e.g. over a real Redis); None = back to default."""
+    global _adapter
+    with _server_lock:
+        _adapter = adapter

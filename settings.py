@@ -33,6 +33,8 @@ MAX_MATCHES_FILE_LIMIT = 1_000
 """The most matches with a database file: a backup commits each match's list on its own, 2 to
 7 ms a list on disk, so 1,000 lists took 1.9 to 3.4 s of the 10 s interval (3,000: 9 to 14 s)."""
 MIN_INTERVAL_SECONDS = 0.1  # shorter ticks print tables faster than anyone reads them
+MAX_INGEST_BATCH = 100_000  # events per flush: one MULTI/EXEC of ~100 bytes a record
+MIN_FLUSH_SECONDS = 0.01  # the flush thread wakes this often at most
 MAX_SECONDS = 1e9  # ~31 years: longer is forever for a live run; keeps clock sums finite
 MAX_RATE = 1e9  # events/s; far above what one thread posts (README, Performance)
 MAX_EMOTICONS = 10  # each is a 16-character column of the GET table: 10 make 170-character lines
@@ -181,6 +183,22 @@ def _check_db_path(value: Any) -> str:
     return value
 
 
+def _check_redis_url(value: Any) -> str:
+    if type(value) is not str:
+        raise Refused(f"{_a(value)}, not a str")
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise Refused("")
+    return value
+
+
+def _check_key_prefix(value: Any) -> str:
+    from redis_adapter import KeyLayout  # the key layout's own rule, in one place
+    try:
+        return KeyLayout(value).prefix
+    except ValueError:
+        raise Refused("") from None
+
+
 def _short(number: float) -> str:
     """1e9 as "1e9", not "1e+09"."""
     return f"{number:g}".replace("e+0", "e").replace("e+", "e")
@@ -217,6 +235,22 @@ SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
         integer(0, ID_MAX, "an int from 0 to 2**63-1 (a negative seed repeats its absolute "
                            "value's run)"), "a different run each time"), "--seed"),
     Setting("SHOW_DB_OUTPUT", Rule("True or False", _check_bool), "--show-db"),
+    Setting("REDIS_URL", optional(Rule(
+        "a Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... or "
+        "unix://path (needs redis-py)", _check_redis_url), "the in-memory server"),
+        "--redis-url"),
+    Setting("KEY_PREFIX", Rule(
+        'a str of at most 200 characters not ending in a digit, "" = the seed\'s key names '
+        "(a1 + 5_heart would read as counter 15_heart of prefix a)", _check_key_prefix),
+        "--key-prefix"),
+    Setting("INGEST_BATCH_EVENTS", integer(
+        1, MAX_INGEST_BATCH, f"an int from 1 to {MAX_INGEST_BATCH:,} events, 1 = one write per "
+        "POST (a flush is one MULTI/EXEC holding every record: about 10 MB at the limit)"),
+        "--ingest-batch"),
+    Setting("INGEST_FLUSH_SECONDS", number(
+        MIN_FLUSH_SECONDS, MAX_SECONDS,
+        f"a number of seconds from {MIN_FLUSH_SECONDS:g} to {_short(MAX_SECONDS)} (GET lags by "
+        "up to this with --ingest-batch above 1)"), "--ingest-flush"),
 ]}
 """Every setting, by its name in config.py: the one place for the rules of their values."""
 

@@ -9,6 +9,8 @@ dict plus the rows it adds to the printed table:
 - ``write_path`` -- 4. POST through Redis vs one INSERT+commit per event (:memory: and file).
 - ``backup``     -- 5. BackupDataManager vs a bare executemany; GET tick lateness during a backup.
 - ``memory``     -- 6. bytes per pending event; RSS of ``python3 main.py`` runs.
+- ``batched_ingest`` -- 7. --ingest-batch 1000 vs 1 on the in-memory server and a local
+  redis-server; vs the dict+list floor and raw redis-py pipelining.
 - ``profiling``  -- cProfile of the hot paths: ``python3 -m benchmarks.profiling``.
 
 Only the standard library is used; timings use ``time.perf_counter``.

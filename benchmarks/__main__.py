@@ -12,10 +12,13 @@ the floor the issue sets with a pass/miss column.
 5. Backup: BackupDataManager vs a bare executemany (rows/s); worst GET tick lateness while it
    runs in asyncio.to_thread next to a Poster thread (ms).
 6. Memory: bytes per pending event (tracemalloc); peak RSS of 60 s main.py runs; RSS over time.
+7. Batched ingest (--ingest-batch 1000 vs 1) on the in-memory server and a local redis-server:
+   POSTMethod, the Poster at rate 0, vs the dict+list floor, vs raw redis-py pipelining.
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
-about 4 minutes on 2 cores (1 of them the main.py runs); --quick about 20 s. Between
+about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7;
+--quick about 20 s plus 10 s. Between
 cases the process-wide Redis is flushed and any config value changed is restored. The app's
 logging is silenced. The exit status is 0 when every item ran, whatever the pass/miss column says.
 """
@@ -32,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 from . import ROOT
 from .backup import run_backup
+from .batched_ingest import run_batched_ingest
 from .common import Result, Row, Settings, progress, quiet_logging
 from .memory import run_memory
 from .post_path import run_post_path, run_poster
@@ -39,7 +43,8 @@ from .read_path import run_read_path
 from .report import format_table, write_json
 from .write_path import run_write_path
 
-ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory"}
+ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory",
+         7: "batched_ingest"}
 """Item number -> its key in the JSON file."""
 
 
@@ -48,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks",
                                      description="Benchmark the Live Reactions pipeline.")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes, 3 repeats, 4 s main.py runs: about 20 s")
+                        help="small sizes, 3 repeats, 4 s main.py runs: about 30 s in all")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE (JSON)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="override the repeats per comparison (default 5; 3 with --quick)")
@@ -88,6 +93,7 @@ def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], lis
         4: lambda: run_write_path(settings),
         5: lambda: run_backup(settings),
         6: lambda: run_memory(settings),
+        7: lambda: run_batched_ingest(settings),
     }
     for item in items:
         started = time.perf_counter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import api_layer
 import config
@@ -72,9 +73,16 @@ def run_post_path(settings: Settings) -> Result:
 
 def poster_eps(seconds: float, seed: int) -> float:
     """Events/s that one main.Poster at rate 0 posts in ``seconds`` (random generation included)."""
+    flush_redis()
+    _, eps = run_poster_for(seconds, seed)
+    flush_redis()
+    return eps
+
+
+def run_poster_for(seconds: float, seed: int) -> tuple[Any, float]:
+    """Run one main.Poster at rate 0 for ``seconds``; (the stopped poster, its events/s)."""
     import main  # imported late: main.py configures nothing at import, but is heavy to load
 
-    flush_redis()
     poster = main.Poster(0, random.Random(seed))
     started = time.perf_counter()
     poster.start()
@@ -82,8 +90,7 @@ def poster_eps(seconds: float, seed: int) -> float:
     posted, elapsed = poster.posted, time.perf_counter() - started
     poster.stop()
     poster.join()
-    flush_redis()
-    return posted / elapsed
+    return poster, posted / elapsed
 
 
 def run_poster(settings: Settings, post_loop: float | None = None) -> Result:

@@ -1,8 +1,10 @@
 """Shared fixtures: a fresh state per test, and the Redis backends the contract tests run on.
 
 The Redis contract (test_redis_commands.py) runs against InMemoryRedis always, and against a real
-Redis server through redis-py when REAL_REDIS_URL is set (e.g. redis://localhost:6379/15). That
-database is flushed before each test, so point it at a scratch one.
+Redis server through redis-py: the tests start their own redis-server on a free loopback port
+(skipped with the reason when redis-server or redis-py is missing), or use REAL_REDIS_URL when it
+is set (e.g. redis://localhost:6379/15). That database is flushed before each test, so point it
+at a scratch one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import config  # noqa: E402
 import in_memory_redis  # noqa: E402
+import ingest  # noqa: E402
 import redis_adapter  # noqa: E402
+from tests.redis_server import RedisServer, require_real_redis  # noqa: E402
 
 _CONFIG_NAMES = [name for name in dir(config) if name.isupper()]
 
@@ -28,10 +32,13 @@ _CONFIG_NAMES = [name for name in dir(config) if name.isupper()]
 def fresh_state():
     """Each test starts with an empty process-wide Redis and config.py's own values."""
     saved = {name: getattr(config, name) for name in _CONFIG_NAMES}
+    redis_adapter.set_adapter(None)
     redis_adapter.get_redis().flushdb()
     yield
     for name, value in saved.items():
         setattr(config, name, value)
+    ingest.close_ingest_buffer()
+    redis_adapter.set_adapter(None)
     redis_adapter.get_redis().flushdb()
 
 
@@ -45,10 +52,9 @@ class Backend:
     OutOfMemoryError: type
 
 
-def _real_backend() -> Backend:
-    url = os.environ.get("REAL_REDIS_URL")
-    if not url:
-        pytest.skip("real Redis: set REAL_REDIS_URL=redis://HOST:PORT/DB (flushed!) to compare")
+def _real_backend(request) -> Backend:
+    """redis-py on REAL_REDIS_URL if set, else on the session's own redis-server."""
+    url = os.environ.get("REAL_REDIS_URL") or request.getfixturevalue("redis_server").url
     redis = pytest.importorskip("redis", reason="real Redis: pip install redis to compare")
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
@@ -66,7 +72,7 @@ def backend(request) -> Backend:
         backend = Backend(in_memory_redis.InMemoryRedis(), in_memory_redis.ResponseError,
                           in_memory_redis.DataError, in_memory_redis.OutOfMemoryError)
     else:
-        backend = _real_backend()
+        backend = _real_backend(request)
     backend.client.flushdb()
     yield backend
     backend.client.flushdb()
@@ -76,6 +82,29 @@ def backend(request) -> Backend:
 def r(backend: Backend):
     """The Redis client of ``backend``."""
     return backend.client
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real redis-server for the session, on a free loopback port, no persistence.
+
+    Skips with the reason when redis-server or redis-py is missing.
+    """
+    require_real_redis()
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def real_redis(redis_server):
+    """A redis-py client (decode_responses=True) on the session's server, flushed around it."""
+    import redis
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture

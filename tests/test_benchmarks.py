@@ -38,7 +38,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     figures = json.loads(out.read_text())
 
     assert figures["meta"]["mode"] == "quick"
-    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6]
+    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7]
     positive(figures["meta"], "repeats", "seconds")
 
     # 1. POST path against the dict+list floor
@@ -85,3 +85,13 @@ def test_quick_run_reports_every_figure(tmp_path):
         positive(main_run, "posted", "posted_eps", "peak_rss_mb")
         assert main_run["rss_series_mb"] and all(rss > 0 for rss in main_run["rss_series_mb"])
     positive(memory["runs"]["rate0_file"]["first_last"], "window_s", "first_mb", "last_mb")
+
+    # 7. batched ingest vs one write per POST, on the in-memory server and (if any) redis-server
+    ingest = figures["batched_ingest"]
+    for case in ("ingest", "poster", "floor"):
+        positive(ingest["in_memory"][case], "a_eps", "b_eps", "ratio")
+    has_verdict(ingest["in_memory"]["floor"], "min_ratio")
+    if "skipped" not in ingest["redis_server"]:
+        for case in ("ingest", "poster", "raw"):
+            positive(ingest["redis_server"][case], "a_eps", "b_eps", "ratio")
+        has_verdict(ingest["redis_server"]["raw"], "min_ratio")

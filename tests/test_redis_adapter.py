@@ -5,8 +5,9 @@ import threading
 
 import pytest
 
-from redis_adapter import (MATCH_DATA_PATTERN, STAGING_PATTERN, RedisAdapter, InMemoryRedis,
-                           counter_key, decode_events, encode_event, match_data_key, staging_key)
+from redis_adapter import (MATCH_DATA_PATTERN, STAGING_PATTERN, InMemoryRedis, KeyLayout,
+                           RedisAdapter, counter_key, decode_events, encode_event, match_data_key,
+                           staging_key)
 
 
 @pytest.fixture
@@ -90,3 +91,116 @@ def test_counter_and_event_are_recorded_together(adapter, fast_thread_switching)
     reader.join()
     assert torn == []
     assert redis.get("1_heart") == "4500" and redis.llen("match_data_1") == 4500
+
+
+# -- prefixes, foreign keys and clients that do not decode replies --------------------------------
+
+@pytest.fixture(params=["in-memory", "redis-py decoded", "redis-py bytes"])
+def client(request):
+    """InMemoryRedis, then a real redis-server through redis-py with decode_responses True and
+    False (the tests' own server; skipped when redis-server or redis-py is missing)."""
+    if request.param == "in-memory":
+        yield InMemoryRedis()
+        return
+    import redis
+    url = request.getfixturevalue("redis_server").url
+    client = redis.Redis.from_url(url, decode_responses=request.param == "redis-py decoded")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+FOREIGN = {"session:42": "a string", "cache_match_data_3": "not a list", "7_likes": "99",
+           "other:5_heart": "1000"}
+FOREIGN_LISTS = {"other:match_data_5": ["x"], "backup_1_other:match_data_5": ["y"]}
+
+
+def put_foreign_keys(client):
+    """Another application's keys, some named like ours."""
+    for key, value in FOREIGN.items():
+        client.set(key, value)
+    for key, items in FOREIGN_LISTS.items():
+        client.rpush(key, *items)
+
+
+def assert_foreign_keys_untouched(client):
+    for key, value in FOREIGN.items():
+        assert client.get(key) in (value, value.encode())
+    for key, items in FOREIGN_LISTS.items():
+        assert client.lrange(key, 0, -1) in (items, [item.encode() for item in items])
+
+
+def test_prefix_goes_before_every_key():
+    """A prefix puts counters, lists and staged lists under it; "" gives the seed's names."""
+    layout = KeyLayout("live:")
+    assert layout.counter_key(5, "heart") == "live:5_heart"
+    assert layout.match_data_key(5) == "live:match_data_5"
+    assert layout.staging_key("live:match_data_5", "b1") == "live:backup_b1_match_data_5"
+    assert KeyLayout("").counter_key(5, "heart") == counter_key(5, "heart") == "5_heart"
+
+
+@pytest.mark.parametrize("prefix", [5, None, "a1", "x" * 201])
+def test_prefix_refused_when_ambiguous_or_not_text(prefix):
+    """A prefix ending in a digit (or not a str, or over 200 characters) is a ValueError."""
+    with pytest.raises(ValueError, match="invalid key prefix"):
+        KeyLayout(prefix)
+
+
+def test_prefix_with_glob_characters_matches_only_itself(client):
+    """A prefix holding * or [ is matched literally: "a*:" never sees "ab:" keys."""
+    RedisAdapter(client, prefix="ab:").record_reaction(1, 2, "heart", 1.0)
+    ours = RedisAdapter(client, prefix="a*:")
+    assert ours.counter_total() == 0 and ours.pending_events() == 0 and ours.match_data_keys() == []
+
+
+def test_foreign_keys_are_not_counted(client):
+    """Another application's strings and lists (even named *match_data_*) are not counted."""
+    put_foreign_keys(client)
+    adapter = RedisAdapter(client, prefix="")
+    adapter.record_reaction(1, 2, "heart", 1.0)
+    assert adapter.counter_total() == 1
+    assert adapter.pending_events() == 1
+    assert adapter.snapshot() == {"2_heart": 1, "match_data_2": [
+        {"user_id": 1, "emoticon_type": "heart", "timestamp": 1.0, "match_id": 2}]}
+
+
+def test_backup_moves_and_deletes_only_this_prefix(client):
+    """A backup of prefix "live:" moves its own lists; every other key stays as it was."""
+    from backup_data import BackupDataManager
+    from db import ReactionsTable
+    put_foreign_keys(client)
+    RedisAdapter(client, prefix="").record_reaction(1, 3, "sad", 2.0)
+    adapter = RedisAdapter(client, prefix="live:")
+    adapter.record_reaction(1, 2, "heart", 1.0)
+    table = ReactionsTable(":memory:")
+    assert BackupDataManager(adapter, table).run().events == 1
+    assert_foreign_keys_untouched(client)
+    assert client.llen("match_data_3") == 1 and adapter.pending_events() == 0
+    assert adapter.counter_total() == 1 and table.count() == 1
+
+
+def test_every_client_backs_up_the_same(client):
+    """Post, GET and back up alike whether the client decodes replies or answers bytes."""
+    from backup_data import BackupDataManager
+    from db import ReactionsTable
+    adapter = RedisAdapter(client, prefix="")
+    for n in range(5):
+        adapter.record_reaction(n + 1, 7, "happy", float(n))
+    table = ReactionsTable(":memory:")
+    result = BackupDataManager(adapter, table).run()
+    assert (result.events, table.count()) == (5, 5)
+    assert adapter.get_counts(7, ["happy", "sad"]) == {"happy": 5, "sad": 0}
+    assert adapter.staged_keys() == [] and client.keys("*match_data*") == []
+
+
+def test_record_batch_counts_and_appends_in_one_step(client):
+    """One flush: an INCRBY per counter, one RPUSH per match in order, and its marker set."""
+    adapter = RedisAdapter(client, prefix="")
+    events = [{"user_id": 1, "emoticon_type": e, "timestamp": 1.0, "match_id": m}
+              for m, e in [(1, "heart"), (2, "sad"), (1, "heart"), (1, "sad")]]
+    adapter.record_batch(events, "ingest_x", 3)
+    assert adapter.get_counts(1, ["heart", "sad"]) == {"heart": 2, "sad": 1}
+    assert list(adapter.iter_events("match_data_1")) == [events[0], events[2], events[3]]
+    assert adapter.batch_applied("ingest_x", 3) and not adapter.batch_applied("ingest_x", 4)
+    assert adapter.counter_total() == adapter.pending_events() == 4

@@ -1,0 +1,63 @@
+"""A real Redis on request: ``connect(url)`` gives a redis-py client for RedisAdapter.
+
+redis-py is an optional dependency: it is imported here, and only when a URL is given, so
+``python3 main.py`` (the in-memory server) needs the standard library alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["RedisUnavailableError", "connect", "INSTALL_HINT"]
+
+INSTALL_HINT = "python3 -m pip install redis"
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""How long connecting (and then each reply) may take before the call fails, in seconds."""
+
+
+class RedisUnavailableError(Exception):
+    """No client could be made for the URL: redis-py is missing, the URL is malformed, or the
+    server did not answer PING. The message is one line saying what to do."""
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, fit for a log line."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<malformed URL>"
+
+
+def connect(url: str) -> Any:
+    """A ``redis.Redis`` for ``url`` (e.g. ``redis://127.0.0.1:6379/0``) that answered PING.
+
+    Replies are decoded (decode_responses=True; RedisAdapter copes with either). redis-py's own
+    retries are turned off: it would resend a MULTI/EXEC whose EXEC may already have run after a
+    dropped connection, counting events twice; the poster, the ingest buffer and the backup
+    retry at their own level instead (docs/real-redis.md). Raises RedisUnavailableError.
+    """
+    try:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+    except ImportError:
+        raise RedisUnavailableError(
+            f"--redis-url needs redis-py, which is not installed: {INSTALL_HINT}") from None
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0),
+                                      socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                      socket_timeout=CONNECT_TIMEOUT_SECONDS)
+    except ValueError as error:
+        raise RedisUnavailableError(f"invalid Redis URL {redacted(url)}: {error}") from None
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as error:
+        client.close()
+        raise RedisUnavailableError(f"cannot reach Redis at {redacted(url)}: {error}") from None
+    return client

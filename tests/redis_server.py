@@ -1,0 +1,88 @@
+"""A real redis-server for the tests, started by the tests themselves on a free loopback port.
+
+Used by conftest.py's ``redis_server`` fixture (one server for the session), by the tests that
+stop and restart a server of their own, and by the benchmarks (item 7). require_real_redis()
+skips a test with the reason when redis-server or redis-py is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+START_TIMEOUT_SECONDS = 20  # only stops a hung start, not a performance bound
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (bound to port 0, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_real_redis():
+    """The redis-py module; skip the test when redis-server or redis-py is missing."""
+    import pytest  # here, not at the top: the benchmarks use RedisServer without pytest
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("real Redis: redis-server is not installed (apt-get install redis-server)")
+    return pytest.importorskip("redis", reason="real Redis: redis-py missing "
+                                               "(python3 -m pip install redis)")
+
+
+class RedisServer:
+    """One redis-server process on 127.0.0.1:``port``, its files in a temporary directory.
+
+    ``durable=True`` turns on the append-only file with ``appendfsync always``: a write is on
+    disk before its reply is sent, so whatever a client saw acknowledged survives a restart.
+    Otherwise nothing is persisted (``--save '' --appendonly no``).
+    """
+
+    def __init__(self, durable: bool = False) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
+        self.durable = durable
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        """Start the server and wait until it answers PING."""
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.durable
+                       else ["--appendonly", "no"])
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--dir", str(self.dir), *persistence], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM: with appendonly, the file is complete), and wait for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=START_TIMEOUT_SECONDS)
+        self.process = None
+
+    def close(self) -> None:
+        """Stop the server and remove its files."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,52 @@
+"""main.Poster when Redis refuses POSTs for a while: counted, backed off, resumed, logged once."""
+
+import logging
+import random
+import threading
+
+import main
+
+
+def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
+    """Three failing POSTs: refused == 3, posting goes on, one warning each way."""
+    failures, stored, done = [3], [], threading.Event()
+
+    def post(user_id, match_id, emoticon_type):
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("Connection refused")
+        stored.append(user_id)
+        if len(stored) >= 100:
+            done.set()
+
+    monkeypatch.setattr(main, "POSTMethod", post)
+    monkeypatch.setattr(main, "BACKOFF_SECONDS", (0.001, 0.002))
+    poster = main.Poster(0, random.Random(1))
+    with caplog.at_level(logging.WARNING, logger="live_reactions"):
+        poster.start()
+        assert done.wait(timeout=60)
+        poster.stop()
+        poster.join(timeout=60)
+    assert poster.refused == 3 and poster.posted == len(stored) >= 100
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("POST refused" in message for message in messages) == 1
+    assert sum("accepted again after 3 refused" in message for message in messages) == 1
+
+
+def test_paced_poster_does_not_burst_after_an_outage(monkeypatch):
+    """At a set rate, the posts due during an outage are skipped, not posted in a burst."""
+    calls = []
+
+    def post(user_id, match_id, emoticon_type):
+        calls.append(user_id)
+        if len(calls) == 1:
+            raise ConnectionError("Connection refused")
+
+    monkeypatch.setattr(main, "POSTMethod", post)
+    monkeypatch.setattr(main, "BACKOFF_SECONDS", (0.01, 0.01))
+    poster = main.Poster(100, random.Random(1))
+    poster._began = 0.0  # as if it had been posting for a long time: much is due
+    monkeypatch.setattr(main.time, "monotonic", lambda: 10.0)
+    assert poster._due() == main.Poster.BATCH  # 1,000 due: capped at one batch
+    assert poster._post_or_back_off() is False
+    assert poster.refused == 1 and poster._due() == 0
