@@ -15,8 +15,9 @@ from ingest import get_ingest_buffer
 from redis_adapter import get_adapter, is_out_of_memory, make_event
 from settings import describe_value
 
-__all__ = ["InvalidReactionError", "ReactionRefusedError", "POSTMethod", "GETMethod", "read_counts", "weighted_mean",
-           "weighted_means", "validate_reaction", "validate_match_id"]
+__all__ = ["InvalidReactionError", "ReactionRefusedError", "is_refusal", "POSTMethod",
+           "GETMethod", "read_counts", "weighted_mean", "weighted_means", "validate_reaction",
+           "validate_match_id"]
 
 
 class InvalidReactionError(ValueError):

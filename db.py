@@ -165,7 +165,8 @@ class ReactionsTable:
         self.path = path
         self.emoticon_types = tuple(config.EMOTICON_TYPES if emoticon_types is None
                                     else emoticon_types)
-        self.busy_timeout = config.DB_BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout
+        self.busy_timeout = (config.DB_BUSY_TIMEOUT_SECONDS if busy_timeout is None
+                             else busy_timeout)
         self._lock = threading.Lock()
         # isolation_level=None: transactions are begun and ended explicitly in _transaction().
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None,

@@ -231,10 +231,11 @@ class LiveRun:
     def _on_signal(self, signum: int) -> None:
         self._interrupts += 1
         if self._interrupts > 1:
-            logger.warning("second %s: exiting now, without the final backup; abandoning %s "
-                           "events not yet in the table%s", signal.Signals(signum).name,
-                           self._abandoned(), "" if config.REDIS_URL else
-                           " (the in-memory Redis ends with the process)")
+            fate = ("left pending in Redis for a later backup" if config.REDIS_URL else
+                    "abandoned: the in-memory Redis ends with the process")
+            logger.warning("second %s: exiting now, without the final backup; %s events not "
+                           "yet in the table %s", signal.Signals(signum).name, self._abandoned(),
+                           fate)
             logging.shutdown()
             os._exit(EXIT_INTERRUPTED)
         logger.info("%s: stopping (again to quit at once)", signal.Signals(signum).name)

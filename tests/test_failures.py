@@ -168,7 +168,8 @@ def test_second_sigint_during_a_blocked_final_backup_says_what_it_abandons(tmp_p
     holder.close()
     assert status == 130, "\n".join(lines)
     [last] = [line for line in lines if "second SIGINT" in line]
-    abandoned = int(re.search(r"abandoning ([\d,]+) events", last).group(1).replace(",", ""))
+    abandoned = int(re.search(r"; ([\d,]+) events not yet in the table abandoned",
+                              last).group(1).replace(",", ""))
     assert abandoned >= max(map(posted_in, lines)) > 0
     assert rows_in(path) == 0
     assert not any("reconciliation" in line or "Traceback" in line for line in lines)
