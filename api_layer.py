@@ -12,11 +12,12 @@ from typing import Any
 
 import config
 from ingest import get_ingest_buffer
-from redis_adapter import get_adapter, make_event
+from redis_adapter import get_adapter, is_out_of_memory, make_event
 from settings import describe_value
 
-__all__ = ["InvalidReactionError", "POSTMethod", "GETMethod", "read_counts", "weighted_mean",
-           "weighted_means", "validate_reaction", "validate_match_id"]
+__all__ = ["InvalidReactionError", "ReactionRefusedError", "is_refusal", "POSTMethod",
+           "GETMethod", "read_counts", "weighted_mean", "weighted_means", "validate_reaction",
+           "validate_match_id"]
 
 
 class InvalidReactionError(ValueError):
@@ -28,6 +29,24 @@ class InvalidReactionError(ValueError):
     def __init__(self, field: str, value: Any, allowed: str) -> None:
         self.field, self.value, self.allowed = field, value, allowed
         super().__init__(f"invalid {field} {describe_value(value)}: {field} must be {allowed}")
+
+
+class ReactionRefusedError(RuntimeError):
+    """Redis refused a valid reaction or could not be reached; the POST was not acknowledged and
+    the caller may retry later.
+
+    Raised by POSTMethod when Redis answers OOM (used memory over maxmemory with the noeviction
+    policy: config.REDIS_MAXMEMORY_BYTES), in which case nothing changed, and when the
+    connection to a real Redis fails (see docs/real-redis.md for what such a write may have
+    done). ``__cause__`` is the client's own error.
+    """
+
+
+def is_refusal(error: BaseException) -> bool:
+    """True for the Redis errors POSTMethod raises as ReactionRefusedError: OOM, and a lost or
+    refused connection (OSError, redis-py's ConnectionError and TimeoutError)."""
+    return (is_out_of_memory(error) or isinstance(error, OSError)
+            or type(error).__name__ in ("ConnectionError", "TimeoutError"))
 
 
 def _validate_id(field: str, value: Any, maximum: int) -> None:
@@ -78,19 +97,25 @@ def POSTMethod(user_id: int, match_id: int, emoticon_type: str) -> dict[str, Any
 
     Returns the stored record ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` with
     ``timestamp`` in Unix seconds (float). Raises InvalidReactionError (see validate_reaction)
-    before touching Redis, so bad input changes nothing. A Redis error (server gone, ...) is
-    raised as the client raises it: the POST was not acknowledged.
+    before touching Redis, so bad input changes nothing. Raises ReactionRefusedError when Redis
+    refuses the write (over maxmemory: nothing changed) or cannot be reached; any other Redis
+    error is raised as the client raises it. Either way the POST was not acknowledged.
 
     With config.INGEST_BATCH_EVENTS > 1 the record goes to the process's IngestBuffer and is
     written with others in one MULTI/EXEC within config.INGEST_FLUSH_SECONDS (ingest.py).
     """
     validate_reaction(user_id, match_id, emoticon_type)
-    buffer = get_ingest_buffer()
-    if buffer is None:
-        return get_adapter().record_reaction(user_id, match_id, emoticon_type, time.time())
-    event = make_event(user_id, match_id, emoticon_type, time.time())
-    buffer.add(event)
-    return event
+    try:
+        buffer = get_ingest_buffer()
+        if buffer is None:
+            return get_adapter().record_reaction(user_id, match_id, emoticon_type, time.time())
+        event = make_event(user_id, match_id, emoticon_type, time.time())
+        buffer.add(event)
+        return event
+    except Exception as error:
+        if is_refusal(error):
+            raise ReactionRefusedError(f"Redis refused the reaction: {error}") from error
+        raise
 
 
 def read_counts(match_id: int) -> dict[str, int]:

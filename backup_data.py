@@ -8,7 +8,10 @@ records the list's name in the table's ledger (backup_batches), and only then de
 
 So every event reaches the table exactly once: a failed insert rolls back and leaves its list
 staged for the next run; a list whose rows are in but whose DEL did not happen is recognised by
-the ledger and not inserted again, even by a second backup worker.
+the ledger and not inserted again, even by a second backup worker. An item that is not exactly one
+valid record (records.py) goes to the table dead_letters in the same transaction, and the list is
+deleted only once rows + dead letters equal the items read from it. Each run waits at most
+``busy_timeout`` seconds in all for a database locked by another process (a deadline per run).
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any, Collection, Iterable, Iterator
 
-from db import ReactionsTable, get_reactions_table
+from db import DeadLetter, ReactionsTable, get_reactions_table
+from records import sort_items
 from redis_adapter import RedisAdapter, get_adapter
 
-__all__ = ["BackupDataManager", "BackupResult", "BackupError"]
+__all__ = ["BackupDataManager", "BackupResult", "BackupError", "CountMismatchError",
+           "SortedItems"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +45,13 @@ class BackupResult:
     """Redis lists moved (one per match with new events, plus any older staged list)."""
     seconds: float
     """Wall time the run took, in seconds."""
+    dead_lettered: int = 0
+    """Items moved into the table dead_letters instead (not exactly one valid record)."""
 
 
 class BackupError(Exception):
-    """Some staged lists could not be moved; they stay in Redis for the next run.
+    """Some staged lists could not be moved; they stay staged in Redis (a later run retries them
+    while the process lives).
 
     ``result`` is what the run did move; ``errors`` maps each failed staged key to its error.
     The first error is also the ``__cause__``.
@@ -52,7 +61,11 @@ class BackupError(Exception):
         self.result, self.errors = result, errors
         key, error = next(iter(errors.items()))
         super().__init__(f"{len(errors)} of {result.keys + len(errors)} lists not moved, "
-                         f"left in Redis for the next run; first: {key}: {error!r}")
+                         f"kept staged in Redis; first: {key}: {error!r}")
+
+
+class CountMismatchError(RuntimeError):
+    """Rows + dead letters written for a list differ from the items read from it (rolled back)."""
 
 
 def new_batch() -> str:
@@ -60,18 +73,52 @@ def new_batch() -> str:
     return f"{time.time_ns():020d}.{next(_batch_numbers) % 10_000:04d}"
 
 
+class SortedItems:
+    """Stored items on their way to the table: ``events()`` yields the valid records of
+    ``chunks`` (lists of item texts, e.g. a staged list's LRANGEs), and fills, as it runs,
+    ``dead_letters`` (the poison items, tagged with ``key``) and ``read`` (items seen)."""
+
+    def __init__(self, chunks: Iterable[list[str]], key: str,
+                 emoticon_types: Collection[str]) -> None:
+        self.chunks, self.key, self.emoticon_types = chunks, key, emoticon_types
+        self.read = 0
+        self.dead_letters: list[DeadLetter] = []
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        for chunk in self.chunks:
+            self.read += len(chunk)
+            events, poison = sort_items(chunk, self.emoticon_types)
+            self.dead_letters += [DeadLetter(raw, reason, self.key) for raw, reason in poison]
+            yield from events
+
+    def verify(self, rows: int, dead: int) -> None:
+        """Raise CountMismatchError unless every item read became one row or one dead letter."""
+        if rows + dead != self.read:
+            raise CountMismatchError(f"{self.key}: read {self.read} items but wrote {rows} rows "
+                                     f"and {dead} dead letters")
+
+
 class BackupDataManager:
     """Moves every pending event list from Redis into ReactionsTable, then frees it in Redis.
 
-    ``adapter`` and ``table`` default to the process-wide ones. ``run()`` may be called from any
-    thread; runs of one manager never overlap (a second caller waits for the first). Several
-    managers on the same Redis and table may run at once: the ledger keeps them exactly-once.
+    ``adapter`` and ``table`` default to the process-wide ones. ``busy_timeout`` (seconds,
+    default the table's) bounds each run's waits for a database locked by another process, all
+    lists together. ``run()`` may be called from any thread; runs of one manager never overlap (a
+    second caller waits for the first). Several managers on the same Redis and table may run at
+    once: the ledger keeps them exactly-once. ``events`` and ``dead_lettered`` total what this
+    manager's runs wrote; ``committed`` holds staged keys whose rows are in the table but whose
+    DEL failed (whoever writes the pending events elsewhere must skip them).
     """
 
     def __init__(self, adapter: RedisAdapter | None = None,
-                 table: ReactionsTable | None = None) -> None:
+                 table: ReactionsTable | None = None,
+                 busy_timeout: float | None = None) -> None:
         self.adapter = adapter if adapter is not None else get_adapter()
         self.table = table if table is not None else get_reactions_table()
+        self.busy_timeout = self.table.busy_timeout if busy_timeout is None else busy_timeout
+        self.events = 0
+        self.dead_lettered = 0
+        self.committed: set[str] = set()
         self._run_lock = threading.Lock()
 
     @property
@@ -83,30 +130,46 @@ class BackupDataManager:
         """Move all pending events; return how many, from how many keys, in how many seconds.
 
         Staged lists left by earlier runs go first, so the table keeps the posting order per
-        match. A list that fails (sqlite3.Error, ...) is rolled back and left staged while the
-        others still move; then BackupError is raised with what did move. Nothing is lost or
-        doubled either way.
+        match. A list that fails (sqlite3.Error, the run's busy deadline passed, ...) is rolled
+        back and left staged while the others still move; then BackupError is raised with what
+        did move. Nothing is lost or doubled either way.
         """
         with self._run_lock:
             started = time.monotonic()
+            deadline = started + self.busy_timeout
             leftovers = self.adapter.staged_keys()
             staged = self.adapter.stage_all(self.adapter.match_data_keys(), new_batch())
-            events, errors = 0, {}
+            events, dead, errors = 0, 0, {}
             for key in leftovers + staged:
                 try:
-                    events += self._move(key)
+                    rows, letters = self._insert(key, deadline)
                 except Exception as error:  # the list stays staged; the next run retries it
                     errors[key] = error
+                    continue
+                events, dead = events + rows, dead + letters
+                try:
+                    self._free(key, deadline)
+                except Exception as error:  # in the table already: the ledger skips it later
+                    errors[key] = error
+                    self.committed.add(key)
+                else:
+                    self.committed.discard(key)
+            self.events, self.dead_lettered = self.events + events, self.dead_lettered + dead
             result = BackupResult(events, len(leftovers) + len(staged) - len(errors),
-                                  time.monotonic() - started)
+                                  time.monotonic() - started, dead)
             if errors:
                 raise BackupError(result, errors) from next(iter(errors.values()))
             return result
 
-    def _move(self, staged: str) -> int:
-        """Insert one staged list (recorded in the ledger), delete it from Redis, forget it."""
-        moved = self.table.insert_many(self.adapter.iter_events(staged), batch=staged)
+    def _insert(self, staged: str, deadline: float) -> tuple[int, int]:
+        """Insert one staged list with its dead letters (recorded in the ledger)."""
+        source = SortedItems(self.adapter.iter_items(staged), staged, self.table.emoticon_types)
+        rows, dead = self.table.insert_batch(source.events(), staged, source.dead_letters,
+                                             source.verify, deadline)
+        logger.debug("backed up %d events and %d dead letters from %s", rows, dead, staged)
+        return rows, dead
+
+    def _free(self, staged: str, deadline: float) -> None:
+        """Delete a list whose rows are committed from Redis, then forget it in the ledger."""
         self.adapter.drop(staged)
-        self.table.forget_batch(staged)  # the list is gone: its name cannot come back
-        logger.debug("backed up %d events from %s", moved, staged)
-        return moved
+        self.table.forget_batch(staged, deadline)  # the list is gone: its name cannot come back

@@ -58,3 +58,14 @@ GET lags by up to INGEST_FLUSH_SECONDS and a crash loses at most one unflushed b
 
 INGEST_FLUSH_SECONDS = 0.5
 """Seconds the oldest buffered event may wait before its flush (with INGEST_BATCH_EVENTS > 1)."""
+
+DB_BUSY_TIMEOUT_SECONDS = 5.0
+"""Seconds one backup run may wait in all for a database another process holds locked: a deadline
+per run, not per statement or list. Past it the run fails and its lists stay staged in Redis (the
+final backup then writes them to a spill file, see docs/failures.md)."""
+
+REDIS_MAXMEMORY_BYTES = 1024 ** 3
+"""The in-memory Redis's maxmemory in bytes (Redis's setting, noeviction policy); 0 = no limit.
+Over it, posts are refused (and counted) until a backup frees memory. 1 GiB holds about 11 M
+pending events (94 bytes each in the estimate, 153 bytes of process memory): some 2 minutes of
+--rate 0 backlog, 3 hours at 1000 events/s (docs/failures.md, measured)."""

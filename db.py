@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import operator
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import config
 
-__all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY"]
+__all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY",
+           "DeadLetter"]
 
 CREATE_TABLE = """
 create table if not exists reactions_table (
@@ -35,6 +39,20 @@ CREATE_BATCHES = """
 create table if not exists backup_batches (
     batch text primary key
 )"""
+# Poison items (records.py): kept with their raw text and why they were refused, in the same
+# transaction as the good rows of their list, so they neither block it nor vanish.
+CREATE_DEAD_LETTERS = """
+create table if not exists dead_letters (
+    id integer not null primary key autoincrement,
+    raw text not null,
+    reason text not null,
+    source_key text not null,
+    time real not null  -- when it was set aside, Unix seconds
+)"""
+INSERT_DEAD_LETTER = """
+insert into dead_letters (raw, reason, source_key, time) values (?, ?, ?, ?)"""
+# The start-up write probe: a row written to the file and its journal, committed, then removed.
+WRITE_PROBE = "write probe"
 # (name, declared type, NOT NULL, primary key) of each column, as pragma table_info reports them.
 COLUMNS = [("id", "INTEGER", 1, 1), ("user_id", "INTEGER", 1, 0), ("match_id", "INTEGER", 1, 0),
            ("emoticon_type", "TEXT", 1, 0), ("timestamp", "REAL", 1, 0)]
@@ -82,6 +100,18 @@ def _max_rows_per_insert(connection: sqlite3.Connection) -> int:
     return max(1, min(ROWS_PER_INSERT, parameters // 4))
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A stored item that is not exactly one valid event record (records.py), kept aside."""
+
+    raw: str
+    """The item's text, as it was stored."""
+    reason: str
+    """Why it was refused (records.poison_reason)."""
+    source_key: str
+    """Where it came from: the staged Redis list's key, or ``spill:FILE``."""
+
+
 class SchemaMismatchError(ValueError):
     """The database file holds a reactions_table whose CHECK allows other emoticons."""
 
@@ -105,43 +135,78 @@ def _check_schema(connection: sqlite3.Connection, path: str, allowed: str,
             "use another database file")
 
 
+def _recorded(connection: sqlite3.Connection, batch: str) -> bool:
+    """True if ``batch`` is in the ledger."""
+    return connection.execute("select 1 from backup_batches where batch = ?",
+                              (batch,)).fetchone() is not None
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """The cursor's rows, each as a dict of its columns."""
+    columns = [column[0] for column in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
 class ReactionsTable:
     """The table ``reactions_table`` (seed: ReactionsTable) in the SQLite database at ``path``.
 
     ``path`` is ":memory:" or a file (created if missing, its rows kept). ``emoticon_types`` is
-    the set the CHECK constraint allows (default config.EMOTICON_TYPES). Raises
+    the set the CHECK constraint allows (default config.EMOTICON_TYPES). ``busy_timeout`` is how
+    many seconds a transaction waits for a file another process holds locked (default
+    config.DB_BUSY_TIMEOUT_SECONDS; a deadline passed to a method replaces it). Raises
     SchemaMismatchError if the file's table was made for another set, and sqlite3.Error if the
-    file cannot be opened. Every method is safe to call from any thread.
+    file cannot be opened or written (a write probe commits a row and removes it). Every method
+    is safe to call from any thread.
     """
 
     def __init__(self, path: str = ":memory:",
-                 emoticon_types: Sequence[str] | None = None) -> None:
+                 emoticon_types: Sequence[str] | None = None,
+                 busy_timeout: float | None = None) -> None:
         self.path = path
+        self.emoticon_types = tuple(config.EMOTICON_TYPES if emoticon_types is None
+                                    else emoticon_types)
+        self.busy_timeout = (config.DB_BUSY_TIMEOUT_SECONDS if busy_timeout is None
+                             else busy_timeout)
         self._lock = threading.Lock()
         # isolation_level=None: transactions are begun and ended explicitly in _transaction().
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                           timeout=self.busy_timeout)
         self._rows_per_insert = _max_rows_per_insert(self._connection)
-        types = config.EMOTICON_TYPES if emoticon_types is None else emoticon_types
-        allowed = ", ".join(_sql_string(emoticon) for emoticon in types)
+        allowed = ", ".join(_sql_string(emoticon) for emoticon in self.emoticon_types)
         try:
-            # A write transaction at once: a read-only file fails here, not at the first backup.
             with self._transaction() as connection:
                 connection.execute(CREATE_TABLE.format(allowed=allowed))
                 connection.execute(CREATE_INDEX)
                 connection.execute(CREATE_BATCHES)
-                _check_schema(connection, path, allowed, types)
+                connection.execute(CREATE_DEAD_LETTERS)
+                _check_schema(connection, path, allowed, self.emoticon_types)
+            self._probe_writes()
         except BaseException:
             self._connection.close()
             raise
 
+    def _probe_writes(self) -> None:
+        """Commit a row and remove it again, so a file SQLite opened read-only (chmod 444), or
+        whose directory refuses the journal (chmod 555), fails now with sqlite3.Error rather
+        than at every backup. CREATE ... IF NOT EXISTS on an existing file writes nothing."""
+        with self._transaction() as connection:
+            connection.execute("insert or ignore into backup_batches (batch) values (?)",
+                               (WRITE_PROBE,))
+        self.forget_batch(WRITE_PROBE)
+
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, deadline: float | None = None) -> Iterator[sqlite3.Connection]:
         """Hold the lock for one write transaction: commit if the block ends, else roll back.
 
         ``begin immediate`` takes SQLite's write lock first, so writers on other connections to
-        the same file wait their turn instead of failing halfway.
+        the same file wait their turn instead of failing halfway. They wait until ``deadline``
+        (time.monotonic() seconds), or ``busy_timeout`` seconds if None; past it, SQLite raises
+        sqlite3.OperationalError "database is locked".
         """
         with self._lock:
+            wait = self.busy_timeout if deadline is None else deadline - time.monotonic()
+            # SQLite's busy handler is per connection: each transaction sets what is left.
+            self._connection.execute(f"pragma busy_timeout = {max(0, int(wait * 1000))}")
             self._connection.execute("begin immediate")
             try:
                 yield self._connection
@@ -162,13 +227,34 @@ class ReactionsTable:
         ``batch`` names the batch (the backup passes its staged list's key): it is recorded with
         the rows, and a batch already recorded inserts nothing and returns 0.
         """
-        with self._transaction() as connection:
+        return self.insert_batch(events, batch)[0]
+
+    def insert_batch(self, events: Iterable[Mapping[str, Any]], batch: str | None = None,
+                     dead_letters: Iterable[DeadLetter] = (),
+                     verify: Callable[[int, int], None] | None = None,
+                     deadline: float | None = None) -> tuple[int, int]:
+        """insert_many, plus the batch's poison items: ``(rows inserted, dead letters inserted)``.
+
+        ``dead_letters`` is read after ``events`` is exhausted (so a generator of events may fill
+        it as it goes) and goes into the table dead_letters in the same transaction.
+        ``verify(rows, dead_letters)``, if given, runs before the commit; whatever it raises rolls
+        everything back. A batch already in the ledger inserts nothing: ``(0, 0)``. ``deadline``:
+        see _transaction. Raises sqlite3.Error (all rolled back) when SQLite refuses.
+        """
+        with self._transaction(deadline) as connection:
             if batch is not None:
-                if connection.execute("select 1 from backup_batches where batch = ?",
-                                      (batch,)).fetchone():
-                    return 0
+                if _recorded(connection, batch):
+                    return 0, 0
                 connection.execute("insert into backup_batches (batch) values (?)", (batch,))
-            return self._insert_rows(connection, map(_ROW_OF_EVENT, events))
+            rows = self._insert_rows(connection, map(_ROW_OF_EVENT, events))
+            now = time.time()
+            letters = [(letter.raw, letter.reason, letter.source_key, now)
+                       for letter in dead_letters]
+            connection.executemany(INSERT_DEAD_LETTER, letters)
+            dead = len(letters)
+            if verify is not None:
+                verify(rows, dead)
+            return rows, dead
 
     def _insert_rows(self, connection: sqlite3.Connection, rows: Iterator[tuple]) -> int:
         """INSERT ``rows`` up to self._rows_per_insert per statement; how many went in."""
@@ -178,9 +264,14 @@ class ReactionsTable:
             inserted += len(block)
         return inserted
 
-    def forget_batch(self, batch: str) -> None:
+    def has_batch(self, batch: str) -> bool:
+        """True if ``batch`` is in the ledger (its rows are committed)."""
+        with self._lock:
+            return _recorded(self._connection, batch)
+
+    def forget_batch(self, batch: str, deadline: float | None = None) -> None:
         """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""
-        with self._transaction() as connection:
+        with self._transaction(deadline) as connection:
             connection.execute("delete from backup_batches where batch = ?", (batch,))
 
     def count(self) -> int:
@@ -209,12 +300,29 @@ class ReactionsTable:
         return {(match_id, emoticon): count for match_id, emoticon, count in rows}, \
             frozenset(batch for (batch,) in ledger)
 
+    def dead_letter_cells(self) -> dict[tuple[int, str], int]:
+        """Dead letters per ``(match_id, emoticon_type)``, for those whose text is a JSON object
+        naming both (an event that was counted in Redis, then spoiled): reconcile.py's sink."""
+        cells: dict[tuple[int, str], int] = {}
+        for letter in self.dead_letters():
+            try:
+                record = json.loads(letter["raw"])
+                cell = (record["match_id"], record["emoticon_type"])
+            except (ValueError, TypeError, KeyError):
+                continue
+            if type(cell[0]) is int and type(cell[1]) is str:
+                cells[cell] = cells.get(cell, 0) + 1
+        return cells
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every dead letter ``{id, raw, reason, source_key, time}``, oldest first."""
+        with self._lock:
+            return _dicts(self._connection.execute("select * from dead_letters order by id"))
+
     def latest(self, limit: int = 5) -> list[dict[str, Any]]:
         """The last ``limit`` rows inserted, newest first, each as a dict of the table's columns."""
         with self._lock:
-            cursor = self._connection.execute(LATEST, (limit,))
-            columns = [column[0] for column in cursor.description]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+            return _dicts(self._connection.execute(LATEST, (limit,)))
 
     def close(self) -> None:
         """Close the connection (a ``:memory:`` table is gone after this)."""

@@ -5,8 +5,11 @@ Three things run at once, as in the seed:
 2. an asyncio task reading every match's counters (GET) every GET_INTERVAL_SECONDS;
 3. an asyncio task running the write-behind backup every BACKUP_INTERVAL_SECONDS, in a worker
    thread so the event loop (and the GET tick) never waits on SQL.
-Ctrl-C, SIGTERM or the end of --duration stops posting, runs a final backup and prints a summary
-that reconciles the posted events with Redis and the table. A second Ctrl-C exits at once (130).
+Ctrl-C, SIGTERM, the end of --duration or a closed stdout stops posting, runs a final backup and
+prints a summary that reconciles the posted events with Redis and the table. If the final backup
+cannot complete, the events of the in-memory Redis go to a spill file (spill.py; exit 3), which
+``python3 main.py --load-spill FILE --db PATH`` loads exactly once. A second Ctrl-C exits at once
+(130), saying how many events it abandons. docs/failures.md has the policy for each failure.
 
 With ``--redis-url`` the same runs against a real Redis, and ``--role post|get|backup`` runs one
 part only, so several processes can share one Redis and one database (docs/real-redis.md);
@@ -31,7 +34,6 @@ import random
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from typing import Awaitable, Callable, Sequence
 
@@ -40,24 +42,27 @@ try:
 except Exception as error:  # config.py is the user's to edit: a slip there is one line, not a trace
     sys.stderr.write(f"config.py cannot be loaded: {type(error).__name__}: {error}\n")
     sys.exit(2)  # as for a bad setting
-from api_layer import POSTMethod, read_counts, weighted_means
+from api_layer import read_counts, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import ReactionsTable, SchemaMismatchError, get_reactions_table
 from ingest import close_ingest_buffer, get_ingest_buffer
+from poster import Poster
 from reconcile import reconcile
 from redis_adapter import RedisAdapter, get_adapter, set_adapter
 from redis_client import RedisUnavailableError, connect, redacted
 from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
                       SettingsError, describe_value, validate_settings)
+from spill import load_spill, spill_directory, write_spill
 
 logger = logging.getLogger("live_reactions")
 
 GET_TABLE_MAX_ROWS = 10  # the GET table shows the busiest matches only, so it never floods
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 EXIT_USAGE = 2  # as argparse exits for a bad flag
+EXIT_SPILLED = 3  # the final backup failed; the pending events are in a spill file
+POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
 ROLES = ("all", "post", "get", "backup")
 """--role: all = the three parts in one process (the seed); the others run one part each."""
-BACKOFF_SECONDS = (0.05, 2.0)  # the poster's first and longest pause after a refused POST
 SWITCH_INTERVAL_SECONDS = 0.001
 """How long a thread may keep the GIL while another waits (Python's default: 5 ms).
 
@@ -108,6 +113,9 @@ def add_redis_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reconcile", action="store_true",
                         help="print the system-wide reconciliation of --redis-url and --db "
                              "(a file), then exit: 0 if OK, 1 if not")
+    parser.add_argument("--load-spill", metavar="FILE",
+                        help="load a spill file (written when a final backup failed) into the "
+                             "--db table (a file) exactly once, then exit")
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, metavar: str | None, text: str) -> None:
@@ -125,89 +133,6 @@ def apply_settings(args: argparse.Namespace) -> None:
              if name in SETTINGS and value is not None}
     for name, value in validate_settings(vars(config), flags).items():
         setattr(config, name, value)
-
-
-class Poster(threading.Thread):
-    """The posting thread: random reactions through POSTMethod at ``rate`` events/s (0 = flat out).
-
-    The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
-    counts the POSTs that succeeded; only this thread writes it. ``seconds`` is how long it has
-    been posting (monotonic clock), up to its stop.
-
-    A POST that fails (Redis gone, ...) is counted in ``refused``; the thread pauses (0.05 s,
-    doubling up to 2 s while it keeps failing), then resumes on a schedule restarted from
-    there, so an outage is not followed by a burst. One warning per outage, not per POST.
-    """
-
-    BATCH = 500  # posts between two looks at the clock and the stop flag
-
-    def __init__(self, rate: float, rng: random.Random) -> None:
-        super().__init__(name="poster", daemon=True)
-        self.rate = rate
-        self.rng = rng
-        self.posted = 0
-        self.refused = 0
-        self._skipped = 0  # posts the schedule asked for during outages, never attempted
-        self._backoff = 0.0
-        self._began: float | None = None
-        self._ended: float | None = None
-        self._stopping = threading.Event()
-
-    @property
-    def seconds(self) -> float:
-        if self._began is None:
-            return 0.0
-        return (self._ended or time.monotonic()) - self._began
-
-    def stop(self) -> None:
-        """Ask the thread to stop after its current batch; join() to wait for it."""
-        self._stopping.set()
-
-    def run(self) -> None:
-        self._began = time.monotonic()
-        try:
-            while not self._stopping.is_set():
-                due = self.BATCH if self.rate == 0 else self._due()
-                if due == 0:
-                    self._stopping.wait(min(0.01, 1 / self.rate))
-                    continue
-                for _ in range(due):
-                    if not self._post_or_back_off():
-                        break
-        except Exception:
-            logger.exception("posting stopped: POSTMethod failed")
-        finally:
-            self._ended = time.monotonic()
-
-    def _due(self) -> int:
-        """Posts the schedule asks for now, at most one batch."""
-        behind = int(self.seconds * self.rate) - self.posted - self.refused - self._skipped
-        return max(0, min(behind, self.BATCH))
-
-    def _post_or_back_off(self) -> bool:
-        """POST one; on failure count it refused, pause, and return False."""
-        try:
-            self.post_one()
-        except Exception as error:
-            self.refused += 1
-            if not self._backoff:
-                logger.warning("POST refused (%s); backing off and retrying", error)
-            self._backoff = min(max(self._backoff * 2, BACKOFF_SECONDS[0]), BACKOFF_SECONDS[1])
-            self._stopping.wait(self._backoff)
-            if self.rate:
-                self._skipped = int(self.seconds * self.rate) - self.posted - self.refused
-            return False
-        if self._backoff:
-            logger.warning("POSTs accepted again after %s refused in all", f"{self.refused:,}")
-            self._backoff = 0.0
-        return True
-
-    def post_one(self) -> None:
-        """POST one random reaction."""
-        rng = self.rng
-        POSTMethod(rng.randint(1, config.MAX_USERS), rng.randint(1, config.MAX_MATCHES),
-                   rng.choice(config.EMOTICON_TYPES))
-        self.posted += 1
 
 
 async def every(interval: float, tick: Callable[[], Awaitable[None]], what: str) -> None:
@@ -263,8 +188,8 @@ class LiveRun:
         self.poster = Poster(config.POSTS_PER_SECOND, random.Random(config.RANDOM_SEED))
         self.rows_before = self.table.count()
         self.role = role  # --role: which parts of the pipeline this process runs
-        self.moved = 0  # events this process's backups moved into the table
         self.backups = 0
+        self.spilled = 0  # events the final backup wrote to a spill file
         self._started = time.monotonic()
         self._last_status = (self._started, 0)
         self._interrupts = 0
@@ -274,6 +199,8 @@ class LiveRun:
         """Run until stopped; return the exit status (0 if the reconciliation is OK, else 1)."""
         self._stop = asyncio.Event()
         self._install_signal_handlers()
+        loop = asyncio.get_running_loop()
+        _on_stdout_closed.append(lambda: loop.call_soon_threadsafe(self._stop.set))
         self._log_banner()
         tasks = []
         if self.runs("post"):
@@ -304,12 +231,22 @@ class LiveRun:
     def _on_signal(self, signum: int) -> None:
         self._interrupts += 1
         if self._interrupts > 1:
-            logger.warning("second %s: exiting now, without the final backup",
-                           signal.Signals(signum).name)
+            fate = ("left pending in Redis for a later backup" if config.REDIS_URL else
+                    "abandoned: the in-memory Redis ends with the process")
+            logger.warning("second %s: exiting now, without the final backup; %s events not "
+                           "yet in the table %s", signal.Signals(signum).name, self._abandoned(),
+                           fate)
             logging.shutdown()
             os._exit(EXIT_INTERRUPTED)
         logger.info("%s: stopping (again to quit at once)", signal.Signals(signum).name)
         self._stop.set()
+
+    def _abandoned(self) -> str:
+        """The events pending in Redis, for the last words of a second Ctrl-C."""
+        try:
+            return f"{self.adapter.pending_events():,}"
+        except Exception as error:  # exiting anyway: say so rather than raise
+            return f"an unknown number of ({error!r})"
 
     def _log_banner(self) -> None:
         rate = config.POSTS_PER_SECOND
@@ -367,26 +304,40 @@ class LiveRun:
         then, posted_then = self._last_status
         self._last_status = (now, posted)
         rate = (posted - posted_then) / (now - then) if now > then else 0.0
-        refused = f", refused {self.poster.refused:,}" if self.poster.refused else ""
-        return f"posted {posted:,} at {rate:,.0f}/s{refused}, pending in Redis {pending:,}"
+        failed = f", failed {self.poster.failed:,}" if self.poster.failed else ""
+        return (f"posted {posted:,} at {rate:,.0f}/s, refused {self.poster.refused:,}{failed}, "
+                f"pending in Redis {pending:,}")
 
     async def backup_tick(self) -> None:
         """Run one backup in a worker thread and log its one-line result."""
         await asyncio.to_thread(self._backup)
 
-    def _backup(self) -> None:
+    def _backup(self, final: bool = False) -> bool:
+        """Run one backup and log its line; True if every list moved. Raises what run() raises
+        besides BackupError (e.g. a Redis error)."""
         try:
-            result = self.manager.run()
+            result, moved_all = self.manager.run(), True
         except BackupError as error:  # one line, not a traceback: it may recur every tick
-            result = error.result
-            logger.warning("backup: %s", error)
+            result, moved_all = error.result, False
+            retry = "the next backup retries them"
+            if final:
+                retry = ("a later backup retries them" if config.REDIS_URL
+                         else "the in-memory Redis ends with this process")
+            logger.warning("%s: %s; %s", "final backup" if final else "backup", error, retry)
         self.backups += 1
-        self.moved += result.events
-        logger.info("backup moved %s events (lists: %d) in %.0f ms; table now %s rows",
-                    f"{result.events:,}", result.keys, result.seconds * 1000,
-                    f"{self.table.count():,}")
-        if config.SHOW_DB_OUTPUT:
+        dead = f", dead-lettered {result.dead_lettered:,}" if result.dead_lettered else ""
+        logger.info("backup moved %s events (lists: %d%s) in %.0f ms; %s",
+                    f"{result.events:,}", result.keys, dead, result.seconds * 1000,
+                    self._table_size())
+        if config.SHOW_DB_OUTPUT and moved_all:
             self._log_db_output()
+        return moved_all
+
+    def _table_size(self) -> str:
+        try:
+            return f"table now {self.table.count():,} rows"
+        except sqlite3.Error as error:  # e.g. another process holds the file locked
+            return f"table size unknown ({error})"
 
     def _log_db_output(self) -> None:
         """The seed's "line 38": the latest rows, and the seed's aggregate query per match."""
@@ -403,11 +354,17 @@ class LiveRun:
             logger.info("  db match %5d: %s", match_id, cells)
 
     async def shutdown(self, tasks: list[asyncio.Task]) -> int:
-        """Stop posting, flush the ingest buffer, cancel the ticks, run the final backup, log
-        the summary; exit status."""
+        """Stop posting, flush the ingest buffer, cancel the ticks, run the final backup
+        (spilling what it cannot move from the in-memory Redis), log the summary; return the
+        exit status. The waits are bounded: the poster gets POSTER_JOIN_SECONDS, a backup in
+        progress and the final one their busy deadline (DB_BUSY_TIMEOUT_SECONDS) besides their
+        SQL work."""
         if self.poster.is_alive():
             self.poster.stop()
-            await asyncio.to_thread(self.poster.join)
+            await asyncio.to_thread(self.poster.join, POSTER_JOIN_SECONDS)
+            if self.poster.is_alive():
+                logger.warning("posting thread still busy after %gs; going on without it",
+                               POSTER_JOIN_SECONDS)
         try:
             await asyncio.to_thread(close_ingest_buffer)
         except Exception as error:
@@ -420,28 +377,60 @@ class LiveRun:
             return self._summary()
         waiting = " (after the backup in progress)" if self.manager.running else ""
         logger.info("posting stopped; final backup%s", waiting)
-        try:
-            await asyncio.to_thread(self._backup)  # run() waits for a backup still running
-        except Exception:
-            logger.exception("final backup failed; its events stay in Redis and end with it")
+        await asyncio.to_thread(self._final_backup)  # run() waits for a backup still running
         return self._summary()
 
+    def _final_backup(self) -> None:
+        """The last chance for the events of the in-memory Redis: the table, else a spill file.
+        A real Redis keeps what this backup cannot move, for a later one."""
+        try:
+            if self._backup(final=True):
+                return
+        except Exception as error:
+            logger.error("final backup failed: %r", error)
+        if not config.REDIS_URL:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write the events still pending to a spill file and say where, in one line."""
+        directory = spill_directory(config.DB_PATH)
+        try:
+            result = write_spill(self.adapter, directory, self.manager.committed)
+        except Exception as error:  # OSError mostly; Redis too: nothing was deleted then
+            logger.error("could not write a spill file in %s (%r): the %s events still pending "
+                         "are lost with the process", directory, error, self._abandoned())
+            return
+        if result is not None:
+            self.spilled = result.events
+            logger.error("spilled %s pending events to %s; load them with: python3 main.py "
+                         "--load-spill %s --db %s", f"{result.events:,}", result.path,
+                         result.path, config.DB_PATH)
+
     def _summary(self) -> int:
+        """Log the summary and the reconciliation; the exit status: 0 if OK, EXIT_SPILLED if
+        every event is accounted for but some only in a spill file, else 1."""
         if config.REDIS_URL:
             return self._shared_summary()
         seconds = time.monotonic() - self._started
-        posted = self.poster.posted
+        poster = self.poster
         counters = self.adapter.counter_total()
-        rows = self.table.count() - self.rows_before
+        rows, dead = self.manager.events, self.manager.dead_lettered  # this run's, not the file's
         pending = self.adapter.pending_events()
-        ok = posted == counters == rows and pending == 0
-        rate = posted / self.poster.seconds if self.poster.seconds else 0.0
+        accounted = (poster.posted == counters == rows + dead + self.spilled + pending
+                     and pending == 0)
+        verdict = "MISMATCH" if not accounted else "FAILED" if poster.error else "OK"
+        rate = poster.posted / poster.seconds if poster.seconds else 0.0
         logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s), backups run: %d",
-                    seconds, f"{posted:,}", self.poster.seconds, f"{rate:,.0f}", self.backups)
+                    seconds, f"{poster.posted:,}", poster.seconds, f"{rate:,.0f}", self.backups)
         logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
-                    "pending_in_redis=%d %s", posted, counters, rows, pending,
-                    "OK" if ok else "MISMATCH")
-        return 0 if ok else 1
+                    "pending_in_redis=%d refused=%d failed=%d dead_lettered=%d spilled=%d %s",
+                    poster.posted, counters, rows, pending, poster.refused, poster.failed, dead,
+                    self.spilled, verdict)
+        if poster.error is not None:
+            logger.error("the posting thread died during the run (%r): not OK", poster.error)
+        if verdict != "OK":
+            return 1
+        return EXIT_SPILLED if self.spilled else 0
 
     def _shared_summary(self) -> int:
         """With a real Redis: this process's own part, then the system-wide reconciliation.
@@ -454,16 +443,21 @@ class LiveRun:
         if self.runs("post"):
             rate = self.poster.posted / self.poster.seconds if self.poster.seconds else 0.0
             parts.append(f"posted {self.poster.posted:,} events in {self.poster.seconds:.1f}s "
-                         f"({rate:,.0f}/s), refused {self.poster.refused:,}")
+                         f"({rate:,.0f}/s), refused {self.poster.refused:,}, "
+                         f"failed {self.poster.failed:,}")
         if self.runs("backup"):
-            parts.append(f"backups run {self.backups}, moved {self.moved:,} events to the table")
+            parts.append(f"backups run {self.backups}, moved {self.manager.events:,} events to "
+                         f"the table, dead-lettered {self.manager.dead_lettered:,}")
         logger.info("summary: %s", "; ".join(parts))
         try:
-            result = reconcile(self.adapter, self.table)
+            result = reconcile(self.adapter, self.table, [self.table.dead_letter_cells])
         except Exception as error:
             logger.error("system-wide reconciliation could not be read: %s", error)
             return 1
         logger.info("%s", result.line())
+        if self.poster.error is not None:
+            logger.error("the posting thread died during the run (%r): not OK", self.poster.error)
+            return 1
         return 0 if result.ok else 1
 
 
@@ -479,7 +473,8 @@ def run_reconcile() -> int:
         logger.error("--reconcile: no database file %s", config.DB_PATH)
         return EXIT_USAGE
     table = ReactionsTable(config.DB_PATH)
-    result = reconcile(RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX), table)
+    result = reconcile(RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX), table,
+                       [table.dead_letter_cells])
     logger.info("%s", result.line())
     for (match_id, emoticon), (counter, held) in sorted(result.mismatches.items())[:10]:
         logger.info("  match %d %s: counter %d, rows + pending %d", match_id, emoticon, counter,
@@ -504,13 +499,31 @@ class _ConsoleFormatter(logging.Formatter):
         return text
 
 
+_on_stdout_closed: list[Callable[[], None]] = []  # what a closed stdout calls: a stop request
+
+
 class _ConsoleHandler(logging.StreamHandler):
-    """stdout; silent once its reader has gone (``python3 main.py | head``), not a traceback each."""
+    """stdout. When its reader has gone (``python3 main.py | head``) it asks the run to stop (the
+    callables in _on_stdout_closed), sends what is left of stdout to /dev/null, and from then on
+    shows only warnings and errors, on stderr (a spill file's name must still reach someone)."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], BrokenPipeError):
+        if isinstance(sys.exc_info()[1], BrokenPipeError) and self.stream is sys.stdout:
+            self._reader_gone()
             return
         super().handleError(record)
+
+    def _reader_gone(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the exit's flush of stdout must not fail again
+        os.close(devnull)
+        self.setStream(sys.stderr)
+        self.setLevel(logging.WARNING)
+        for stop in _on_stdout_closed:
+            try:
+                stop()
+            except RuntimeError:  # the event loop has closed: the run is over anyway
+                pass
 
 
 def configure_logging() -> None:
@@ -518,6 +531,36 @@ def configure_logging() -> None:
     handler = _ConsoleHandler(sys.stdout)
     handler.setFormatter(_ConsoleFormatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def load_spill_file(path: str, db_path: str) -> int:
+    """``--load-spill FILE``: load a spill file into the table at ``db_path`` exactly once and
+    log one line; the exit status (0 done or loaded before, 1 refused by the database, 2 a
+    :memory: database or a file it cannot read or use)."""
+    if db_path == ":memory:":
+        logger.error("--load-spill needs --db FILE: a :memory: table ends with the process")
+        return EXIT_USAGE
+    try:
+        table = ReactionsTable(db_path)
+    except (SchemaMismatchError, sqlite3.Error) as error:
+        logger.error("cannot use database %s: %s", db_path, error)
+        return EXIT_USAGE
+    try:
+        result = load_spill(path, table)
+    except (OSError, UnicodeDecodeError) as error:
+        logger.error("cannot read spill file %s: %s", path, error)
+        return EXIT_USAGE
+    except sqlite3.Error as error:
+        logger.error("could not load %s into %s, nothing added: %s", path, db_path, error)
+        return 1
+    finally:
+        table.close()
+    if result.already_loaded:
+        logger.info("%s was loaded into %s before: nothing added", path, db_path)
+    else:
+        logger.info("loaded %s: %s rows and %s dead letters added to %s", path,
+                    f"{result.rows:,}", f"{result.dead_lettered:,}", db_path)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -530,6 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         logger.error("%s", error)
         return EXIT_USAGE
+    if args.load_spill is not None:
+        return load_spill_file(args.load_spill, config.DB_PATH)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     if args.role != "all" and not config.REDIS_URL:
         logger.error("--role %s needs --redis-url: with the in-memory Redis the other parts "

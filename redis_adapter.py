@@ -24,10 +24,11 @@ from collections import Counter
 from typing import Any, Iterable, Iterator
 
 import config
-from in_memory_redis import DataError, InMemoryRedis, RedisError, ResponseError
+from in_memory_redis import DataError, InMemoryRedis, OutOfMemoryError, RedisError, ResponseError
 
 __all__ = [
-    "RedisError", "ResponseError", "DataError", "InMemoryRedis",
+    "RedisError", "ResponseError", "DataError", "OutOfMemoryError", "InMemoryRedis",
+    "is_out_of_memory",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
 ]
@@ -37,13 +38,20 @@ _server_lock = threading.Lock()
 
 
 def get_redis() -> InMemoryRedis:
-    """The process-wide InMemoryRedis (created on first use), as a shared Redis server is."""
+    """The process-wide InMemoryRedis (created on first use), as a shared Redis server is, with
+    ``maxmemory`` = config.REDIS_MAXMEMORY_BYTES."""
     global _server
     if _server is None:  # checked again under the lock: only the first calls pay for it
         with _server_lock:
             if _server is None:
-                _server = InMemoryRedis()
+                _server = InMemoryRedis(maxmemory=config.REDIS_MAXMEMORY_BYTES)
     return _server
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for Redis's OOM answer (over maxmemory, noeviction), as InMemoryRedis or redis-py
+    raises it (both name the class OutOfMemoryError; redis-py is not imported here)."""
+    return isinstance(error, OutOfMemoryError) or type(error).__name__ == "OutOfMemoryError"
 
 
 # -- the reactions' key layout: the one place that knows it ------------------------------------
@@ -342,22 +350,42 @@ class RedisAdapter:
         """
         if not keys:
             return []
-        pipe = self.redis.pipeline(transaction=True)
-        for key in keys:
-            pipe.rename(key, self.layout.staging_key(key, batch))
-        replies = pipe.execute(raise_on_error=False)
+        try:
+            replies = self._rename_all(keys, batch, transaction=True)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            # Over maxmemory Redis refuses any MULTI, but not RENAME (it adds no data): one at a
+            # time then. Posts are refused meanwhile, so the cut stays clean.
+            replies = self._rename_all(keys, batch, transaction=False)
         return [self.layout.staging_key(key, batch)
                 for key, moved in zip(keys, replies) if moved is True]
+
+    def _rename_all(self, keys: list[str], batch: str, transaction: bool) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=transaction)
+        for key in keys:
+            pipe.rename(key, self.layout.staging_key(key, batch))
+        return pipe.execute(raise_on_error=False)
 
     def iter_events(self, key: str) -> Iterator[dict[str, Any]]:
         """The event records of list ``key`` in order, read in chunks of LRANGE.
 
         Only for a list no one appends to any more (a staged one): chunks are separate reads.
         """
+        for chunk in self.iter_items(key):
+            yield from decode_events(chunk)
+
+    def iter_items(self, key: str) -> Iterator[list[str]]:
+        """The items of list ``key`` as stored, in order, in chunks of at most _READ_CHUNK items
+        (one LRANGE each), as text: bytes replies are decoded as UTF-8, a byte that is not UTF-8
+        kept visible as ``\\xNN``. Only for a list no one appends to any more."""
         start = 0
         while True:
             chunk = self.redis.lrange(key, start, start + _READ_CHUNK - 1)
-            yield from decode_events(chunk)
+            if chunk and isinstance(chunk[0], bytes):
+                chunk = [item.decode("utf-8", "backslashreplace") for item in chunk]
+            if chunk:
+                yield chunk
             if len(chunk) < _READ_CHUNK:
                 return
             start += _READ_CHUNK
@@ -374,14 +402,26 @@ class RedisAdapter:
         """
         keys = self.pending_keys()
         for _ in range(5):
-            pipe = self.redis.pipeline(transaction=True)
-            for key in keys:
-                pipe.llen(key)
-            total = sum(pipe.execute())
+            total = self._total_length(keys)
             keys, before = self.pending_keys(), keys
             if keys == before:
                 break
         return total
+
+    def _total_length(self, keys: set[str]) -> int:
+        """The sum of LLEN over ``keys``, in one MULTI (or one by one while Redis is full)."""
+        try:
+            return self._llen_sum(keys, transaction=True)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            return self._llen_sum(keys, transaction=False)  # LLEN alone runs over maxmemory
+
+    def _llen_sum(self, keys: set[str], transaction: bool) -> int:
+        pipe = self.redis.pipeline(transaction=transaction)
+        for key in keys:
+            pipe.llen(key)
+        return sum(pipe.execute())
 
     def snapshot(self) -> dict[str, Any]:
         """This layout's keys and values in the seed's format: counters as int, lists as event

@@ -32,6 +32,7 @@ match (4.2 s for 100,000 on :memory:); at 1,000,000 a tick took 7.8 s, 22 s whil
 MAX_MATCHES_FILE_LIMIT = 1_000
 """The most matches with a database file: a backup commits each match's list on its own, 2 to
 7 ms a list on disk, so 1,000 lists took 1.9 to 3.4 s of the 10 s interval (3,000: 9 to 14 s)."""
+MAX_BUSY_SECONDS = 86_400  # a day: SQLite's busy timeout is an int of ms; longer is a hang
 MIN_INTERVAL_SECONDS = 0.1  # shorter ticks print tables faster than anyone reads them
 MAX_INGEST_BATCH = 100_000  # events per flush: one MULTI/EXEC of ~100 bytes a record
 MIN_FLUSH_SECONDS = 0.01  # the flush thread wakes this often at most
@@ -251,6 +252,12 @@ SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
         MIN_FLUSH_SECONDS, MAX_SECONDS,
         f"a number of seconds from {MIN_FLUSH_SECONDS:g} to {_short(MAX_SECONDS)} (GET lags by "
         "up to this with --ingest-batch above 1)"), "--ingest-flush"),
+    Setting("DB_BUSY_TIMEOUT_SECONDS", number(
+        0, MAX_BUSY_SECONDS, f"a number of seconds from 0 to {MAX_BUSY_SECONDS:,} (one backup "
+        "run's wait in all for a database locked by another process; 0 = no wait)")),
+    Setting("REDIS_MAXMEMORY_BYTES", integer(
+        0, ID_MAX, "an int of bytes from 0 to 2**63-1, 0 = no limit (the in-memory Redis's "
+        "maxmemory)")),
 ]}
 """Every setting, by its name in config.py: the one place for the rules of their values."""
 

@@ -156,6 +156,6 @@ def test_main_with_batched_ingest_reconciles(tmp_path):
     status, lines = finish(start("--rate", "0", "--duration", "1", "--ingest-batch", "300",
                                  "--ingest-flush", "0.2", "--backup-interval", "0.3"), [])
     match = reconciliation(lines)
-    assert status == 0 and match.group(5) == "OK", "\n".join(lines)
+    assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
     posted, counters, rows, pending = map(int, match.groups()[:4])
     assert posted == counters == rows > 0 and pending == 0

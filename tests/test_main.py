@@ -18,7 +18,9 @@ from redis_adapter import get_adapter
 
 ROOT = Path(__file__).resolve().parent.parent
 RECONCILIATION = re.compile(r"reconciliation: posted=(\d+) redis_counters=(\d+) "
-                            r"database_rows=(\d+) pending_in_redis=(\d+) (OK|MISMATCH)$")
+                            r"database_rows=(\d+) pending_in_redis=(\d+) refused=(\d+) "
+                            r"failed=(\d+) dead_lettered=(\d+) spilled=(\d+) "
+                            r"(?P<verdict>OK|MISMATCH|FAILED)$")
 RUN_TIMEOUT_SECONDS = 120  # a safety net against a hung child, not a performance bound
 
 
@@ -66,7 +68,7 @@ def test_sigint_stops_cleanly_with_ok_reconciliation():
     status, lines = finish(process, lines)
     match = reconciliation(lines)
     assert status == 0, "\n".join(lines)
-    assert match.group(5) == "OK"
+    assert match.group('verdict') == "OK"
     posted, counters, rows, pending = map(int, match.groups()[:4])
     assert posted == counters == rows > 0 and pending == 0
     assert not any("Traceback" in line for line in lines)
@@ -79,7 +81,7 @@ def test_sigterm_stops_cleanly():
     process.send_signal(signal.SIGTERM)
     status, lines = finish(process, lines)
     assert status == 0
-    assert reconciliation(lines).group(5) == "OK"
+    assert reconciliation(lines).group('verdict') == "OK"
 
 
 def test_second_sigint_exits_at_once():
@@ -109,7 +111,7 @@ def test_duration_with_file_database(tmp_path):
                     "--get-interval", "1", "--db", str(path))
     status, lines = finish(process, [])
     match = reconciliation(lines)
-    assert status == 0 and match.group(5) == "OK", "\n".join(lines)
+    assert status == 0 and match.group('verdict') == "OK", "\n".join(lines)
     posted = int(match.group(1))
     with sqlite3.connect(path) as connection:
         assert connection.execute("select count(*) from reactions_table").fetchone()[0] == posted
@@ -121,7 +123,7 @@ def test_second_run_on_the_same_file_reconciles_its_own_rows(tmp_path):
     path = str(tmp_path / "reactions.db")
     for _ in range(2):
         status, lines = finish(start("--duration", "1", "--db", path, "--get-interval", "0.5"), [])
-        assert status == 0 and reconciliation(lines).group(5) == "OK", "\n".join(lines)
+        assert status == 0 and reconciliation(lines).group('verdict') == "OK", "\n".join(lines)
     assert any("already" in line and "rows" in line for line in lines)
 
 

@@ -1,10 +1,18 @@
-"""main.Poster when Redis refuses POSTs for a while: counted, backed off, resumed, logged once."""
+"""The Poster when Redis refuses POSTs for a while: counted, backed off, resumed, logged once."""
 
 import logging
 import random
 import threading
 
-import main
+import poster as main  # the Poster's module (it was main.py's)
+from api_layer import ReactionRefusedError
+
+
+def refused():
+    """What POSTMethod raises for a lost connection: ReactionRefusedError from the client's."""
+    error = ReactionRefusedError("Redis refused the reaction: Connection refused")
+    error.__cause__ = ConnectionError("Connection refused")
+    return error
 
 
 def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
@@ -14,7 +22,7 @@ def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
     def post(user_id, match_id, emoticon_type):
         if failures[0]:
             failures[0] -= 1
-            raise ConnectionError("Connection refused")
+            raise refused()
         stored.append(user_id)
         if len(stored) >= 100:
             done.set()
@@ -22,7 +30,7 @@ def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
     monkeypatch.setattr(main, "POSTMethod", post)
     monkeypatch.setattr(main, "BACKOFF_SECONDS", (0.001, 0.002))
     poster = main.Poster(0, random.Random(1))
-    with caplog.at_level(logging.WARNING, logger="live_reactions"):
+    with caplog.at_level(logging.WARNING, logger="poster"):
         poster.start()
         assert done.wait(timeout=60)
         poster.stop()
@@ -40,7 +48,7 @@ def test_paced_poster_does_not_burst_after_an_outage(monkeypatch):
     def post(user_id, match_id, emoticon_type):
         calls.append(user_id)
         if len(calls) == 1:
-            raise ConnectionError("Connection refused")
+            raise refused()
 
     monkeypatch.setattr(main, "POSTMethod", post)
     monkeypatch.setattr(main, "BACKOFF_SECONDS", (0.01, 0.01))

@@ -1,0 +1,154 @@
+"""The posting thread of a live run: random reactions through POSTMethod at a steady pace.
+
+It is the simulated crowd of viewers. A POST that Redis refuses (over its maxmemory) or cannot
+take (a real Redis gone) is counted as refused and dropped; one that fails for another reason is
+counted as failed; either way the thread pauses (doubling while it goes on) and resumes on a
+schedule restarted from there, so a stall is not followed by a burst. The refusals are logged
+when they start and when they stop, never once per post (docs/failures.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+
+import config
+from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
+
+__all__ = ["Poster", "Every", "BACKOFF_SECONDS"]
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_SECONDS = (0.05, 2.0)  # the first and longest pause after a refused or failed POST
+FAILURE_LOG_SECONDS = 10.0  # a failed POST is logged at most this often (with the count)
+STATE_LOG_SECONDS = 1.0  # "refused" / "accepted again" pairs: at most one a second
+
+
+class Every:
+    """A gate for repeated log lines: ready() is True at most once per ``seconds`` (monotonic)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._next = -math.inf
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self.seconds
+        return True
+
+
+class Poster(threading.Thread):
+    """The posting thread: random reactions through POSTMethod at ``rate`` events/s (0 = flat out).
+
+    The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
+    counts the POSTs that succeeded, ``refused`` those Redis refused or could not take
+    (ReactionRefusedError), ``failed`` those that failed otherwise; refused and failed ones are
+    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s).
+    Only this thread writes the counts. ``error`` is what killed the thread, if anything did
+    (its own bad reaction: InvalidReactionError, a bug). ``seconds`` is how long it has been
+    posting (monotonic clock), up to its stop.
+    """
+
+    BATCH = 500  # posts between two looks at the clock and the stop flag
+
+    def __init__(self, rate: float, rng: random.Random) -> None:
+        super().__init__(name="poster", daemon=True)
+        self.rate = rate
+        self.rng = rng
+        self.posted = 0
+        self.refused = 0
+        self.failed = 0
+        self.error: BaseException | None = None
+        self._skipped = 0  # posts the schedule asked for during stalls, never attempted
+        self._backoff = 0.0
+        self._refusals_told = False  # the warning of this spell of refusals was logged
+        # A backup frees a full Redis list by list, so at --rate 0 refused/accepted may flip at
+        # every DEL: the pair is logged at most once per STATE_LOG_SECONDS.
+        self._refusal_log = Every(STATE_LOG_SECONDS)
+        self._failure_log = Every(FAILURE_LOG_SECONDS)
+        self._began: float | None = None
+        self._ended: float | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def seconds(self) -> float:
+        if self._began is None:
+            return 0.0
+        return (self._ended or time.monotonic()) - self._began
+
+    def stop(self) -> None:
+        """Ask the thread to stop after its current batch; join() to wait for it."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        self._began = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                due = self.BATCH if self.rate == 0 else self._due()
+                if due == 0:
+                    self._stopping.wait(min(0.01, 1 / self.rate))
+                    continue
+                for _ in range(due):
+                    if not self._post_or_back_off():
+                        break
+        except BaseException as error:  # the run must not end OK without its poster
+            self.error = error
+            logger.error("posting thread died: %r; no more posts this run", error,
+                         exc_info=not isinstance(error, InvalidReactionError))
+        finally:
+            self._ended = time.monotonic()
+
+    def _due(self) -> int:
+        """Posts the schedule asks for now, at most one batch."""
+        behind = (int(self.seconds * self.rate) - self.posted - self.refused - self.failed
+                  - self._skipped)
+        return max(0, min(behind, self.BATCH))
+
+    def _post_or_back_off(self) -> bool:
+        """POST one; on a refusal or a failure count it, pause, and return False."""
+        try:
+            self.post_one()
+        except ReactionRefusedError as error:
+            self.refused += 1
+            if not self._refusals_told and self._refusal_log.ready():
+                self._refusals_told = True
+                logger.warning("POST refused (%s); refused posts are counted and dropped, "
+                               "backing off until Redis takes them again", error)
+            self._back_off()
+            return False
+        except InvalidReactionError:
+            raise  # the poster's own reaction is bad: a bug, not a passing fault
+        except Exception as error:
+            self.failed += 1
+            if self._failure_log.ready():
+                logger.warning("POST failed (%s so far), posting goes on: %r",
+                               f"{self.failed:,}", error)
+            self._back_off()
+            return False
+        if self._backoff:
+            self._backoff = 0.0
+            if self._refusals_told:
+                self._refusals_told = False
+                logger.warning("POSTs accepted again after %s refused in all",
+                               f"{self.refused:,}")
+        return True
+
+    def _back_off(self) -> None:
+        """Pause (doubling while POSTs keep failing), then restart the schedule from now."""
+        self._backoff = min(max(self._backoff * 2, BACKOFF_SECONDS[0]), BACKOFF_SECONDS[1])
+        self._stopping.wait(self._backoff)
+        if self.rate:
+            self._skipped = (int(self.seconds * self.rate) - self.posted - self.refused
+                             - self.failed)
+
+    def post_one(self) -> None:
+        """POST one random reaction."""
+        rng = self.rng
+        POSTMethod(rng.randint(1, config.MAX_USERS), rng.randint(1, config.MAX_MATCHES),
+                   rng.choice(config.EMOTICON_TYPES))
+        self.posted += 1

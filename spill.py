@@ -1,0 +1,137 @@
+"""Spill files: the pending events written out when the final backup cannot reach the table.
+
+The in-memory Redis dies with the process, so when the final backup fails (database locked by
+another process past DB_BUSY_TIMEOUT_SECONDS, disk error...) every event still in Redis is written
+to a spill file: JSON Lines, one stored item a line, in the seed's record format
+``{"user_id": .., "emoticon_type": .., "timestamp": .., "match_id": ..}``. The file is fsynced
+(and its directory) before the lists it holds are deleted from Redis.
+
+``python3 main.py --load-spill FILE --db PATH`` loads such a file into the table exactly once: the
+rows go in with a ledger row named after the file's SHA-256 in one transaction, so loading the
+same content again adds nothing. Lines that are not one valid record (records.py) become dead
+letters, as in a backup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Collection, Iterator
+
+from backup_data import SortedItems, new_batch
+from db import ReactionsTable
+from redis_adapter import RedisAdapter
+
+__all__ = ["SpillResult", "LoadResult", "spill_directory", "write_spill", "load_spill"]
+
+_LINES_PER_CHUNK = 10_000  # lines per chunk while loading, to bound memory
+
+
+@dataclass(frozen=True)
+class SpillResult:
+    """A spill file written: where, and how many items (events) it holds."""
+
+    path: str
+    events: int
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What loading a spill file did: rows and dead letters added (both 0 if loaded before)."""
+
+    rows: int
+    dead_lettered: int
+    already_loaded: bool
+
+
+def spill_directory(db_path: str) -> str:
+    """Where spill files go: beside the database file, or the working directory for :memory:."""
+    if db_path == ":memory:" or db_path.startswith("file:"):
+        return os.getcwd()
+    return os.path.dirname(os.path.abspath(db_path))
+
+
+def _line(text: str) -> str:
+    """An item as one line: as stored, unless it holds a line break (then as a JSON string, so
+    that it stays one line; loading dead-letters it like any other item that is not a record)."""
+    return json.dumps(text) if "\n" in text or "\r" in text else text
+
+
+def write_spill(adapter: RedisAdapter, directory: str,
+                committed: Collection[str] = ()) -> SpillResult | None:
+    """Write every event pending in Redis to a new spill file in ``directory``, fsync it, then
+    delete from Redis the lists it holds. None if nothing was pending.
+
+    ``committed`` names staged lists whose rows are in the table already (their DEL failed): they
+    are not written, only deleted with the others.
+
+    Live lists are staged first (one RENAME each, atomic), so an event appended meanwhile lands
+    in a fresh list that is neither written nor deleted. The name is unique per call:
+    ``reactions-spill-YYYYmmddTHHMMSSZ-<random>.jsonl``. Raises OSError if the file cannot be
+    written; then nothing is deleted from Redis.
+    """
+    adapter.stage_all(adapter.match_data_keys(), new_batch())
+    keys = [key for key in adapter.staged_keys() if key not in committed]
+    if not keys:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    descriptor, path = tempfile.mkstemp(prefix=f"reactions-spill-{stamp}-", suffix=".jsonl",
+                                        dir=directory)
+    events = 0
+    with open(descriptor, "w", encoding="utf-8", newline="\n") as file:
+        for key in keys:
+            for chunk in adapter.iter_items(key):
+                file.writelines(_line(text) + "\n" for text in chunk)
+                events += len(chunk)
+        file.flush()
+        os.fsync(file.fileno())
+    _fsync_directory(directory)  # the file's name must survive a crash too
+    for key in [*keys, *committed]:
+        adapter.drop(key)
+    return SpillResult(path, events)
+
+
+def _fsync_directory(directory: str) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _line_chunks(path: str) -> Iterator[list[str]]:
+    """The file's lines without their "\\n", in chunks of _LINES_PER_CHUNK."""
+    with open(path, encoding="utf-8", newline="\n") as file:
+        lines = (line[:-1] if line.endswith("\n") else line for line in file)
+        while chunk := list(itertools.islice(lines, _LINES_PER_CHUNK)):
+            yield chunk
+
+
+def load_spill(path: str, table: ReactionsTable) -> LoadResult:
+    """Insert the spill file at ``path`` into ``table`` exactly once.
+
+    One transaction holds the rows, the dead letters (lines that are not one valid record) and
+    the ledger row ``spill:<sha256 of the file>``; a file whose content was loaded before adds
+    nothing (``already_loaded``). Raises OSError or UnicodeDecodeError if the file cannot be
+    read, sqlite3.Error if the table refuses (then nothing is added).
+    """
+    batch = f"spill:{_file_digest(path)}"
+    if table.has_batch(batch):
+        return LoadResult(0, 0, True)
+    source = SortedItems(_line_chunks(path), f"spill:{os.path.basename(path)}",
+                         table.emoticon_types)
+    rows, dead = table.insert_batch(source.events(), batch, source.dead_letters, source.verify)
+    return LoadResult(rows, dead, False)

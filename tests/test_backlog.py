@@ -1,0 +1,169 @@
+"""A bounded backlog and failed posts: POSTMethod's refusal over maxmemory, the poster's counts,
+back-off and state logging, and the backup and status still working while Redis is full."""
+
+import logging
+import random
+
+import pytest
+
+import main
+import poster as poster_module
+from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
+from backup_data import BackupDataManager
+from db import ReactionsTable
+from in_memory_redis import OutOfMemoryError
+from redis_adapter import get_adapter, get_redis
+
+
+@pytest.fixture
+def full_redis():
+    """The process-wide Redis with one event in it and a maxmemory it is already over."""
+    redis = get_redis()
+    saved = redis.maxmemory
+    POSTMethod(1, 1, "heart")
+    redis.maxmemory = 1
+    yield redis
+    redis.maxmemory = saved
+
+
+@pytest.fixture
+def poster(monkeypatch):
+    """A Poster (not started) whose pauses after a refusal are a microsecond."""
+    monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (1e-6, 1e-6))
+    return poster_module.Poster(0, random.Random(7))
+
+
+def post(poster, times):
+    """Call the poster's one-POST step ``times`` times."""
+    for _ in range(times):
+        poster._post_or_back_off()
+
+
+def test_post_over_maxmemory_raises_refused_and_changes_nothing(full_redis):
+    """Over maxmemory POSTMethod raises ReactionRefusedError caused by Redis's OOM error, and
+    neither the counter nor the list changes."""
+    before = get_adapter().snapshot()
+    with pytest.raises(ReactionRefusedError) as excinfo:
+        POSTMethod(2, 1, "heart")
+    assert isinstance(excinfo.value.__cause__, OutOfMemoryError)
+    assert get_adapter().snapshot() == before
+
+
+def test_backup_and_pending_count_work_while_redis_is_full(full_redis):
+    """Staging (MULTI refused over maxmemory) falls back to one RENAME each: the backup frees
+    Redis, and posts are accepted again."""
+    assert get_adapter().pending_events() == 1
+    table = ReactionsTable(":memory:")
+    assert BackupDataManager(table=table).run().events == 1
+    assert get_adapter().pending_events() == 0 and table.count() == 1
+    full_redis.maxmemory = 1_000_000
+    POSTMethod(2, 1, "heart")
+
+
+def test_poster_counts_a_refused_post_and_goes_on(full_redis, poster):
+    """A refused post is counted, not posted, and the poster keeps posting once Redis accepts."""
+    assert poster._post_or_back_off() is False
+    assert (poster.posted, poster.refused, poster.error) == (0, 1, None)
+    full_redis.maxmemory = 0
+    post(poster, 5)
+    assert (poster.posted, poster.refused) == (5, 1)
+
+
+def test_poster_logs_full_once_per_spell_and_accepting_again(full_redis, poster, caplog):
+    """Many refusals in one spell log one warning; the end of the spell logs one line."""
+    with caplog.at_level(logging.INFO, logger="poster"):
+        post(poster, 20)
+        full_redis.maxmemory = 0
+        post(poster, 6)
+    messages = [record.getMessage() for record in caplog.records]
+    assert poster.refused == 20
+    assert sum("POST refused" in message for message in messages) == 1
+    assert "used memory > 'maxmemory'" in messages[0]
+    assert messages[-1] == "POSTs accepted again after 20 refused in all"
+
+
+def test_redis_full_again_after_one_post_starts_a_new_spell(full_redis, poster, caplog):
+    """A post accepted between refusals ends the spell (logged) and the next refusal starts
+    another (logged again once the once-a-second gate allows)."""
+    poster._refusal_log = poster_module.Every(0)
+    with caplog.at_level(logging.INFO, logger="poster"):
+        post(poster, 1)
+        full_redis.maxmemory = full_redis.used_memory + 1  # room for one more post
+        post(poster, 2)
+    messages = [record.getMessage() for record in caplog.records]
+    assert (poster.posted, poster.refused) == (1, 2)
+    assert [message.split(" (")[0].split(" after")[0] for message in messages] == [
+        "POST refused", "POSTs accepted again", "POST refused"]
+
+
+def test_poster_counts_other_failures_logs_them_rate_limited_and_goes_on(poster, monkeypatch,
+                                                                           caplog):
+    """A POST failing for another reason than bad input is counted, logged once per window,
+    and posting goes on."""
+    def broken(*args):
+        raise ConnectionError("injected")
+    monkeypatch.setattr(poster_module, "POSTMethod", broken)
+    with caplog.at_level(logging.WARNING, logger="poster"):
+        post(poster, 10)
+    assert (poster.failed, poster.posted, poster.error) == (10, 0, None)
+    [record] = caplog.records
+    assert "POST failed (1 so far), posting goes on: ConnectionError('injected')" in (
+        record.getMessage())
+
+
+def test_poster_dies_on_its_own_bad_reaction(poster, monkeypatch):
+    """InvalidReactionError is a bug of the poster, not a passing fault: the thread ends and
+    keeps the error."""
+    def invalid(*args):
+        raise InvalidReactionError("match_id", 0, "an int from 1 to 10")
+    monkeypatch.setattr(poster_module, "POSTMethod", invalid)
+    poster.start()
+    poster.join(timeout=60)
+    assert not poster.is_alive() and isinstance(poster.error, InvalidReactionError)
+
+
+def live_run(*flags):
+    args = main.parse_args(list(flags))
+    main.apply_settings(args)
+    return main.LiveRun(args)
+
+
+def reconciliation_line(caplog):
+    return next(record.getMessage() for record in caplog.records
+                if record.getMessage().startswith("reconciliation:"))
+
+
+def test_a_dead_poster_fails_the_run(caplog):
+    """If the posting thread died, the run's verdict is FAILED and its status 1."""
+    run = live_run()
+    run.poster.error = RuntimeError("injected")
+    with caplog.at_level(logging.INFO, logger="live_reactions"):
+        assert run._summary() == 1
+    assert reconciliation_line(caplog).endswith(" FAILED")
+
+
+def test_reconciliation_counts_dead_letters_of_posted_events(caplog):
+    """A posted event spoiled in Redis is dead-lettered: posted = rows + dead-lettered, OK."""
+    run = live_run("--matches", "1")
+    for _ in range(3):
+        run.poster.post_one()
+    redis = get_redis()
+    [key] = redis.keys("match_data_*")
+    items = redis.lrange(key, 0, -1)
+    redis.delete(key)
+    redis.rpush(key, *items[:-1], items[-1].replace('"user_id": ', '"user_id": -'))
+    with caplog.at_level(logging.INFO, logger="live_reactions"):
+        run._final_backup()
+        assert run._summary() == 0
+    line = reconciliation_line(caplog)
+    assert line.endswith("database_rows=2 pending_in_redis=0 refused=0 failed=0 "
+                         "dead_lettered=1 spilled=0 OK"), line
+
+
+def test_the_process_wide_redis_gets_its_maxmemory_from_config(monkeypatch):
+    """get_redis() creates the server with config.REDIS_MAXMEMORY_BYTES."""
+    import config
+    import redis_adapter
+    monkeypatch.setattr(redis_adapter, "_server", None)
+    monkeypatch.setattr(config, "REDIS_MAXMEMORY_BYTES", 12_345)
+    assert redis_adapter.get_redis().maxmemory == 12_345

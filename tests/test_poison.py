@@ -1,0 +1,127 @@
+"""Poison items: a list item that is not exactly one valid record is dead-lettered, never blocks
+its list, never becomes two rows; a list is deleted only when rows + dead letters = items read."""
+
+import json
+
+import pytest
+
+import records
+from api_layer import POSTMethod
+from backup_data import BackupDataManager, BackupError, CountMismatchError
+from db import ReactionsTable
+from redis_adapter import encode_event, get_adapter, get_redis
+
+GOOD = {"user_id": 1, "emoticon_type": "sad", "timestamp": 1.5, "match_id": 4}
+TYPES = ("heart", "sad", "happy")
+
+
+@pytest.fixture
+def table():
+    table = ReactionsTable(":memory:")
+    yield table
+    table.close()
+
+
+def with_fields(**changes):
+    record = dict(GOOD, **changes)
+    return json.dumps({key: value for key, value in record.items() if value is not ...})
+
+
+POISON = {
+    "not JSON": ("{user_id: 1", "not one JSON value"),
+    "empty": ("", "not one JSON value"),
+    "two records in one item": (json.dumps(GOOD) + ", " + json.dumps(GOOD),
+                                "not one JSON value: Extra data"),
+    "a list": ("[" + json.dumps(GOOD) + "]", "not a JSON object but a list"),
+    "missing field": (with_fields(timestamp=...), "missing field timestamp"),
+    "extra field": (with_fields(extra=1), "extra field extra"),
+    "id as string": (with_fields(user_id="1"), "user_id '1' is not an int"),
+    "id as bool": (with_fields(match_id=True), "match_id True is not an int"),
+    "id over 64 bits": (with_fields(user_id=2 ** 63), "is not an int from 1 to 2**63-1"),
+    "zero id": (with_fields(match_id=0), "match_id 0 is not an int"),
+    "NaN timestamp": (with_fields(timestamp=float("nan")), "timestamp nan is not a finite"),
+    "string timestamp": (with_fields(timestamp="now"), "timestamp 'now' is not a finite"),
+    "emoticon the CHECK refuses": (with_fields(emoticon_type="angry"),
+                                   "emoticon_type 'angry' is not one of the table's"),
+}
+
+
+@pytest.mark.parametrize("name", POISON)
+def test_poison_reason_names_the_fault(name):
+    """poison_reason says what is wrong with each kind of poison item."""
+    text, reason = POISON[name]
+    assert reason in records.poison_reason(text, TYPES)
+
+
+def test_a_valid_record_has_no_poison_reason():
+    """The stored form of a posted event is a valid record."""
+    assert records.poison_reason(encode_event(GOOD), TYPES) is None
+
+
+@pytest.mark.parametrize("name", POISON)
+def test_poison_item_is_dead_lettered_and_its_list_moves(table, name):
+    """A poison item goes to dead_letters with its text and reason; its list's good events
+    become rows, the list is freed, and the run counts one dead letter."""
+    text, reason = POISON[name]
+    before = POSTMethod(1, 4, "heart")
+    get_redis().rpush("match_data_4", text)
+    after = POSTMethod(2, 4, "happy")
+    result = BackupDataManager(table=table).run()
+    assert (result.events, result.dead_lettered, result.keys) == (2, 1, 1)
+    assert [(row["user_id"], row["timestamp"]) for row in reversed(table.latest(5))] == [
+        (before["user_id"], before["timestamp"]), (after["user_id"], after["timestamp"])]
+    [letter] = table.dead_letters()
+    assert letter["raw"] == text and reason in letter["reason"]
+    assert letter["source_key"].endswith("_match_data_4")
+    assert get_adapter().pending_events() == 0
+
+
+def test_items_that_only_join_into_valid_records_are_poison(table):
+    """Two items that are two records only when joined (an object split across them) are two
+    dead letters, not two rows."""
+    first = json.dumps(GOOD) + ', {"user_id": 2, "emoticon_type": "sad", "timestamp": 2.0'
+    get_redis().rpush("match_data_4", first, '"match_id": 4}')
+    result = BackupDataManager(table=table).run()
+    assert (result.events, result.dead_lettered) == (0, 2)
+    assert table.count() == 0 and len(table.dead_letters()) == 2
+
+
+def test_manager_totals_count_rows_and_dead_letters_over_runs(table):
+    """events and dead_lettered add up what each run of the manager wrote."""
+    manager = BackupDataManager(table=table)
+    for _ in range(2):
+        POSTMethod(1, 1, "sad")
+        get_redis().rpush("match_data_1", "oops")
+        manager.run()
+    assert (manager.events, manager.dead_lettered) == (2, 2)
+
+
+def test_count_mismatch_rolls_back_and_keeps_the_list(table, monkeypatch):
+    """If rows + dead letters differ from the items read, nothing is committed or deleted."""
+    POSTMethod(1, 1, "sad")
+    POSTMethod(2, 1, "sad")
+    monkeypatch.setattr(records, "sort_items", lambda texts, types: ([], []))
+    monkeypatch.setattr("backup_data.sort_items", lambda texts, types: ([], []))
+    with pytest.raises(BackupError) as excinfo:
+        BackupDataManager(table=table).run()
+    [error] = excinfo.value.errors.values()
+    assert isinstance(error, CountMismatchError)
+    assert "read 2 items but wrote 0 rows and 0 dead letters" in str(error)
+    assert table.count() == 0 and table.dead_letters() == []
+    assert get_adapter().pending_events() == 2
+
+
+def test_system_wide_reconciliation_counts_dead_letters_of_counted_events(table):
+    """A counted event that became a dead letter still adds up in reconcile() through the
+    table's dead-letter sink; without it the counter would show a mismatch."""
+    from reconcile import reconcile
+    for user_id in (1, 2, 3):
+        POSTMethod(user_id, 4, "sad")
+    redis = get_redis()
+    items = redis.lrange("match_data_4", 0, -1)
+    redis.delete("match_data_4")
+    redis.rpush("match_data_4", *items[:2], items[2].replace('"user_id": 3', '"user_id": -3'))
+    BackupDataManager(table=table).run()
+    assert not reconcile(get_adapter(), table).ok
+    result = reconcile(get_adapter(), table, [table.dead_letter_cells])
+    assert result.ok and (result.rows, result.sinks) == (2, 1)
