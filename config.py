@@ -2,7 +2,7 @@
 
 Every setting carries its unit in its name or its comment. ``python3 main.py`` flags override
 these values for one run (see ``python3 main.py --help``); edit this file to change the defaults.
-main.py checks every value at start-up (settings.py holds the rules; README, Settings) and refuses
+main.py checks every value at start-up (settings.py holds the rules; docs/configuration.md) and refuses
 a bad one with one line naming it; an upper-case name here that is not a setting is refused too.
 """
 
@@ -19,7 +19,7 @@ POSTS_PER_SECOND = 1000
 """Pace of main.py's posting thread in events/s; 0 = as fast as it can.
 
 At 1000 events/s over 10 matches and 3 emoticons each counter grows ~33/s, so its weighted mean
-steps up about every 30 s. An hour at this pace is 3.6 M rows in the table (see README)."""
+steps up about every 30 s. An hour at this pace is 3.6 M rows in the table (docs/configuration.md)."""
 
 DURATION_SECONDS = None
 """Seconds after which main.py stops by itself (final backup, summary), or None: until Ctrl-C."""

@@ -83,7 +83,7 @@ ROWS_PER_INSERT = 2000
 sqlite3 lets other threads take the GIL once per statement, and a busy one -- the poster at
 --rate 0 -- may then keep it for a whole switch interval. One row per statement (executemany)
 so crawls at about 200 rows/s while posting runs flat out; 2,000 rows per statement keep the
-backup ahead of the poster (README, Performance)."""
+backup ahead of the poster (docs/performance.md)."""
 
 
 @functools.lru_cache(maxsize=64)

@@ -69,7 +69,7 @@ SWITCH_INTERVAL_SECONDS = 0.001
 The poster at --rate 0 never waits for anything, so each time the backup thread (sqlite3 releases
 the GIL per statement) or the event loop (after each sleep) lets go of the GIL, it may wait a
 whole switch interval to get it back. At 5 ms the backup falls behind the poster and the GET tick
-runs late; at 1 ms both keep up (README, Performance)."""
+runs late; at 1 ms both keep up (docs/performance.md)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

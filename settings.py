@@ -6,7 +6,7 @@ main.py writes what it returns into ``config`` and the modules read ``config.NAM
 
 To add a setting: give it a line in config.py (with its unit), a ``Setting`` in ``SETTINGS`` below
 (its rule, and its flag if main.py has one), and the flag's ``add_argument`` in main.py. The rules
-and the reasons for their limits are listed in the README (Settings).
+and the reasons for their limits are listed in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ MIN_INTERVAL_SECONDS = 0.1  # shorter ticks print tables faster than anyone read
 MAX_INGEST_BATCH = 100_000  # events per flush: one MULTI/EXEC of ~100 bytes a record
 MIN_FLUSH_SECONDS = 0.01  # the flush thread wakes this often at most
 MAX_SECONDS = 1e9  # ~31 years: longer is forever for a live run; keeps clock sums finite
-MAX_RATE = 1e9  # events/s; far above what one thread posts (README, Performance)
+MAX_RATE = 1e9  # events/s; far above what one thread posts (docs/performance.md)
 MAX_EMOTICONS = 10  # each is a 16-character column of the GET table: 10 make 170-character lines
 EMOTICON_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,14}")
 """An emoticon: 1 to 15 ASCII letters, digits, _ or -, starting with a letter. It is part of a
@@ -213,7 +213,7 @@ SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
         1, MAX_MATCHES_LIMIT,
         f"an int from 1 to {MAX_MATCHES_LIMIT:,}, or to {MAX_MATCHES_FILE_LIMIT:,} with a "
         "database file (each GET tick reads every match's counters and each backup commits "
-        "every match's list; README, Settings)"), "--matches"),
+        "every match's list; docs/configuration.md)"), "--matches"),
     Setting("MAX_USERS", integer(1, ID_MAX, _ID), "--users"),
     Setting("EMOTICON_TYPES", Rule(
         f"a tuple of 1 to {MAX_EMOTICONS} distinct names, each 1 to 15 ASCII letters, digits, "

@@ -1,4 +1,4 @@
-"""What MAX_MATCHES costs: the figures behind the limits in settings.py (README, Settings).
+"""What MAX_MATCHES costs: the figures behind the limits in settings.py (docs/configuration.md).
 
 ``python3 -m benchmarks.matches`` prints, for each number of matches N:
 1. a GET tick: ``LiveRun._table_rows``, the read a GET tick does in its worker thread (one MGET
