@@ -320,7 +320,7 @@ def _is_ok(reply: Any) -> bool:
 
 def _set_reply(reply: Any, **options: Any) -> Any:
     """redis-py's parse_set_result: the old value with GET, else True for OK, None if not set."""
-    return reply if options.get("get") else (reply is not None and _is_ok(reply)) or None
+    return reply if options.get("get") else reply and _is_ok(reply)
 
 
 def _scan_reply(reply: Any, **options: Any) -> tuple[int, list]:

@@ -129,16 +129,16 @@ class RedisAdapter:
 
     def counter_total(self) -> int:
         """The sum of every counter: all reactions ever counted (counters are the only strings)."""
-        keys = list(self.redis.scan_iter(_type="string"))
+        keys = list(set(self.redis.scan_iter(_type="string")))  # SCAN may repeat a key
         return sum(int(value) for value in self.redis.mget(keys) if value is not None) if keys else 0
 
     def match_data_keys(self) -> list[str]:
         """The keys ``match_data_*`` holding events not yet backed up, found with SCAN."""
-        return list(self.redis.scan_iter(match=MATCH_DATA_PATTERN))
+        return list(dict.fromkeys(self.redis.scan_iter(match=MATCH_DATA_PATTERN)))  # no repeats
 
     def staged_keys(self) -> list[str]:
         """Staged lists not yet moved (left by a failed or concurrent backup), oldest first."""
-        return sorted(self.redis.scan_iter(match=STAGING_PATTERN))
+        return sorted(set(self.redis.scan_iter(match=STAGING_PATTERN)))  # SCAN may repeat a key
 
     def stage_all(self, keys: list[str], batch: str) -> list[str]:
         """RENAME each list in ``keys`` to its staging key for ``batch``, all in one MULTI/EXEC.
@@ -192,7 +192,7 @@ class RedisAdapter:
     def snapshot(self) -> dict[str, Any]:
         """Every key and value in the seed's format: counters as int, lists as event records."""
         snapshot: dict[str, Any] = {}
-        for key in sorted(self.redis.scan_iter()):
+        for key in sorted(set(self.redis.scan_iter())):
             kind = self.redis.type(key)  # "none" if it went meanwhile: then it is left out
             if kind == "string":
                 snapshot[key] = int(self.redis.get(key))

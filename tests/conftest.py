@@ -1,14 +1,20 @@
 """Shared fixtures: a fresh state per test, and the Redis backends the contract tests run on.
 
 The Redis contract (test_redis_commands.py) runs against InMemoryRedis always, and against a real
-Redis server through redis-py when REAL_REDIS_URL is set (e.g. redis://localhost:6379/15). That
-database is flushed before each test, so point it at a scratch one.
+Redis server through redis-py: the one at REAL_REDIS_URL when it is set (e.g.
+redis://localhost:6379/15; that database is flushed before each test, so point it at a scratch
+one), else a redis-server the tests start themselves on a free loopback port, when redis-server
+and redis-py are installed (skipped with the reason otherwise).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,12 +49,49 @@ class Backend:
     ResponseError: type
     DataError: type
     OutOfMemoryError: type
+    WatchError: type
+    RedisError: type
 
 
-def _real_backend() -> Backend:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def real_redis_url():
+    """The URL of a real Redis: REAL_REDIS_URL, else a redis-server started for this session."""
     url = os.environ.get("REAL_REDIS_URL")
-    if not url:
-        pytest.skip("real Redis: set REAL_REDIS_URL=redis://HOST:PORT/DB (flushed!) to compare")
+    if url:
+        yield url
+        return
+    pytest.importorskip("redis", reason="real Redis: pip install redis to compare with it")
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("real Redis: no redis-server on PATH (or set REAL_REDIS_URL=redis://HOST:PORT/DB)")
+    port = _free_port()
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_for_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.skip(f"real Redis: redis-server did not start on port {port}")
+
+
+def _real_backend(url: str) -> Backend:
     redis = pytest.importorskip("redis", reason="real Redis: pip install redis to compare")
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
@@ -56,17 +99,19 @@ def _real_backend() -> Backend:
     except redis.exceptions.ConnectionError as error:
         pytest.skip(f"real Redis at {url} is unreachable: {error}")
     return Backend(client, redis.exceptions.ResponseError, redis.exceptions.DataError,
-                   redis.exceptions.OutOfMemoryError)
+                   redis.exceptions.OutOfMemoryError, redis.exceptions.WatchError,
+                   redis.exceptions.RedisError)
 
 
 @pytest.fixture(params=["fake", "real"])
 def backend(request) -> Backend:
-    """InMemoryRedis, then (when REAL_REDIS_URL is set) a real Redis: same tests, same asserts."""
+    """InMemoryRedis, then a real Redis (see real_redis_url): same tests, same asserts."""
     if request.param == "fake":
         backend = Backend(in_memory_redis.InMemoryRedis(), in_memory_redis.ResponseError,
-                          in_memory_redis.DataError, in_memory_redis.OutOfMemoryError)
+                          in_memory_redis.DataError, in_memory_redis.OutOfMemoryError,
+                          in_memory_redis.WatchError, in_memory_redis.RedisError)
     else:
-        backend = _real_backend()
+        backend = _real_backend(request.getfixturevalue("real_redis_url"))
     backend.client.flushdb()
     yield backend
     backend.client.flushdb()
