@@ -88,12 +88,18 @@ OK = _Status("OK")
 
 # -- arguments: what redis-py's Encoder sends -------------------------------------------------
 
+# Set once any argument is kept as bytes: until then no reply can hold bytes, and replies skip
+# the decoding pass (the POST and GET paths never send any).
+_bytes_sent = False
+
+
 def _encode(value: Any) -> str | bytes:
     """Turn an argument into what Redis receives, as redis-py's Encoder does.
 
     Text is kept as str when it is UTF-8 (the usual case), as bytes otherwise: Redis stores any
     bytes, and only a decoding read of them fails.
     """
+    global _bytes_sent
     if isinstance(value, str):  # a subclass (e.g. a str Enum) is sent as its plain str value
         if not value.isascii():
             value.encode()  # UnicodeEncodeError on a lone surrogate, as redis-py's Encoder
@@ -103,6 +109,7 @@ def _encode(value: Any) -> str | bytes:
         try:
             return data.decode()
         except UnicodeDecodeError:
+            _bytes_sent = True
             return data
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
@@ -336,16 +343,33 @@ _CALLBACKS: dict[str, Callable[..., Any]] = {
     "EXPIRE": lambda reply, **options: bool(reply),
     "PERSIST": lambda reply, **options: bool(reply),
     "PING": lambda reply, **options: reply == "PONG" or reply == b"PONG",
+    **dict.fromkeys(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS", "TTL",
+                     "PTTL", "TYPE", "KEYS", "DBSIZE"]),  # no callback: the reply as it is
 }
 for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
     _CALLBACKS[_name] = lambda reply, **options: _is_ok(reply)
 
 
+# Commands whose reply redis-py returns as read: with no bytes stored, nothing to do to it.
+_PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS",
+                            "TTL", "PTTL", "KEYS", "DBSIZE"])
+
+
+def _callback(name: str | bytes) -> Callable[..., Any] | None:
+    """redis-py's response callback for the command ``name`` (any case), or None."""
+    callback = _CALLBACKS.get(name, _CALLBACKS)  # the usual exact, upper-case name first
+    if callback is _CALLBACKS:
+        callback = _CALLBACKS.get(_word(name))
+    return callback
+
+
 def _client_reply(command: list, reply: Any, options: dict[str, Any]) -> Any:
     """The server's ``reply`` to ``command`` as redis-py returns it (decoded, then its callback)."""
-    reply = _undecoded(reply) if NEVER_DECODE in options else _decode(reply)
-    name = command[0].upper() if type(command[0]) is str else command[0]
-    callback = _CALLBACKS.get(name)
+    if options or _bytes_sent:
+        reply = _undecoded(reply) if NEVER_DECODE in options else _decode(reply)
+    elif type(reply) is _Status:
+        reply = str.__str__(reply)
+    callback = _callback(command[0])
     if callback is None:
         return reply
     return callback(reply, **{key: value for key, value in options.items()
@@ -595,6 +619,8 @@ class InMemoryRedis(Commands):
             reply = self._run(command)
         if isinstance(reply, ResponseError):
             raise reply
+        if command[0] in _PLAIN_REPLIES and not options and not _bytes_sent:
+            return reply  # the GET path
         return _client_reply(command, reply, options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
@@ -674,9 +700,12 @@ class InMemoryRedis(Commands):
 
     def _refusal(self, command: list, in_transaction: bool = False) -> ResponseError | None:
         """The error Redis answers before running ``command``, or None if it would run it."""
-        name = _word(command[0])
+        name = command[0]
         arity = self._ARITY.get(name)
-        if arity is None or (name in ("WATCH", "UNWATCH") and in_transaction):
+        if arity is None:
+            name = _word(name)
+            arity = self._ARITY.get(name)
+        if arity is None or (in_transaction and name in ("WATCH", "UNWATCH")):
             if arity is not None:
                 return ResponseError(f"{name} inside MULTI is not allowed")
             args = "".join(f"'{_shown(arg)}' " for arg in command[1:])
@@ -699,8 +728,9 @@ class InMemoryRedis(Commands):
         """The reply of a command whose arity is known to be right; an error reply as a value."""
         if self._deadlines:
             self._expire_some()
+        handler = self._handlers.get(command[0]) or self._handlers[_word(command[0])]
         try:
-            return self._handlers[_word(command[0])](*command[1:])
+            return handler(*command[1:])
         except ResponseError as error:
             return error
 
@@ -806,13 +836,13 @@ class InMemoryRedis(Commands):
         return message[0] if message else _Status("PONG")
 
     def _string(self, key: str | bytes) -> str | bytes | int | None:
-        value = self._lookup(key)
+        value = self._lookup(key) if self._expires else self._data.get(key)
         if type(value) is list:
             raise ResponseError(WRONGTYPE)
         return value
 
     def _list(self, key: str | bytes) -> list | None:
-        value = self._lookup(key)
+        value = self._lookup(key) if self._expires else self._data.get(key)
         if value is not None and type(value) is not list:
             raise ResponseError(WRONGTYPE)
         return value
@@ -899,7 +929,8 @@ class InMemoryRedis(Commands):
             self._data[key] = number
         else:
             self._replace(key, number)  # the expiry stays, as INCR keeps it
-        self._touch(key)
+        if self._watches:
+            self._touch(key)
         return number
 
     def _rpush(self, key: str | bytes, *values: str | bytes) -> int:
@@ -909,7 +940,8 @@ class InMemoryRedis(Commands):
             self._store(key, items)
         items.extend(values)
         self._used_memory += sum(map(len, values)) + ITEM_OVERHEAD_BYTES * len(values)
-        self._touch(key)
+        if self._watches:
+            self._touch(key)
         return len(items)
 
     def _lrange(self, key: str | bytes, start: str | bytes, end: str | bytes) -> list:
@@ -1121,13 +1153,16 @@ class Pipeline(Commands):
     watched key changed since WATCH. ``reset()`` (also on leaving ``with``) unwatches.
     """
 
+    # Defaults as class attributes: a pipeline is made for every POST, so __init__ stays short.
+    watching = False
+    explicit_transaction = False
+    _watch: _Watch | None = None  # made by the first WATCH
+    _plain = True  # every queued reply is returned as read (see _PLAIN_REPLIES)
+
     def __init__(self, server: InMemoryRedis, transaction: bool = True) -> None:
         self._server = server
         self.transaction = transaction
         self.command_stack: list[tuple[tuple, dict]] = []
-        self.watching = False
-        self.explicit_transaction = False
-        self._watch = _Watch()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -1142,14 +1177,18 @@ class Pipeline(Commands):
         return True  # as redis-py: an empty pipeline is still a pipeline, not a falsy length
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        if (self.watching or _word(_encode(args[0])) == "WATCH") and not self.explicit_transaction:
+        if (self.watching or args[0] == "WATCH") and not self.explicit_transaction:
             return self._immediate(args, options)
         self.command_stack.append((args, options))  # encoded by execute(), as redis-py does
+        if options or args[0] not in _PLAIN_REPLIES:
+            self._plain = False
         return self
 
     def _immediate(self, args: tuple, options: dict) -> Any:
         """Run one command now, with this pipeline's WATCH state (redis-py's immediate mode)."""
         command = _pack(args)
+        if self._watch is None:
+            self._watch = _Watch()
         reply = self._server._run_locked(command, self._watch)
         name = _word(command[0])
         if name == "UNWATCH" and not isinstance(reply, ResponseError):
@@ -1186,6 +1225,7 @@ class Pipeline(Commands):
     def reset(self) -> None:
         """Forget the queued commands, leave MULTI and unwatch every key."""
         self.command_stack = []
+        self._plain = True
         if self.watching:
             self._server._run_locked(["UNWATCH"], self._watch)
         self.watching = False
@@ -1199,21 +1239,33 @@ class Pipeline(Commands):
         Raises WatchError, having run nothing, if a watched key changed since watch().
         """
         stack = self.command_stack
-        if not stack and not self.watching:
+        if self.watching or self.explicit_transaction:
+            try:
+                return self._execute(stack, raise_on_error)
+            finally:
+                self.reset()
+        if not stack:
             return []
-        try:
-            return self._execute(stack, raise_on_error)
-        finally:
-            self.reset()
+        self.command_stack = []  # the usual case, with nothing else to reset
+        return self._execute(stack, raise_on_error)
 
     def _execute(self, stack: list[tuple[tuple, dict]], raise_on_error: bool) -> list[Any]:
         commands = [_pack(args) for args, _ in stack]  # DataError here: nothing is sent
         transaction = self.transaction or self.explicit_transaction
-        watch = self._watch if self.watching else None
-        replies = self._server._execute_pipeline(commands, transaction, watch)
-        self.watching = self.watching and not transaction  # EXEC unwatches
+        if self.watching:
+            replies = self._server._execute_pipeline(commands, transaction, self._watch)
+            self.watching = not transaction  # EXEC unwatches
+        else:
+            replies = self._server._execute_pipeline(commands, transaction)
         if replies is None:
             raise WatchError("Watched variable changed.")
+        plain, self._plain = self._plain and not _bytes_sent, True
+        if plain:  # the POST path: only error replies to look for
+            if raise_on_error:
+                for number, (reply, command) in enumerate(zip(replies, commands), 1):
+                    if isinstance(reply, ResponseError):
+                        raise _annotate(reply, number, command)
+            return replies
         results = []
         for number, (reply, command, (_, options)) in enumerate(zip(replies, commands, stack), 1):
             if isinstance(reply, ResponseError):
