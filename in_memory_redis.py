@@ -1061,7 +1061,8 @@ class InMemoryRedis(Commands):
                 raise ResponseError(SYNTAX_ERROR)
         start = int(cursor or 0) % 2 ** 64  # strtoul wraps a negative number around 2**64
         next_cursor, keys = self._scan_slots(start, count)
-        keys = [key for key in keys if self._lookup(key) is not None]
+        if self._expires:  # an expired key is removed, not answered
+            keys = [key for key in keys if self._lookup(key) is not None]
         if "MATCH" in settings:
             keys = list(filter(glob_matcher(settings["MATCH"]), keys))
         if "TYPE" in settings:

@@ -12,6 +12,8 @@ the floor the issue sets with a pass/miss column.
 5. Backup: BackupDataManager vs a bare executemany (rows/s); worst GET tick lateness while it
    runs in asyncio.to_thread next to a Poster thread (ms).
 6. Memory: bytes per pending event (tracemalloc); peak RSS of 60 s main.py runs; RSS over time.
+7. Lock holds: the longest time one InMemoryRedis command holds the server lock, with 1 M keys
+   present (100,000 with --quick); KEYS and FLUSHDB excepted.
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
@@ -32,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 from . import ROOT
 from .backup import run_backup
+from .lock_hold import run_lock_hold
 from .common import Result, Row, Settings, progress, quiet_logging
 from .memory import run_memory
 from .post_path import run_post_path, run_poster
@@ -39,7 +42,7 @@ from .read_path import run_read_path
 from .report import format_table, write_json
 from .write_path import run_write_path
 
-ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory"}
+ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory", 7: "lock_hold"}
 """Item number -> its key in the JSON file."""
 
 
@@ -88,6 +91,7 @@ def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], lis
         4: lambda: run_write_path(settings),
         5: lambda: run_backup(settings),
         6: lambda: run_memory(settings),
+        7: lambda: run_lock_hold(settings),
     }
     for item in items:
         started = time.perf_counter()

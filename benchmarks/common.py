@@ -62,6 +62,8 @@ class Settings:
     """Events posted under tracemalloc for the bytes-per-pending-event figure (item 6)."""
     run_seconds: float
     """Duration of each ``python3 main.py`` subprocess run (item 6)."""
+    lock_keys: int = 1_000_000
+    """Keys present in the server while its lock holds are timed (item 7)."""
 
     @classmethod
     def full_run(cls) -> Settings:
@@ -77,7 +79,8 @@ class Settings:
                    read_sizes=(10_000, 50_000), match_counts=(10, 1_000, 100_000),
                    call_budget_s=0.05, write_events_memory=20_000, write_events_file=200,
                    backup_events=30_000, lateness_repeats=1, tick_interval_s=0.05,
-                   poster_cap_s=3.0, memory_events=20_000, run_seconds=4.0)
+                   poster_cap_s=3.0, memory_events=20_000, run_seconds=4.0,
+                   lock_keys=100_000)
 
 
 @dataclass

@@ -38,7 +38,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     figures = json.loads(out.read_text())
 
     assert figures["meta"]["mode"] == "quick"
-    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6]
+    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7]
     positive(figures["meta"], "repeats", "seconds")
 
     # 1. POST path against the dict+list floor
@@ -85,3 +85,7 @@ def test_quick_run_reports_every_figure(tmp_path):
         positive(main_run, "posted", "posted_eps", "peak_rss_mb")
         assert main_run["rss_series_mb"] and all(rss > 0 for rss in main_run["rss_series_mb"])
     positive(memory["runs"]["rate0_file"]["first_last"], "window_s", "first_mb", "last_mb")
+    # 7. the longest lock hold of one command, with many keys present
+    hold = figures["lock_hold"]
+    positive(hold, "keys", "calls", "worst_ms", "key_table_growth_ms", "keys_added_to_grow")
+    assert all(ms > 0 for ms in hold["longest_hold_ms"].values())
