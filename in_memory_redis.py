@@ -52,6 +52,7 @@ NEVER_DECODE = "NEVER_DECODE"
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 SCAN_DEFAULT_COUNT = 10  # Redis's default COUNT
 SCAN_EMPTY_SLOTS_PER_KEY = 10  # Redis visits at most 10 * COUNT buckets per SCAN call
+SLOTS_SHRUNK_PER_DELETE = 64  # empty slots dropped off SCAN's array by one deletion at most
 ACTIVE_EXPIRE_KEYS = 20  # expired keys reclaimed per command at most (Redis: 20 per sample)
 
 
@@ -786,7 +787,10 @@ class InMemoryRedis(Commands):
         slot = self._slot_of.pop(key)
         slots[slot] = None
         if slot == len(slots) - 1:  # a cursor past the end ends its iteration: safe to shrink
-            while slots and slots[-1] is None:
+            # Empty slots before it are in the free heap already; a bounded number go per call.
+            for _ in range(SLOTS_SHRUNK_PER_DELETE):
+                if not slots or slots[-1] is not None:
+                    break
                 slots.pop()
         else:
             heapq.heappush(self._free_slots, slot)

@@ -10,7 +10,7 @@ import config
 from api_layer import POSTMethod, read_counts
 from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
-from redis_adapter import RedisAdapter, get_adapter, get_redis
+from redis_adapter import PENDING_COUNT_KEY, RedisAdapter, get_adapter, get_redis
 
 
 @pytest.fixture
@@ -88,7 +88,8 @@ def test_backup_moves_every_list_and_frees_redis(table):
     assert (result.events, result.keys) == (3, 2)
     assert result.seconds >= 0
     assert get_redis().keys("*match_data_*") == []
-    assert sorted(get_redis().keys("*")) == ["1_heart", "1_sad", "2_happy"]
+    assert sorted(get_redis().keys("*")) == ["1_heart", "1_sad", "2_happy", PENDING_COUNT_KEY]
+    assert get_redis().get(PENDING_COUNT_KEY) == "0"
     assert table_rows(table) == posted
 
 
@@ -329,7 +330,7 @@ def test_seed_order_would_lose_events(table):
     read = redis.lrange("match_data_1", 0, -1)      # seed: read the list ...
     POSTMethod(2, 1, "heart")                       # ... a post lands meanwhile ...
     redis.delete("match_data_1")                    # ... and is deleted unsaved
-    assert len(read) == 1 and get_adapter().pending_events() == 0
+    assert len(read) == 1 and get_adapter().listed_events() == 0
     assert get_adapter().counter_total() == 2
 
 

@@ -136,8 +136,19 @@ def test_scan_slots_shrink_when_the_tail_empties(server):
     """Deleting the newest keys shrinks the slot array, so a later SCAN ends sooner."""
     for number in range(100):
         server.set(f"k{number}", "v")
-    server.delete(*[f"k{number}" for number in range(10, 100)])
+    server.delete(*[f"k{number}" for number in range(99, 9, -1)])
     assert len(server._slots) == 10
+
+
+def test_scan_slots_shrink_a_bounded_number_per_delete(server):
+    """One deletion drops at most SLOTS_SHRUNK_PER_DELETE empty slots: its cost is bounded."""
+    for number in range(200):
+        server.set(f"k{number}", "v")
+    server.delete(*[f"k{number}" for number in range(10, 199)])
+    server.delete("k199")
+    assert len(server._slots) == 200 - in_memory_redis.SLOTS_SHRUNK_PER_DELETE
+    server.set("new", "v")  # takes the lowest free slot, not the end
+    assert server._slot_of["new"] == 10
 
 
 def test_scan_releases_the_lock_between_calls(server):

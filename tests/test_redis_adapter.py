@@ -112,3 +112,58 @@ def test_scan_repeats_do_not_double_count():
     assert adapter.staged_keys() == ["backup_b1_match_data_6"]
     assert sorted(adapter.snapshot()) == ["5_heart", "6_heart", "backup_b1_match_data_6",
                                           "match_data_5"]
+
+
+def test_pending_count_is_one_get(adapter):
+    """pending_events reads one counter: no SCAN, whatever the number of keys."""
+    adapter.record_reaction(1, 5, "heart", 1.0)
+    adapter.redis.scan = None  # a SCAN now would fail
+    assert adapter.pending_events() == 1
+
+
+def test_pending_count_matches_the_lists_through_a_backup(adapter):
+    """The counter and the lists' own lengths agree before, during and after staging and drop."""
+    for number in range(5):
+        adapter.record_reaction(number, number % 2, "heart", 1.0)
+    staged = adapter.stage_all(adapter.match_data_keys(), "b1")
+    adapter.record_reaction(9, 0, "sad", 1.0)
+    assert adapter.pending_events() == adapter.listed_events() == 6
+    adapter.drop(staged[0])
+    assert adapter.pending_events() == adapter.listed_events()
+    for key in staged[1:]:
+        adapter.drop(key)
+    assert adapter.pending_events() == adapter.listed_events() == 1
+
+
+def test_drop_twice_takes_events_off_once(adapter):
+    """Two backups dropping the same staged list: the count goes down by its length once."""
+    adapter.record_reaction(1, 5, "heart", 1.0)
+    [staged] = adapter.stage_all(["match_data_5"], "b1")
+    adapter.drop(staged)
+    adapter.drop(staged)
+    assert adapter.pending_events() == 0
+
+
+def test_drop_retries_when_the_list_changes_under_its_watch(adapter):
+    """A concurrent change between WATCH and EXEC makes drop retry, not miscount."""
+    adapter.record_reaction(1, 5, "heart", 1.0)
+    [staged] = adapter.stage_all(["match_data_5"], "b1")
+    redis = adapter.redis
+    real_llen = redis.pipeline().__class__.llen
+    changed = []
+
+    def llen_then_change(pipe, key):
+        length = real_llen(pipe, key)
+        if not changed:  # another backup drops the list right after the first read
+            changed.append(True)
+            redis.delete(key)
+            redis.incrby("pending_events_count", -length)
+        return length
+
+    pipeline_class = redis.pipeline().__class__
+    pipeline_class.llen = llen_then_change
+    try:
+        adapter.drop(staged)
+    finally:
+        pipeline_class.llen = real_llen
+    assert adapter.pending_events() == 0 and redis.exists(staged) == 0

@@ -6,12 +6,14 @@ untarred ``redis-X.Y.Z``) twice with pytest: against a redis-server this script 
 loopback port, and against InMemoryRedis behind tools/resp_server.py. Then it counts, among the
 tests that pass on redis-server, those that also pass on InMemoryRedis, and sorts the others by
 cause: a command InMemoryRedis does not offer ("unknown command"), or a real difference (listed
-by name). Not imported by the application; needs pytest and redis-py.
+by name). Not imported by the application; needs pytest and redis-py (and pytest-timeout, to
+stop a test that waits forever).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEST_FILES = ["tests/test_commands.py", "tests/test_pipeline.py"]
 RUN_TIMEOUT_SECONDS = 1800  # stops a hung run only
+TEST_TIMEOUT_SECONDS = 20
 
 
 def free_port() -> int:
@@ -47,8 +50,12 @@ def wait_for(port: int) -> None:
 
 def run_suite(sdist: Path, port: int, report: Path) -> dict[str, tuple[str, str]]:
     """Run the test files against 127.0.0.1:``port``; {test id: (outcome, message)}."""
+    # A test waiting for a command that never answers as it expects (a blocking pop, say) is
+    # stopped after TEST_TIMEOUT_SECONDS when pytest-timeout is installed, and counts as failed.
+    timeout = [f"--timeout={TEST_TIMEOUT_SECONDS}"] if importlib.util.find_spec("pytest_timeout") \
+        else []
     subprocess.run([sys.executable, "-m", "pytest", *TEST_FILES, "-q", "-p", "no:cacheprovider",
-                    f"--redis-url=redis://127.0.0.1:{port}/0", f"--junitxml={report}"],
+                    *timeout, f"--redis-url=redis://127.0.0.1:{port}/0", f"--junitxml={report}"],
                    cwd=sdist, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=RUN_TIMEOUT_SECONDS)
     results = {}
