@@ -101,6 +101,8 @@ def _encode(value: Any) -> str | bytes:
     bytes, and only a decoding read of them fails.
     """
     global _bytes_sent
+    if type(value) is int:  # the commonest after ASCII text (an INCRBY amount, an index)
+        return repr(value)
     if isinstance(value, str):  # a subclass (e.g. a str Enum) is sent as its plain str value
         if not value.isascii():
             value.encode()  # UnicodeEncodeError on a lone surrogate, as redis-py's Encoder
@@ -141,6 +143,8 @@ def _parse_int(text: str | bytes) -> int:
     """
     if type(text) is not str or not 0 < len(text) <= 20:
         raise ResponseError(NOT_AN_INTEGER)
+    if len(text) < 19 and text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
+        return int(text)  # the usual case, a small non-negative number, already canonical
     try:
         number = int(text)
     except ValueError:

@@ -54,7 +54,8 @@ def run_suite(sdist: Path, port: int, report: Path) -> dict[str, tuple[str, str]
     # stopped after TEST_TIMEOUT_SECONDS when pytest-timeout is installed, and counts as failed.
     timeout = [f"--timeout={TEST_TIMEOUT_SECONDS}"] if importlib.util.find_spec("pytest_timeout") \
         else []
-    subprocess.run([sys.executable, "-m", "pytest", *TEST_FILES, "-q", "-p", "no:cacheprovider",
+    subprocess.run([sys.executable, "-m", "pytest", *TEST_FILES, "-q", "--tb=line",
+                    "-p", "no:cacheprovider",
                     *timeout, f"--redis-url=redis://127.0.0.1:{port}/0", f"--junitxml={report}"],
                    cwd=sdist, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=RUN_TIMEOUT_SECONDS)
@@ -72,7 +73,7 @@ def run_suite(sdist: Path, port: int, report: Path) -> dict[str, tuple[str, str]
 
 def cause(message: str) -> str:
     """Why a test that passes on redis-server fails on InMemoryRedis."""
-    found = re.search(r"unknown command '([^']*)'", message)
+    found = re.search(r"unknown command '([^' ]*)", message)
     if found:
         return f"command not offered: {found.group(1).upper()}"
     return "difference"
@@ -104,7 +105,7 @@ def main() -> int:
             process.wait(timeout=10)
     passing = [test for test, (outcome, _) in on_real.items() if outcome == "passed"]
     also = [test for test in passing if on_fake.get(test, ("missing",))[0] == "passed"]
-    causes = Counter()
+    causes, missing = Counter(), Counter()
     differences = []
     for test in passing:
         outcome, message = on_fake.get(test, ("missing", ""))
@@ -113,12 +114,16 @@ def main() -> int:
             causes["command not offered" if why.startswith("command") else why] += 1
             if why == "difference":
                 differences.append(test)
+            else:
+                missing[why.rsplit(": ", 1)[-1]] += 1
     print(f"redis-py tests ({', '.join(TEST_FILES)}): {len(on_real)} collected, "
           f"{len(passing)} pass on redis-server {version(server)}")
     print(f"of those, pass on InMemoryRedis: {len(also)}")
     for why, number in causes.most_common():
         print(f"of those, fail on InMemoryRedis, {why}: {number}")
     if args.list:
+        print("  tests per first command not offered:",
+              ", ".join(f"{name} {number}" for name, number in missing.most_common()))
         for test in differences:
             print("  difference:", test, "--", on_fake[test][1].strip().splitlines()[0][:160])
     return 0
