@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 INFO = ("# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\narch_bits:64\r\n"
         "# Cluster\r\ncluster_enabled:0\r\n")
+NOT_OFFERED = object()  # a connection command's form this front-end does not answer
 ERROR_CODES = ("WRONGTYPE", "EXECABORT", "NOSCRIPT", "BUSYKEY", "NOPROTO")
 
 
@@ -75,13 +76,13 @@ class Session:
         # redis-py's test harness for the server's version). Other forms are not offered.
         local = {"MULTI": self.multi, "EXEC": self.exec, "DISCARD": self.discard,
                  "CLIENT": lambda: _Status("OK") if _word(command[1:2] and command[1]) == "SETINFO"
-                 else None,
-                 "INFO": lambda: INFO if len(command) == 1 else None,
-                 "SELECT": lambda: _Status("OK") if command[1:] == ["0"] else None,
+                 else NOT_OFFERED,
+                 "INFO": lambda: INFO if len(command) == 1 else NOT_OFFERED,
+                 "SELECT": lambda: _Status("OK") if command[1:] == ["0"] else NOT_OFFERED,
                  "HELLO": lambda: self.hello(command[1:])}
         if name in local:
             reply = local[name]()
-            if reply is None:
+            if reply is NOT_OFFERED:
                 return ResponseError(f"unknown command '{name} {' '.join(map(str, command[1:2]))}'"
                                      " (not offered by this front-end)")
             return reply
