@@ -579,6 +579,10 @@ class InMemoryRedis(Commands):
               "TTL": 2, "PTTL": 2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
               "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1, "WATCH": -2, "UNWATCH": 1}
 
+    # What MULTI queues without a second look (WATCH and UNWATCH it refuses).
+    _MULTI_ARITY = {name: arity for name, arity in _ARITY.items()
+                    if name not in ("WATCH", "UNWATCH")}
+
     # Commands Redis flags "denyoom" (COMMAND INFO): refused while used memory is over maxmemory.
     _DENYOOM = frozenset({"SET", "INCRBY", "RPUSH"})
 
@@ -684,10 +688,14 @@ class InMemoryRedis(Commands):
             # MULTI refuses to queue a command of wrong arity, or any command at all while used
             # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
             # the first refusal.
+            arity, over = self._MULTI_ARITY, self.maxmemory and self._used_memory > self.maxmemory
             for number, command in enumerate(commands, 1):
-                refusal = self._refusal(command, in_transaction=True)
-                if refusal is not None:
-                    raise _annotate(refusal, number, command)
+                expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
+                if over or not (len(command) == expected if expected > 0
+                                else expected and len(command) >= -expected):
+                    refusal = self._refusal(command, in_transaction=True)
+                    if refusal is not None:
+                        raise _annotate(refusal, number, command)
             if watch is not None:
                 dirty = watch.dirty or self._watched_key_expired(watch)
                 self._unwatch(watch)
@@ -925,7 +933,9 @@ class InMemoryRedis(Commands):
 
     def _incrby(self, key: str | bytes, amount: str | bytes) -> int:
         increment = _parse_int(amount)
-        current = stored = self._string(key)
+        current = stored = self._data.get(key) if not self._expires else self._lookup(key)
+        if type(current) is list:
+            raise ResponseError(WRONGTYPE)
         if current is None:
             current = 0
         elif type(current) is not int:
