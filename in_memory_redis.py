@@ -50,6 +50,7 @@ NEVER_DECODE = "NEVER_DECODE"
 """execute_command option (redis-py's name): answer bytes, whatever decode_responses says."""
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_CURSOR = re.compile(r"[+-]?[0-9]+|")  # compiled here, not on a first SCAN under the lock
 SCAN_DEFAULT_COUNT = 10  # Redis's default COUNT
 SCAN_EMPTY_SLOTS_PER_KEY = 10  # Redis visits at most 10 * COUNT buckets per SCAN call
 SLOTS_SHRUNK_PER_DELETE = 64  # empty slots dropped off SCAN's array by one deletion at most
@@ -1064,7 +1065,7 @@ class InMemoryRedis(Commands):
 
     def _scan(self, cursor: str | bytes, *options: str | bytes) -> list:
         # Redis reads the cursor with strtoul: a sign, leading zeros, even ""; no spaces, < 2**64.
-        if type(cursor) is not str or not re.fullmatch(r"[+-]?[0-9]+|", cursor) or \
+        if type(cursor) is not str or not _CURSOR.fullmatch(cursor) or \
                 abs(int(cursor or 0)) >= 2 ** 64:
             raise ResponseError("invalid cursor")
         if len(options) % 2:
