@@ -147,6 +147,8 @@ class BackupDataManager:
                     errors[key] = error
                     continue
                 events, dead = events + rows, dead + letters
+                # In the table from now on: the status line reads these totals (main.py).
+                self.events, self.dead_lettered = self.events + rows, self.dead_lettered + letters
                 try:
                     self._free(key, deadline)
                 except Exception as error:  # in the table already: the ledger skips it later
@@ -154,7 +156,6 @@ class BackupDataManager:
                     self.committed.add(key)
                 else:
                     self.committed.discard(key)
-            self.events, self.dead_lettered = self.events + events, self.dead_lettered + dead
             result = BackupResult(events, len(leftovers) + len(staged) - len(errors),
                                   time.monotonic() - started, dead)
             if errors:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import config
 from redis_adapter import RedisAdapter, get_adapter
 
-__all__ = ["IngestBuffer", "get_ingest_buffer", "close_ingest_buffer"]
+__all__ = ["IngestBuffer", "get_ingest_buffer", "close_ingest_buffer", "held_events"]
 
 logger = logging.getLogger(__name__)
 
@@ -181,3 +181,10 @@ def close_ingest_buffer() -> None:
         buffer.close()
         with _buffer_lock:
             _buffer = None
+
+
+def held_events() -> int:
+    """Events the process-wide buffer holds (acknowledged, not yet known to be in Redis); 0
+    when there is no buffer. Unlike get_ingest_buffer() it never creates one."""
+    buffer = _buffer
+    return 0 if buffer is None else buffer.held

@@ -45,7 +45,7 @@ except Exception as error:  # config.py is the user's to edit: a slip there is o
 from api_layer import read_counts, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import ReactionsTable, SchemaMismatchError, get_reactions_table
-from ingest import close_ingest_buffer, get_ingest_buffer
+from ingest import close_ingest_buffer, get_ingest_buffer, held_events
 from poster import Poster
 from reconcile import reconcile
 from redis_adapter import RedisAdapter, get_adapter, set_adapter
@@ -244,9 +244,26 @@ class LiveRun:
     def _abandoned(self) -> str:
         """The events pending in Redis, for the last words of a second Ctrl-C."""
         try:
-            return f"{self.adapter.pending_events():,}"
+            return f"{self._pending():,}"
         except Exception as error:  # exiting anyway: say so rather than raise
             return f"an unknown number of ({error!r})"
+
+    def _pending(self, posted: int | None = None) -> int:
+        """Events posted and not yet in the table, for the status line and a second Ctrl-C.
+
+        With the in-memory Redis this process is its only writer, so its own tallies give the
+        number at once, however large the keyspace: ``posted`` (default: the poster's count now)
+        less the events still in the ingest buffer, those the backups moved to the table or
+        dead-lettered (counted when their transaction commits) and those spilled. A real Redis
+        is shared, so there the lists themselves are counted (SCAN and LLEN: it grows with the
+        keyspace, as SCAN does on any Redis).
+        """
+        if config.REDIS_URL:
+            return self.adapter.pending_events()
+        posted = self.poster.posted if posted is None else posted
+        manager = self.manager
+        return max(0, posted - held_events() - manager.events - manager.dead_lettered
+                   - self.spilled)
 
     def _log_banner(self) -> None:
         rate = config.POSTS_PER_SECOND
@@ -297,10 +314,10 @@ class LiveRun:
         logger.info("%s", await asyncio.to_thread(self._status))
 
     def _status(self) -> str:
-        pending = self.adapter.pending_events()  # read first: it never exceeds posted then
         if not self.runs("post"):
-            return f"pending in Redis {pending:,}"
+            return f"pending in Redis {self._pending():,}"
         now, posted = time.monotonic(), self.poster.posted
+        pending = self._pending(posted)
         then, posted_then = self._last_status
         self._last_status = (now, posted)
         rate = (posted - posted_then) / (now - then) if now > then else 0.0

@@ -218,8 +218,11 @@ class RedisAdapter:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
 
-    def _scan(self, pattern: str, **options: Any) -> Iterator[str]:
-        return (_text(key) for key in self.redis.scan_iter(match=pattern, **options))
+    def _scan(self, pattern: str, **options: Any) -> list[str]:
+        """The keys SCAN finds for ``pattern``, each once: Redis's SCAN may return a key more
+        than once (its guarantee is "at least once" for a key present throughout)."""
+        return list(dict.fromkeys(_text(key)
+                                  for key in self.redis.scan_iter(match=pattern, **options)))
 
     def record_reaction(self, user_id: int, match_id: int, emoticon_type: str,
                         timestamp: float) -> dict[str, Any]:
@@ -252,18 +255,10 @@ class RedisAdapter:
         """record_batch unless flush number ``flush`` of ``marker`` is already in Redis.
 
         Returns True if it applied the batch now, False if an earlier attempt had (its reply
-        was lost with the connection). With a client that offers WATCH (redis-py), the check
-        and the transaction are one optimistic step: an earlier EXEC landing in between makes
-        this one abort and look again. The in-process server has no connection to lose, so a
-        plain check suffices there.
+        was lost with the connection). WATCH makes the check and the transaction one optimistic
+        step: an earlier EXEC landing in between makes this one abort and look again.
         """
-        pipe = self.redis.pipeline(transaction=True)
-        if not hasattr(pipe, "watch"):
-            if self._applied(self.redis.get(marker), flush):
-                return False
-            self.record_batch(events, marker, flush)
-            return True
-        with pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(marker)

@@ -42,6 +42,13 @@ class FailingExec:
         pipe, wrapper = self.client.pipeline(transaction), self
 
         class Pipe:
+            def __enter__(self):
+                pipe.__enter__()
+                return self
+
+            def __exit__(self, *exc_info):
+                return pipe.__exit__(*exc_info)
+
             def __getattr__(self, name):
                 attribute = getattr(pipe, name)
                 if name != "execute":

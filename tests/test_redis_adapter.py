@@ -204,3 +204,25 @@ def test_record_batch_counts_and_appends_in_one_step(client):
     assert list(adapter.iter_events("match_data_1")) == [events[0], events[2], events[3]]
     assert adapter.batch_applied("ingest_x", 3) and not adapter.batch_applied("ingest_x", 4)
     assert adapter.counter_total() == adapter.pending_events() == 4
+
+
+class RepeatingScan(InMemoryRedis):
+    """A server whose SCAN iteration returns every key twice, as Redis may under rehashing."""
+
+    def scan_iter(self, *args, **kwargs):
+        for key in super().scan_iter(*args, **kwargs):
+            yield key
+            yield key
+
+
+def test_scan_repeats_do_not_double_count():
+    """counter_total, pending_events, match_data_keys, staged_keys and snapshot tolerate repeats."""
+    adapter = RedisAdapter(RepeatingScan())
+    adapter.record_reaction(1, 5, "heart", 1.0)
+    adapter.record_reaction(2, 6, "heart", 1.0)
+    adapter.stage_all(["match_data_6"], "b1")
+    assert adapter.counter_total() == 2 and adapter.pending_events() == 2
+    assert adapter.match_data_keys() == ["match_data_5"]
+    assert adapter.staged_keys() == ["backup_b1_match_data_6"]
+    assert sorted(adapter.snapshot()) == ["5_heart", "6_heart", "backup_b1_match_data_6",
+                                          "match_data_5"]
