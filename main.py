@@ -5,10 +5,10 @@ Three things run at once, as in the seed:
 2. an asyncio task reading every match's counters (GET) every GET_INTERVAL_SECONDS;
 3. an asyncio task running the write-behind backup every BACKUP_INTERVAL_SECONDS, in a worker
    thread so the event loop (and the GET tick) never waits on SQL.
-Ctrl-C, SIGTERM, the end of --duration or a closed stdout stops posting, runs a final backup and
-prints a summary that reconciles the posted events with Redis and the table. If the final backup
-cannot complete, the events of the in-memory Redis go to a spill file (spill.py; exit 3), which
-``python3 main.py --load-spill FILE --db PATH`` loads exactly once. A second Ctrl-C exits at once
+Ctrl-C, SIGTERM, SIGHUP, the end of --duration or a closed stdout stops posting, runs a final
+backup and prints a summary that reconciles the posted events with Redis and the table. If the
+final backup cannot complete, the events of the in-memory Redis go to a spill file (spill.py;
+exit 3), which ``python3 main.py --load-spill FILE --db PATH`` loads exactly once. A second Ctrl-C exits at once
 (130), saying how many events it abandons. docs/failures.md has the policy for each failure.
 
 With ``--redis-url`` the same runs against a real Redis, and ``--role post|get|backup`` runs one
@@ -225,7 +225,9 @@ class LiveRun:
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal or SSH session closed. Its default (exit at once) would lose every
+        # pending event of the in-memory Redis, so it stops the run like Ctrl-C.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, self._on_signal, signum)
 
     def _on_signal(self, signum: int) -> None:

@@ -255,3 +255,16 @@ def test_load_spill_refuses_what_it_cannot_do(tmp_path, flags, words):
     flags = [flag.format(db=tmp_path / "reactions.db") for flag in flags]
     status, lines = finish(start(*flags))
     assert status == 2 and len(lines) == 1 and words in lines[0]
+
+
+def test_sighup_stops_the_run_with_a_final_backup(tmp_path):
+    """SIGHUP (the terminal closed) stops like Ctrl-C: final backup, OK, every posted event in
+    the file, though no periodic backup ran."""
+    path = tmp_path / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000")
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    process.send_signal(signal.SIGHUP)
+    status, lines = finish(process, lines)
+    match = reconciliation(lines)
+    assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
+    assert int(match.group(1)) == rows_in(path) > 0
