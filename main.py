@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import random
+import shlex
 import signal
 import sqlite3
 import sys
@@ -52,7 +53,7 @@ from redis_adapter import RedisAdapter, get_adapter, set_adapter
 from redis_client import RedisUnavailableError, connect, redacted
 from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
                       SettingsError, describe_value, validate_settings)
-from spill import load_spill, spill_directory, write_spill
+from spill import load_spill, spill_directories, write_spill
 
 logger = logging.getLogger("live_reactions")
 
@@ -411,19 +412,19 @@ class LiveRun:
             self._spill()
 
     def _spill(self) -> None:
-        """Write the events still pending to a spill file and say where, in one line."""
-        directory = spill_directory(config.DB_PATH)
+        """Write the events still pending to a spill file and say where, in one line, with the
+        command that loads it (absolute paths: it must work from any directory)."""
+        directories = spill_directories(config.DB_PATH)
         try:
-            result = write_spill(self.adapter, directory, self.manager.committed)
-        except Exception as error:  # OSError mostly; Redis too: nothing was deleted then
-            logger.error("could not write a spill file in %s (%r): the %s events still pending "
-                         "are lost with the process", directory, error, self._abandoned())
+            result = write_spill(self.adapter, directories, self.manager.committed)
+        except Exception as error:  # SpillError mostly; Redis too: nothing was deleted then
+            logger.error("could not write a spill file (%s): the %s events still pending are "
+                         "lost with the process", error, self._abandoned())
             return
         if result is not None:
             self.spilled = result.events
-            logger.error("spilled %s pending events to %s; load them with: python3 main.py "
-                         "--load-spill %s --db %s", f"{result.events:,}", result.path,
-                         result.path, config.DB_PATH)
+            logger.error("spilled %s pending events to %s; load them with: %s",
+                         f"{result.events:,}", result.path, load_spill_command(result.path))
 
     def _summary(self) -> int:
         """Log the summary and the reconciliation; the exit status: 0 if OK, EXIT_SPILLED if
@@ -550,6 +551,14 @@ def configure_logging() -> None:
     handler = _ConsoleHandler(sys.stdout)
     handler.setFormatter(_ConsoleFormatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def load_spill_command(spill_path: str) -> str:
+    """The shell command that loads ``spill_path`` into config.DB_PATH, with absolute paths of
+    the program, the file and the database, quoted for a POSIX shell."""
+    words = [os.path.basename(sys.executable), os.path.abspath(__file__), "--load-spill",
+             os.path.abspath(spill_path), "--db", os.path.abspath(config.DB_PATH)]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def load_spill_file(path: str, db_path: str) -> int:
