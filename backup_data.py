@@ -76,15 +76,18 @@ def new_batch() -> str:
 class SortedItems:
     """Stored items on their way to the table: ``events()`` yields the valid records of
     ``chunks`` (lists of item texts, e.g. a staged list's LRANGEs), and fills, as it runs,
-    ``dead_letters`` (the poison items, tagged with ``key``) and ``read`` (items seen)."""
+    ``dead_letters`` (the poison items, tagged with ``key``) and ``read`` (items seen);
+    ``started`` is True once ``events()`` was first iterated (a batch the ledger skips is not)."""
 
     def __init__(self, chunks: Iterable[list[str]], key: str,
                  emoticon_types: Collection[str]) -> None:
         self.chunks, self.key, self.emoticon_types = chunks, key, emoticon_types
         self.read = 0
+        self.started = False
         self.dead_letters: list[DeadLetter] = []
 
     def events(self) -> Iterator[dict[str, Any]]:
+        self.started = True
         for chunk in self.chunks:
             self.read += len(chunk)
             events, poison = sort_items(chunk, self.emoticon_types)

@@ -61,6 +61,7 @@ GET_TABLE_MAX_ROWS = 10  # the GET table shows the busiest matches only, so it n
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 EXIT_USAGE = 2  # as argparse exits for a bad flag
 EXIT_SPILLED = 3  # the final backup failed; the pending events are in a spill file
+EXIT_DEAD_LETTERS = 4  # --load-spill loaded the file, but some lines became dead letters
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
 ROLES = ("all", "post", "get", "backup")
 """--role: all = the three parts in one process (the seed); the others run one part each."""
@@ -563,11 +564,19 @@ def load_spill_command(spill_path: str) -> str:
 
 def load_spill_file(path: str, db_path: str) -> int:
     """``--load-spill FILE``: load a spill file into the table at ``db_path`` exactly once and
-    log one line; the exit status (0 done or loaded before, 1 refused by the database, 2 a
-    :memory: database or a file it cannot read or use)."""
+    log one line; the exit status: 0 done or loaded before; 1 refused by the database (nothing
+    added); 2 a :memory: or missing database, a missing spill file, or a file it cannot read or
+    use (nothing created); EXIT_DEAD_LETTERS loaded, but some lines became dead letters.
+
+    The database must exist already: a spill belongs to the database its run used, and a new
+    empty file (a mistyped path) would take it silently, made for this config's emoticons."""
     if db_path == ":memory:":
         logger.error("--load-spill needs --db FILE: a :memory: table ends with the process")
         return EXIT_USAGE
+    for what, file in (("spill file", path), ("database file", db_path)):
+        if not os.path.isfile(file):
+            logger.error("--load-spill: no %s %s; nothing loaded", what, os.path.abspath(file))
+            return EXIT_USAGE
     try:
         table = ReactionsTable(db_path)
     except (SchemaMismatchError, sqlite3.Error) as error:
@@ -585,9 +594,14 @@ def load_spill_file(path: str, db_path: str) -> int:
         table.close()
     if result.already_loaded:
         logger.info("%s was loaded into %s before: nothing added", path, db_path)
-    else:
-        logger.info("loaded %s: %s rows and %s dead letters added to %s", path,
-                    f"{result.rows:,}", f"{result.dead_lettered:,}", db_path)
+        return 0
+    logger.info("loaded %s: %s rows and %s dead letters added to %s", path,
+                f"{result.rows:,}", f"{result.dead_lettered:,}", db_path)
+    if result.dead_lettered:
+        logger.warning("%s lines of %s are not valid records for this table: they are in its "
+                       "dead_letters, with the reason (docs/failures.md)",
+                       f"{result.dead_lettered:,}", path)
+        return EXIT_DEAD_LETTERS
     return 0
 
 

@@ -162,6 +162,20 @@ def test_load_spill_inserts_once(tmp_path, path):
     assert table.count() == len(posted)
 
 
+def test_load_spill_skipped_by_a_concurrent_load_says_loaded_before(tmp_path, path,
+                                                                   monkeypatch):
+    """A load that passes the first ledger check while another load of the same content
+    commits is skipped inside its transaction and reports already_loaded, not 0 rows added."""
+    POSTMethod(1, 1, "heart")
+    spill = write_spill(get_adapter(), [str(tmp_path)])
+    table = ReactionsTable(path)
+    load_spill(spill.path, table)
+    monkeypatch.setattr(table, "has_batch", lambda batch: False)  # the race: checked before
+    second = load_spill(spill.path, table)
+    assert (second.rows, second.dead_lettered, second.already_loaded) == (0, 0, True)
+    assert table.count() == 1
+
+
 def test_load_spill_dead_letters_bad_lines(tmp_path, path):
     """Lines that are not one valid record become dead letters named after the file."""
     spill = tmp_path / "by-hand.jsonl"
