@@ -110,7 +110,9 @@ class BackupDataManager:
     second caller waits for the first). Several managers on the same Redis and table may run at
     once: the ledger keeps them exactly-once. ``events`` and ``dead_lettered`` total what this
     manager's runs wrote; ``committed`` holds staged keys whose rows are in the table but whose
-    DEL failed (whoever writes the pending events elsewhere must skip them).
+    DEL failed (whoever writes the pending events elsewhere must skip them); ``unforgotten``
+    holds lists moved and deleted whose ledger row could not be dropped yet (moved all the
+    same: the next run drops the row).
     """
 
     def __init__(self, adapter: RedisAdapter | None = None,
@@ -122,6 +124,7 @@ class BackupDataManager:
         self.events = 0
         self.dead_lettered = 0
         self.committed: set[str] = set()
+        self.unforgotten: set[str] = set()
         self._run_lock = threading.Lock()
 
     @property
@@ -153,12 +156,14 @@ class BackupDataManager:
                 # In the table from now on: the status line reads these totals (main.py).
                 self.events, self.dead_lettered = self.events + rows, self.dead_lettered + letters
                 try:
-                    self._free(key, deadline)
+                    self.adapter.drop(key)
                 except Exception as error:  # in the table already: the ledger skips it later
                     errors[key] = error
                     self.committed.add(key)
-                else:
-                    self.committed.discard(key)
+                    continue
+                self.committed.discard(key)
+                self.unforgotten.add(key)
+            self._forget(deadline)
             result = BackupResult(events, len(leftovers) + len(staged) - len(errors),
                                   time.monotonic() - started, dead)
             if errors:
@@ -173,7 +178,14 @@ class BackupDataManager:
         logger.debug("backed up %d events and %d dead letters from %s", rows, dead, staged)
         return rows, dead
 
-    def _free(self, staged: str, deadline: float) -> None:
-        """Delete a list whose rows are committed from Redis, then forget it in the ledger."""
-        self.adapter.drop(staged)
-        self.table.forget_batch(staged, deadline)  # the list is gone: its name cannot come back
+    def _forget(self, deadline: float) -> None:
+        """Drop from the ledger the lists moved and deleted from Redis (their names cannot come
+        back). A failure (the file locked) is no failure of the move: they are kept in
+        ``unforgotten`` and the next run tries again; a ledger row left behind is harmless."""
+        for key in sorted(self.unforgotten):
+            try:
+                self.table.forget_batch(key, deadline)
+            except Exception as error:
+                logger.debug("ledger row %s kept until the next run: %r", key, error)
+                return  # the file is locked: the others would wait for nothing
+            self.unforgotten.discard(key)

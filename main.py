@@ -351,10 +351,15 @@ class LiveRun:
                     f"{result.events:,}", result.keys, dead, result.seconds * 1000,
                     self._table_size())
         if config.SHOW_DB_OUTPUT and moved_all:
-            self._log_db_output()
+            try:
+                self._log_db_output()
+            except sqlite3.Error as error:  # the events are in; only the display is missed
+                logger.info("  db output skipped (%s)", error)
         return moved_all
 
     def _table_size(self) -> str:
+        """The table's size for the backup line; a locked file makes it "unknown" after
+        db.READ_WAIT_SECONDS, never a wait as long as the backup's."""
         try:
             return f"table now {self.table.count():,} rows"
         except sqlite3.Error as error:  # e.g. another process holds the file locked
@@ -397,7 +402,9 @@ class LiveRun:
         if not self.runs("backup"):
             return self._summary()
         waiting = " (after the backup in progress)" if self.manager.running else ""
-        logger.info("posting stopped; final backup%s", waiting)
+        # Said before the silent wait, so that a locked file is not mistaken for a hang.
+        logger.info("posting stopped; final backup%s, waiting up to %gs for a locked database",
+                    waiting, self.manager.busy_timeout)
         await asyncio.to_thread(self._final_backup)  # run() waits for a backup still running
         return self._summary()
 

@@ -342,3 +342,36 @@ def test_snapshot_matches_the_seed_format():
                         "match_data_5": records[:2], "match_data_6": records[2:]}
     assert all(isinstance(snapshot[key], int) for key in ("5_happy", "5_sad", "6_sad"))
 
+
+
+class LockedLedger(ReactionsTable):
+    """A table whose ledger cleanup fails (the file locked by another process) while told to."""
+
+    locked = False
+
+    def forget_batch(self, batch, deadline=None):
+        if self.locked:
+            raise sqlite3.OperationalError("database is locked")
+        super().forget_batch(batch, deadline)
+
+
+def ledger(table):
+    with table._reading() as connection:
+        return [batch for (batch,) in connection.execute("select batch from backup_batches")]
+
+
+def test_list_moved_whose_ledger_row_stays_is_reported_moved():
+    """A lock between a list's DEL and its ledger cleanup: the run still reports every list
+    moved (no BackupError), Redis is empty, and the next run drops the ledger rows."""
+    table = LockedLedger(":memory:")
+    table.locked = True
+    for match_id in (1, 2, 3):
+        POSTMethod(1, match_id, "sad")
+    manager = BackupDataManager(table=table)
+    result = manager.run()
+    assert (result.events, result.keys) == (3, 3)
+    assert get_adapter().pending_events() == 0 and not manager.committed
+    assert len(ledger(table)) == len(manager.unforgotten) == 3
+    table.locked = False
+    assert manager.run().keys == 0
+    assert ledger(table) == [] and not manager.unforgotten

@@ -4,6 +4,7 @@ once; the start-up write probe."""
 import json
 import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,33 @@ def test_locked_file_fails_every_list_of_the_run_and_keeps_them_staged(path):
     assert all("database is locked" in str(error) for error in excinfo.value.errors.values())
     assert get_adapter().pending_events() == 10
     assert BackupDataManager(table=table).run().events == len(posted) == table.count()
+
+
+@pytest.mark.parametrize("read", [lambda table: table.count(), lambda table: table.latest(3),
+                                  lambda table: table.aggregate(1)],
+                         ids=["count", "latest", "aggregate"])
+def test_status_reads_of_a_locked_file_fail_fast_instead_of_the_busy_timeout(path, read):
+    """count(), latest() and aggregate() on a file another process holds locked raise "database
+    is locked" after READ_WAIT_SECONDS, not after the table's hour-long busy timeout (which a
+    transaction just used), so they never stretch a backup's deadline or a shutdown."""
+    table = ReactionsTable(path, busy_timeout=3600.0)
+    table.insert_many([{"user_id": 1, "match_id": 1, "emoticon_type": "sad", "timestamp": 1.0}])
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("begin exclusive")
+    outcome = []
+    reader = threading.Thread(target=lambda: outcome.append(_raised(read, table)), daemon=True)
+    reader.start()
+    reader.join(60)  # a safety net against the hour-long wait, not a time limit
+    holder.rollback()
+    assert outcome and "database is locked" in outcome[0]
+
+
+def _raised(call, *args):
+    try:
+        call(*args)
+    except sqlite3.OperationalError as error:
+        return str(error)
+    return "no error"
 
 
 def test_busy_timeout_defaults_to_the_setting(path):
