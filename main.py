@@ -325,9 +325,15 @@ class LiveRun:
         then, posted_then = self._last_status
         self._last_status = (now, posted)
         rate = (posted - posted_then) / (now - then) if now > then else 0.0
+        return (f"posted {posted:,} at {rate:,.0f}/s, refused {self.poster.refused:,}"
+                f"{self._unposted()}, pending in Redis {pending:,}")
+
+    def _unposted(self) -> str:
+        """", failed F, skipped S while backing off" for the counts that are not 0 (skipped:
+        posts the schedule asked for during the poster's pauses, never attempted)."""
         failed = f", failed {self.poster.failed:,}" if self.poster.failed else ""
-        return (f"posted {posted:,} at {rate:,.0f}/s, refused {self.poster.refused:,}{failed}, "
-                f"pending in Redis {pending:,}")
+        skipped = self.poster.skipped
+        return failed + (f", skipped {skipped:,} while backing off" if skipped else "")
 
     async def backup_tick(self) -> None:
         """Run one backup in a worker thread and log its one-line result."""
@@ -448,8 +454,9 @@ class LiveRun:
                      and pending == 0)
         verdict = "MISMATCH" if not accounted else "FAILED" if poster.error else "OK"
         rate = poster.posted / poster.seconds if poster.seconds else 0.0
-        logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s), backups run: %d",
-                    seconds, f"{poster.posted:,}", poster.seconds, f"{rate:,.0f}", self.backups)
+        logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s)%s, backups run: %d",
+                    seconds, f"{poster.posted:,}", poster.seconds, f"{rate:,.0f}",
+                    self._unposted(), self.backups)
         logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
                     "pending_in_redis=%d refused=%d failed=%d dead_lettered=%d spilled=%d %s",
                     poster.posted, counters, rows, pending, poster.refused, poster.failed, dead,

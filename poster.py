@@ -48,7 +48,8 @@ class Poster(threading.Thread):
     The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
     counts the POSTs that succeeded, ``refused`` those Redis refused or could not take
     (ReactionRefusedError), ``failed`` those that failed otherwise; refused and failed ones are
-    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s).
+    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s);
+    ``skipped`` counts the posts the schedule asked for during those pauses.
     Only this thread writes the counts. ``error`` is what killed the thread, if anything did
     (its own bad reaction: InvalidReactionError, a bug). ``seconds`` is how long it has been
     posting (monotonic clock), up to its stop.
@@ -74,6 +75,12 @@ class Poster(threading.Thread):
         self._began: float | None = None
         self._ended: float | None = None
         self._stopping = threading.Event()
+
+    @property
+    def skipped(self) -> int:
+        """Posts the schedule (``rate`` events/s) asked for during back-off pauses and never
+        attempted: the demand a full or failing Redis turned away unseen (0 at rate 0)."""
+        return self._skipped
 
     @property
     def seconds(self) -> float:

@@ -3,6 +3,7 @@ back-off and state logging, and the backup and status still working while Redis 
 
 import logging
 import random
+import time
 
 import pytest
 
@@ -94,6 +95,23 @@ def test_redis_full_again_after_one_post_starts_a_new_spell(full_redis, poster, 
     assert (poster.posted, poster.refused) == (1, 2)
     assert [message.split(" (")[0].split(" after")[0] for message in messages] == [
         "POST refused", "POSTs accepted again", "POST refused"]
+
+
+def test_posts_scheduled_during_a_back_off_are_counted_skipped(full_redis, monkeypatch):
+    """At 1,000 events/s, 10 s into the schedule, one refusal and its pause: the 9,999 posts
+    the schedule asked for meanwhile are counted as skipped, not silently dropped."""
+    monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (1e-6, 1e-6))
+    poster = poster_module.Poster(1000, random.Random(7))
+    poster._began = time.monotonic() - 10
+    post(poster, 1)
+    assert poster.refused == 1 and poster.skipped >= 9_999
+
+
+def test_status_line_shows_skipped_posts():
+    """The GET status line names the posts skipped while backing off."""
+    run = live_run()
+    run.poster._skipped = 9_000
+    assert ", skipped 9,000 while backing off, pending in Redis" in run._status()
 
 
 def test_poster_counts_other_failures_logs_them_rate_limited_and_goes_on(poster, monkeypatch,

@@ -179,10 +179,10 @@ def test_second_sigint_during_a_blocked_final_backup_says_what_it_abandons(tmp_p
 def test_full_redis_refuses_posts_counts_them_and_loses_nothing(tmp_path):
     """With a small maxmemory and the database locked, posts are refused (counted, one warning),
     then accepted again once backups free Redis; every accepted post ends in the table."""
-    program = copy_program(tmp_path / "program", REDIS_MAXMEMORY_BYTES="60_000",
+    program = copy_program(tmp_path / "program", REDIS_MAXMEMORY_BYTES="1024 ** 2",
                            DB_BUSY_TIMEOUT_SECONDS="0.1")
     path = tmp_path / "reactions.db"
-    process = start("--db", str(path), "--rate", "3000", "--get-interval", "0.2",
+    process = start("--db", str(path), "--rate", "20000", "--get-interval", "0.2",
                     "--backup-interval", "0.2", cwd=program)
     lines = read_until(process, lambda line: " backup moved" in line)
     holder = lock(path)
@@ -238,7 +238,9 @@ def test_two_runs_on_one_file_at_once_both_reconcile(tmp_path):
                                             ("DB_BUSY_TIMEOUT_SECONDS", "float('inf')"),
                                             ("DB_BUSY_TIMEOUT_SECONDS", "'5'"),
                                             ("REDIS_MAXMEMORY_BYTES", "True"),
-                                            ("REDIS_MAXMEMORY_BYTES", "1.5")])
+                                            ("REDIS_MAXMEMORY_BYTES", "1.5"),
+                                            ("REDIS_MAXMEMORY_BYTES", "1"),
+                                            ("REDIS_MAXMEMORY_BYTES", "1024 ** 2 - 1")])
 def test_bad_config_only_setting_is_refused(tmp_path, setting, value):
     """A config.py value outside what is allowed exits 2 with one line naming it; no run."""
     program = copy_program(tmp_path / "program", **{setting: value})
