@@ -47,6 +47,7 @@ from api_layer import read_counts, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import ReactionsTable, SchemaMismatchError, get_reactions_table
 from ingest import close_ingest_buffer, get_ingest_buffer, held_events
+from log_gate import Every
 from poster import Poster
 from reconcile import reconcile
 from redis_adapter import RedisAdapter, get_adapter, set_adapter
@@ -62,6 +63,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 EXIT_USAGE = 2  # as argparse exits for a bad flag
 EXIT_SPILLED = 3  # the final backup failed; the pending events are in a spill file
 EXIT_DEAD_LETTERS = 4  # --load-spill loaded the file, but some lines became dead letters
+BACKUP_WARNING_SECONDS = 10.0  # while backups keep failing, their warning at most this often
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
 ROLES = ("all", "post", "get", "backup")
 """--role: all = the three parts in one process (the seed); the others run one part each."""
@@ -192,6 +194,9 @@ class LiveRun:
         self.role = role  # --role: which parts of the pipeline this process runs
         self.backups = 0
         self.spilled = 0  # events the final backup wrote to a spill file
+        self._failed_backups = 0  # backups failed in a row, for the rate-limited warning
+        self._backup_failures_told = False  # a warning of this spell of failures was logged
+        self._backup_log = Every(BACKUP_WARNING_SECONDS)
         self._started = time.monotonic()
         self._last_status = (self._started, 0)
         self._interrupts = 0
@@ -342,26 +347,49 @@ class LiveRun:
     def _backup(self, final: bool = False) -> bool:
         """Run one backup and log its line; True if every list moved. Raises what run() raises
         besides BackupError (e.g. a Redis error)."""
+        error = None
         try:
-            result, moved_all = self.manager.run(), True
-        except BackupError as error:  # one line, not a traceback: it may recur every tick
-            result, moved_all = error.result, False
-            retry = "the next backup retries them"
-            if final:
-                retry = ("a later backup retries them" if config.REDIS_URL
-                         else "the in-memory Redis ends with this process")
-            logger.warning("%s: %s; %s", "final backup" if final else "backup", error, retry)
+            result = self.manager.run()
+        except BackupError as failure:  # one line, not a traceback: it may recur every tick
+            result, error = failure.result, failure
         self.backups += 1
-        dead = f", dead-lettered {result.dead_lettered:,}" if result.dead_lettered else ""
-        logger.info("backup moved %s events (lists: %d%s) in %.0f ms; %s",
-                    f"{result.events:,}", result.keys, dead, result.seconds * 1000,
-                    self._table_size())
+        moved_all = error is None
+        told = self._note_backup(final, error)
+        if told or result.events or result.dead_lettered:
+            dead = f", dead-lettered {result.dead_lettered:,}" if result.dead_lettered else ""
+            logger.info("backup moved %s events (lists: %d%s) in %.0f ms; %s",
+                        f"{result.events:,}", result.keys, dead, result.seconds * 1000,
+                        self._table_size())
         if config.SHOW_DB_OUTPUT and moved_all:
             try:
                 self._log_db_output()
-            except sqlite3.Error as error:  # the events are in; only the display is missed
-                logger.info("  db output skipped (%s)", error)
+            except sqlite3.Error as failure:  # the events are in; only the display is missed
+                logger.info("  db output skipped (%s)", failure)
         return moved_all
+
+    def _note_backup(self, final: bool, error: BackupError | None) -> bool:
+        """Log a failed backup's warning at most once per BACKUP_WARNING_SECONDS, with the
+        count of failures in a row (a short interval and a locked file would otherwise print
+        two lines a tick), and "backups work again" after a spell that was told; the final
+        backup always. True if the backup's own line should be logged too."""
+        if error is None:
+            if self._backup_failures_told:
+                logger.warning("backups work again after %s failed", f"{self._failed_backups:,}")
+            self._failed_backups, self._backup_failures_told = 0, False
+            return True
+        self._failed_backups += 1
+        if not (self._backup_log.ready() or final):
+            return False
+        self._backup_failures_told = True
+        retry = "the next backup retries them"
+        if final:
+            retry = ("a later backup retries them" if config.REDIS_URL
+                     else "the in-memory Redis ends with this process")
+        again = (f" ({self._failed_backups:,} failed backups in a row; this warning at most "
+                 f"every {BACKUP_WARNING_SECONDS:g}s)" if self._failed_backups > 1 else "")
+        logger.warning("%s: %s; %s%s", "final backup" if final else "backup", error, retry,
+                       again)
+        return True
 
     def _table_size(self) -> str:
         """The table's size for the backup line; a locked file makes it "unknown" after
@@ -538,15 +566,20 @@ _on_stdout_closed: list[Callable[[], None]] = []  # what a closed stdout calls: 
 
 
 class _ConsoleHandler(logging.StreamHandler):
-    """stdout. When its reader has gone (``python3 main.py | head``) it asks the run to stop (the
+    """stdout. When its reader has gone (``python3 main.py | head``) or it cannot be written at
+    all (``> /dev/full``, a full disk: one line on stderr says so) it asks the run to stop (the
     callables in _on_stdout_closed), sends what is left of stdout to /dev/null, and from then on
     shows only warnings and errors, on stderr (a spill file's name must still reach someone)."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], BrokenPipeError) and self.stream is sys.stdout:
-            self._reader_gone()
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError) or self.stream is not sys.stdout:
+            super().handleError(record)
             return
-        super().handleError(record)
+        if not isinstance(error, BrokenPipeError):  # a full disk, EIO...: said once, on stderr
+            sys.stderr.write(f"stdout cannot be written ({error}): stopping as when its reader "
+                             "has gone; warnings and errors follow here\n")
+        self._reader_gone()
 
     def _reader_gone(self) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)

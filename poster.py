@@ -10,13 +10,13 @@ when they start and when they stop, never once per post (docs/failures.md).
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
 
 import config
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
+from log_gate import Every
 
 __all__ = ["Poster", "Every", "BACKOFF_SECONDS"]
 
@@ -25,21 +25,6 @@ logger = logging.getLogger(__name__)
 BACKOFF_SECONDS = (0.05, 2.0)  # the first and longest pause after a refused or failed POST
 FAILURE_LOG_SECONDS = 10.0  # a failed POST is logged at most this often (with the count)
 STATE_LOG_SECONDS = 1.0  # "refused" / "accepted again" pairs: at most one a second
-
-
-class Every:
-    """A gate for repeated log lines: ready() is True at most once per ``seconds`` (monotonic)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._next = -math.inf
-
-    def ready(self) -> bool:
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + self.seconds
-        return True
 
 
 class Poster(threading.Thread):

@@ -3,6 +3,7 @@ back-off and state logging, and the backup and status still working while Redis 
 
 import logging
 import random
+import sqlite3
 import time
 
 import pytest
@@ -10,9 +11,10 @@ import pytest
 import main
 import poster as poster_module
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
-from backup_data import BackupDataManager
+from backup_data import BackupDataManager, BackupError, BackupResult
 from db import ReactionsTable
 from in_memory_redis import OutOfMemoryError
+from log_gate import Every
 from redis_adapter import get_adapter, get_redis
 
 
@@ -149,6 +151,28 @@ def live_run(*flags):
 def reconciliation_line(caplog):
     return next(record.getMessage() for record in caplog.records
                 if record.getMessage().startswith("reconciliation:"))
+
+
+def test_failing_backups_warn_once_per_window_and_once_when_they_work_again(caplog,
+                                                                           monkeypatch):
+    """Five failed backups in a row (a locked file, a short interval) give one warning and one
+    backup line, not ten lines; the first backup that works says so once, with the count."""
+    run = live_run()
+    failure = BackupError(BackupResult(0, 0, 0.0), {"k": sqlite3.OperationalError("locked")})
+    monkeypatch.setattr(run, "_backup_log", Every(3600))
+
+    def failing():
+        raise failure
+    monkeypatch.setattr(run.manager, "run", failing)
+    with caplog.at_level(logging.INFO, logger="live_reactions"):
+        for _ in range(5):
+            assert run._backup() is False
+        monkeypatch.setattr(run.manager, "run", lambda: BackupResult(3, 1, 0.0))
+        assert run._backup() is True
+    messages = [record.getMessage() for record in caplog.records]
+    assert [message.split(":")[0].split(" 3 ")[0] for message in messages] == [
+        "backup", "backup moved 0 events (lists", "backups work again after 5 failed",
+        "backup moved"]
 
 
 def test_a_dead_poster_fails_the_run(caplog):

@@ -275,3 +275,19 @@ def test_load_spill_with_dead_letters_warns_and_exits_4(tmp_path):
     assert status == 4, lines
     assert any("WARNING: 2 lines of" in line and "dead_letters" in line for line in lines)
     assert rows_in(path, "dead_letters") == 2
+
+
+def test_stdout_that_cannot_be_written_stops_the_run_with_one_line(tmp_path):
+    """`main.py > /dev/full`: the first failed write (ENOSPC) is a stop request, as a closed
+    stdout is: the run ends long before its --duration, with one line on stderr, no "Logging
+    error" traces, status 0 (an OK reconciliation), the database made."""
+    path = tmp_path / "reactions.db"
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-B", "main.py", "--db", str(path),
+                                 "--duration", "1000"], cwd=ROOT, text=True, stdout=full,
+                                stderr=subprocess.PIPE, timeout=RUN_TIMEOUT_SECONDS)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 0, lines
+    assert len(lines) == 1 and lines[0].startswith("stdout cannot be written ("), lines
+    assert "No space left on device" in lines[0]
+    assert path.exists()
