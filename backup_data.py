@@ -75,13 +75,15 @@ def new_batch() -> str:
 
 class SortedItems:
     """Stored items on their way to the table: ``events()`` yields the valid records of
-    ``chunks`` (lists of item texts, e.g. a staged list's LRANGEs), and fills, as it runs,
-    ``dead_letters`` (the poison items, tagged with ``key``) and ``read`` (items seen);
-    ``started`` is True once ``events()`` was first iterated (a batch the ledger skips is not)."""
+    ``chunks`` (lists of item texts, e.g. a staged list's LRANGEs; all of match ``match_id``, if
+    given, as a list's are), and fills, as it runs, ``dead_letters`` (the poison items, tagged
+    with ``key``) and ``read`` (items seen); ``started`` is True once ``events()`` was first
+    iterated (a batch the ledger skips is not)."""
 
     def __init__(self, chunks: Iterable[list[str]], key: str,
-                 emoticon_types: Collection[str]) -> None:
+                 emoticon_types: Collection[str], match_id: int | None = None) -> None:
         self.chunks, self.key, self.emoticon_types = chunks, key, emoticon_types
+        self.match_id = match_id
         self.read = 0
         self.started = False
         self.dead_letters: list[DeadLetter] = []
@@ -90,7 +92,7 @@ class SortedItems:
         self.started = True
         for chunk in self.chunks:
             self.read += len(chunk)
-            events, poison = sort_items(chunk, self.emoticon_types)
+            events, poison = sort_items(chunk, self.emoticon_types, self.match_id)
             self.dead_letters += [DeadLetter(raw, reason, self.key) for raw, reason in poison]
             yield from events
 
@@ -172,7 +174,8 @@ class BackupDataManager:
 
     def _insert(self, staged: str, deadline: float) -> tuple[int, int]:
         """Insert one staged list with its dead letters (recorded in the ledger)."""
-        source = SortedItems(self.adapter.iter_items(staged), staged, self.table.emoticon_types)
+        source = SortedItems(self.adapter.iter_items(staged), staged, self.table.emoticon_types,
+                             self.adapter.layout.list_match_id(staged))
         rows, dead = self.table.insert_batch(source.events(), staged, source.dead_letters,
                                              source.verify, deadline)
         logger.debug("backed up %d events and %d dead letters from %s", rows, dead, staged)

@@ -491,6 +491,10 @@ class LiveRun:
                     self.spilled, verdict)
         if poster.error is not None:
             logger.error("the posting thread died during the run (%r): not OK", poster.error)
+        if rows + dead + self.spilled + pending > poster.posted:
+            logger.info("hint: the table, dead letters and Redis hold more events than this run "
+                        "posted: items it did not post were written to its lists (see the table "
+                        "dead_letters, source_key and reason)")
         if verdict != "OK":
             return 1
         return EXIT_SPILLED if self.spilled else 0

@@ -135,6 +135,10 @@ class KeyLayout:
         """True if ``key`` holds events of this layout not yet in the table (live or staged)."""
         return self.is_match_data(key) or self.is_staged(key)
 
+    def list_match_id(self, key: str) -> int:
+        """The match whose events the live or staged list ``key`` holds: its final number."""
+        return int(key.rsplit("_", 1)[1])
+
 
 SEED_LAYOUT = KeyLayout("")
 """The seed's key names (no prefix)."""

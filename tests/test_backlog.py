@@ -223,3 +223,19 @@ def test_status_pending_reads_no_keyspace(monkeypatch):
     listed = run.adapter.pending_events()
     monkeypatch.setattr(get_redis(), "scan", None)  # a SCAN now would fail
     assert run._pending() == listed == 4
+
+
+def test_foreign_items_in_a_list_are_explained_by_a_hint(caplog):
+    """Items this run did not post (written into its lists by someone else) make the
+    reconciliation MISMATCH; a hint line says why instead of leaving the sums unexplained."""
+    run = live_run("--matches", "1")
+    run.poster.post_one()
+    get_redis().rpush("match_data_1", "written by someone else")
+    with caplog.at_level(logging.INFO, logger="live_reactions"):
+        run._final_backup()
+        assert run._summary() == 1
+    line = reconciliation_line(caplog)
+    assert "database_rows=1" in line and "dead_lettered=1" in line and line.endswith("MISMATCH")
+    assert any(record.getMessage().startswith("hint: the table, dead letters and Redis hold "
+                                              "more events than this run posted")
+               for record in caplog.records)
