@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ __all__ = ["BackupDataManager", "BackupResult", "BackupError", "CountMismatchErr
 logger = logging.getLogger(__name__)
 
 _batch_numbers = itertools.count()  # tells apart runs started in the same nanosecond
+_PROCESS_TAG = secrets.token_hex(4)  # tells apart processes with one pid (other hosts)
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,11 @@ class CountMismatchError(RuntimeError):
 
 
 def new_batch() -> str:
-    """A name for one backup run, unique and sorting in start order (nanoseconds, then count)."""
-    return f"{time.time_ns():020d}.{next(_batch_numbers) % 10_000:04d}"
+    """A name for one backup run, sorting in start order (nanoseconds first), then unique
+    across processes sharing one Redis and one ledger: the pid, a random part drawn once per
+    process (pids repeat across hosts and restarts) and a per-process count."""
+    return (f"{time.time_ns():020d}.{os.getpid()}.{_PROCESS_TAG}."
+            f"{next(_batch_numbers) % 10_000:04d}")
 
 
 class SortedItems:

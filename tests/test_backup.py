@@ -2,7 +2,10 @@
 
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,8 @@ from api_layer import POSTMethod, read_counts
 from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
 from redis_adapter import RedisAdapter, get_adapter, get_redis
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -375,3 +380,15 @@ def test_list_moved_whose_ledger_row_stays_is_reported_moved():
     table.locked = False
     assert manager.run().keys == 0
     assert ledger(table) == [] and not manager.unforgotten
+
+
+def test_batch_names_of_two_processes_differ_in_their_process_part():
+    """Two processes (one ledger, one Redis) never name a run alike: each name carries the
+    pid and a random part drawn per process, and stays a valid staging key."""
+    code = "from backup_data import new_batch; print(new_batch())"
+    names = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True, check=True,
+                            capture_output=True, timeout=60).stdout.strip() for _ in range(2)]
+    names.append(new_batch())
+    assert len({name.split(".", 1)[1].rsplit(".", 1)[0] for name in names}) == 3
+    assert all(get_adapter().layout.is_staged(get_adapter().layout.staging_key(
+        "match_data_1", name)) for name in names)
