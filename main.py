@@ -435,9 +435,9 @@ class LiveRun:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not self.runs("backup"):
             return self._summary()
-        waiting = " (after the backup in progress)" if self.manager.running else ""
         # Said before the silent wait, so that a locked file is not mistaken for a hang.
-        logger.info("posting stopped; final backup%s, waiting up to %gs for a locked database",
+        waiting = (" after the backup in progress, each" if self.manager.running else ",")
+        logger.info("posting stopped; final backup%s waiting up to %gs for a locked database",
                     waiting, self.manager.busy_timeout)
         await asyncio.to_thread(self._final_backup)  # run() waits for a backup still running
         return self._summary()

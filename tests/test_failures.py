@@ -118,9 +118,9 @@ def test_unwritable_database_is_refused_at_start(public_dir, mode):
 
 
 def test_locked_database_at_the_final_backup_spills_every_pending_event(tmp_path):
-    """A file locked by another process during the final backup: the pending events go to a
-    spill file named in one line, exit 3; --load-spill then loads them once, twice adds nothing,
-    and the table holds exactly what was posted."""
+    """A file locked by another process during the final backup: the shutdown says how long it
+    may wait, the pending events go to a spill file named in one line, exit 3; --load-spill then
+    loads them once, twice adds nothing, and the table holds exactly what was posted."""
     program = copy_program(tmp_path / "program", DB_BUSY_TIMEOUT_SECONDS="0.5")
     path = tmp_path / "reactions.db"
     process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "0.3",
@@ -142,6 +142,7 @@ def test_locked_database_at_the_final_backup_spills_every_pending_event(tmp_path
     assert Path(spill_file).parent == tmp_path
     assert len(Path(spill_file).read_text().splitlines()) == spilled
     assert not any("next run" in line or "Traceback" in line for line in lines)
+    assert any("waiting up to 0.5s for a locked database" in line for line in lines)
     for _ in range(2):
         result = subprocess.run([sys.executable, "-B", "main.py", "--load-spill", spill_file,
                                  "--db", str(path)], cwd=ROOT, text=True, capture_output=True,
