@@ -9,7 +9,8 @@ Ctrl-C, SIGTERM, SIGHUP, the end of --duration or a closed stdout stops posting,
 backup and prints a summary that reconciles the posted events with Redis and the table. If the
 final backup cannot complete, the events of the in-memory Redis go to a spill file (spill.py;
 exit 3), which ``python3 main.py --load-spill FILE --db PATH`` loads exactly once. A second
-Ctrl-C exits at once (130), saying how many events it abandons. docs/failures.md has the policy for each failure.
+Ctrl-C exits at once (130), saying how many events it abandons. docs/failures.md has the policy
+for each failure.
 
 With ``--redis-url`` the same runs against a real Redis, and ``--role post|get|backup`` runs one
 part only, so several processes can share one Redis and one database (docs/real-redis.md);

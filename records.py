@@ -4,8 +4,8 @@ A Redis list item (or a spill-file line) must be exactly one JSON object with th
 fields ``{user_id, emoticon_type, timestamp, match_id}``: ids ints from 1 to 2**63-1 (SQLite's
 INTEGER), ``emoticon_type`` one the table allows, ``timestamp`` a finite number of Unix seconds.
 Anything else -- not JSON, two records in one item, a missing, extra or repeated field, a wrong
-type, an emoticon the table's CHECK refuses, a match_id other than its list's -- is a poison item: the backup dead-letters it (db.py) rather
-than let it block its list or become two rows. This module is the one place that rule lives.
+type, an emoticon the table's CHECK refuses, a match_id other than its list's -- is a poison
+item: the backup dead-letters it (db.py) rather than let it block its list or become two rows. This module is the one place that rule lives.
 """
 
 from __future__ import annotations

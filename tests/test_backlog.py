@@ -103,10 +103,10 @@ def test_posts_scheduled_during_a_back_off_are_counted_skipped(full_redis, monke
     """At 1,000 events/s, 10 s into the schedule, one refusal and its pause: the 9,999 posts
     the schedule asked for meanwhile are counted as skipped, not silently dropped."""
     monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (1e-6, 1e-6))
-    poster = poster_module.Poster(1000, random.Random(7))
-    poster._began = time.monotonic() - 10
-    post(poster, 1)
-    assert poster.refused == 1 and poster.skipped >= 9_999
+    paced = poster_module.Poster(1000, random.Random(7))
+    paced._began = time.monotonic() - 10
+    post(paced, 1)
+    assert paced.refused == 1 and paced.skipped >= 9_999
 
 
 def test_status_line_shows_skipped_posts():

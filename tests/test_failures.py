@@ -292,3 +292,48 @@ def test_stdout_that_cannot_be_written_stops_the_run_with_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("stdout cannot be written ("), lines
     assert "No space left on device" in lines[0]
     assert path.exists()
+
+
+def test_sighup_stops_the_run_with_a_final_backup(tmp_path):
+    """SIGHUP (the terminal closed) stops like Ctrl-C: final backup, OK, every posted event in
+    the file, though no periodic backup ran."""
+    path = tmp_path / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000")
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    process.send_signal(signal.SIGHUP)
+    status, lines = finish(process, lines)
+    match = reconciliation(lines)
+    assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
+    assert int(match.group(1)) == rows_in(path) > 0
+
+
+def test_spill_falls_back_to_the_working_directory_and_its_command_works_anywhere(public_dir):
+    """As uid 65534, the database's directory made read-only mid-run: the final backup fails,
+    the spill goes to the working directory instead (exit 3), and the printed command, run from
+    another directory, loads it into that same database file."""
+    user = as_nobody()
+    program = copy_program(public_dir / "program")
+    data = public_dir / "data"
+    data.mkdir()
+    if user:
+        for directory in (program, data):
+            os.chown(directory, NOBODY, NOBODY)
+    path = data / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000",
+                    cwd=program, user=user)
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    data.chmod(0o555)  # no journal can be made beside the database any more
+    process.send_signal(signal.SIGINT)
+    status, lines = finish(process, lines)
+    data.chmod(0o755)
+    match = reconciliation(lines)
+    assert status == 3 and match.group("verdict") == "OK", "\n".join(lines)
+    [spill_line] = [line for line in lines if "--load-spill" in line]
+    spill_file, command = re.search(r"spilled [\d,]+ pending events to (\S+); load them with: "
+                                    r"(.+)$", spill_line).groups()
+    assert Path(spill_file).parent == program
+    result = subprocess.run(shlex.split(command), cwd=public_dir, text=True,
+                            capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert rows_in(path) == int(match.group(1)) > 0
+    assert not (public_dir / "reactions.db").exists()
