@@ -10,13 +10,13 @@ when they start and when they stop, never once per post (docs/failures.md).
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
 
 import config
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
+from log_gate import Every
 
 __all__ = ["Poster", "Every", "BACKOFF_SECONDS"]
 
@@ -27,28 +27,14 @@ FAILURE_LOG_SECONDS = 10.0  # a failed POST is logged at most this often (with t
 STATE_LOG_SECONDS = 1.0  # "refused" / "accepted again" pairs: at most one a second
 
 
-class Every:
-    """A gate for repeated log lines: ready() is True at most once per ``seconds`` (monotonic)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._next = -math.inf
-
-    def ready(self) -> bool:
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + self.seconds
-        return True
-
-
 class Poster(threading.Thread):
     """The posting thread: random reactions through POSTMethod at ``rate`` events/s (0 = flat out).
 
     The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
     counts the POSTs that succeeded, ``refused`` those Redis refused or could not take
     (ReactionRefusedError), ``failed`` those that failed otherwise; refused and failed ones are
-    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s).
+    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s);
+    ``skipped`` counts the posts the schedule asked for during those pauses.
     Only this thread writes the counts. ``error`` is what killed the thread, if anything did
     (its own bad reaction: InvalidReactionError, a bug). ``seconds`` is how long it has been
     posting (monotonic clock), up to its stop.
@@ -74,6 +60,12 @@ class Poster(threading.Thread):
         self._began: float | None = None
         self._ended: float | None = None
         self._stopping = threading.Event()
+
+    @property
+    def skipped(self) -> int:
+        """Posts the schedule (``rate`` events/s) asked for during back-off pauses and never
+        attempted: the demand a full or failing Redis turned away unseen (0 at rate 0)."""
+        return self._skipped
 
     @property
     def seconds(self) -> float:

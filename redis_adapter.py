@@ -60,6 +60,9 @@ _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _PREFIX_MAX_CHARS = 200
 
 
+_LIST_MATCH_ID = re.compile(r"match_data_([1-9][0-9]*)")
+
+
 def _glob_escape(text: str) -> str:
     """``text`` as a literal inside a Redis glob pattern (backslash before * ? [ ] \\)."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)
@@ -134,6 +137,11 @@ class KeyLayout:
     def is_pending(self, key: str) -> bool:
         """True if ``key`` holds events of this layout not yet in the table (live or staged)."""
         return self.is_match_data(key) or self.is_staged(key)
+
+    def list_match_id(self, key: str) -> int:
+        """The match whose events the live or staged list ``key`` holds: the number after the
+        first ``match_data_`` past the prefix (a batch name holds no ``_``)."""
+        return int(_LIST_MATCH_ID.search(key, len(self.prefix)).group(1))
 
 
 SEED_LAYOUT = KeyLayout("")

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from backup_data import new_batch
 from redis_adapter import (MATCH_DATA_PATTERN, STAGING_PATTERN, InMemoryRedis, KeyLayout,
                            RedisAdapter, counter_key, decode_events, encode_event, match_data_key,
                            staging_key)
@@ -226,3 +227,13 @@ def test_scan_repeats_do_not_double_count():
     assert adapter.staged_keys() == ["backup_b1_match_data_6"]
     assert sorted(adapter.snapshot()) == ["5_heart", "6_heart", "backup_b1_match_data_6",
                                           "match_data_5"]
+
+
+@pytest.mark.parametrize("prefix", ["", "live:", "match_data_9:"])
+def test_list_match_id_reads_live_and_staged_lists(prefix):
+    """A live list's and a staged list's match is read past the prefix, whatever it holds."""
+    layout = KeyLayout(prefix)
+    live = layout.match_data_key(42)
+    assert layout.list_match_id(live) == 42
+    assert layout.list_match_id(layout.staging_key(live, new_batch())) == 42
+    assert layout.list_match_id(f"{live}:backup:{new_batch()}") == 42  # the suffix shape too
