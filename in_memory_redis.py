@@ -689,7 +689,8 @@ class InMemoryRedis(Commands):
             # MULTI refuses to queue a command of wrong arity, or any command at all while used
             # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
             # the first refusal.
-            arity, over = self._MULTI_ARITY, self.maxmemory and self._used_memory > self.maxmemory
+            arity = self._MULTI_ARITY
+            over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
             for number, command in enumerate(commands, 1):
                 expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
                 if over or not (len(command) == expected if expected > 0
@@ -728,9 +729,23 @@ class InMemoryRedis(Commands):
         if len(command) != arity if arity > 0 else len(command) < -arity:
             return ResponseError(WRONG_ARITY.format(name.lower()))
         if (self.maxmemory and self._used_memory > self.maxmemory
-                and (in_transaction or name in self._DENYOOM)):
+                and (in_transaction or name in self._DENYOOM) and self._still_over()):
             return OutOfMemoryError(OUT_OF_MEMORY)
         return None
+
+    def _still_over(self) -> bool:
+        """Over maxmemory once the keys past their expiry are removed? (Called when over.)
+
+        Redis's active expiry (serverCron, 10 times a second) frees expired keys whether or not
+        commands come, so a write refused for memory is accepted once their time is past. Here
+        expiry runs within commands, so before refusing one, every key already due is removed
+        (until used memory is under the limit): each key is removed once, so the cost is paid
+        once per expired key, not per refusal.
+        """
+        now = self._now_ms()
+        while self._used_memory > self.maxmemory and self._remove_one_due(now):
+            pass
+        return self._used_memory > self.maxmemory
 
     def _run(self, command: list) -> Any:
         refusal = self._refusal(command)
@@ -825,13 +840,21 @@ class InMemoryRedis(Commands):
 
     def _expire_some(self) -> None:
         """Remove up to ACTIVE_EXPIRE_KEYS keys past their expiry (Redis's active expiry)."""
-        now, deadlines = self._now_ms(), self._deadlines
+        now = self._now_ms()
         for _ in range(ACTIVE_EXPIRE_KEYS):
-            if not deadlines or deadlines[0][0] > now:
+            if not self._remove_one_due(now):
                 return
-            when, _, key = heapq.heappop(deadlines)
-            if self._expires.get(key) == when:  # else the expiry changed since: a stale entry
-                self._forget(key)
+
+    def _remove_one_due(self, now: int) -> bool:
+        """Pop the earliest deadline if it is due at ``now`` (Unix ms), removing its key if
+        that is still the key's expiry; False when nothing is due."""
+        deadlines = self._deadlines
+        if not deadlines or deadlines[0][0] > now:
+            return False
+        when, _, key = heapq.heappop(deadlines)
+        if self._expires.get(key) == when:  # else the expiry changed since: a stale entry
+            self._forget(key)
+        return True
 
     def _ttl_ms(self, key: str | bytes) -> int:
         """Milliseconds left before ``key`` expires; -1 if never, -2 if missing (Redis's TTL)."""

@@ -357,3 +357,45 @@ def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
     assert len(replies) == len(commands) + 1 and server.get("last") == "done"
     assert server.used_memory == sum(in_memory_redis._key_size(key, value)
                                      for key, value in server._data.items())
+
+
+# -- maxmemory and expiry ------------------------------------------------------------------------------
+
+def fill_with_expiring_keys(server) -> None:
+    """SET keys of 100 bytes expiring in 1 s until maxmemory refuses one."""
+    number = 0
+    while True:
+        try:
+            server.set(f"e{number}", "x" * 100, ex=1)
+        except OutOfMemoryError:
+            return
+        number += 1
+
+
+def test_maxmemory_expired_keys_are_reclaimed_before_refusing(timed, clock):
+    """Once their time is past, expired keys free memory for a POST's MULTI (Redis's active
+    expiry frees them in the background)."""
+    timed.maxmemory = 10_000
+    fill_with_expiring_keys(timed)
+    clock.now += 3600
+    pipe = timed.pipeline()
+    pipe.incr("c")
+    pipe.rpush("l", "ev")
+    assert pipe.execute() == [1, 1]
+
+
+def test_maxmemory_expired_keys_are_reclaimed_before_refusing_a_command(timed, clock):
+    """A single SET over maxmemory is accepted once the keys filling memory have expired."""
+    timed.maxmemory = 10_000
+    fill_with_expiring_keys(timed)
+    clock.now += 2
+    assert timed.set("new", "v") is True
+
+
+def test_maxmemory_keys_not_yet_expired_still_refuse(timed, clock):
+    """Before their time the expiring keys hold their memory: writes stay refused."""
+    timed.maxmemory = 10_000
+    fill_with_expiring_keys(timed)
+    clock.now += 0.5
+    with pytest.raises(OutOfMemoryError):
+        timed.set("new", "v")
