@@ -1052,7 +1052,6 @@ class InMemoryRedis(Commands):
             expiry = self._expires.get(src)
             value = self._data[src]
             size = _value_size(value)
-            self._forget(dst)
             # The value moves as it is: its size is not recomputed (O(N) for a list), only the
             # key's share changes.
             self._data.pop(src)
@@ -1060,9 +1059,17 @@ class InMemoryRedis(Commands):
             self._expires.pop(src, None)
             self._free_slot(src)
             self._touch(src)
-            self._data[dst] = value
-            self._used_memory += KEY_OVERHEAD_BYTES + len(dst) + size
-            self._take_slot(dst)
+            old = self._lookup(dst)
+            if old is None:
+                self._data[dst] = value
+                self._used_memory += KEY_OVERHEAD_BYTES + len(dst) + size
+                self._take_slot(dst)
+            else:
+                # An existing dst keeps its slot, as it keeps its hash bucket in Redis: a SCAN
+                # under way still reaches it (a key present for the whole iteration).
+                self._data[dst] = value
+                self._used_memory += size - _value_size(old)
+                self._expires.pop(dst, None)
             if expiry is not None:
                 self._set_expiry(dst, expiry)
             self._touch(dst)

@@ -163,29 +163,34 @@ def test_scan_releases_the_lock_between_calls(server):
     assert len(set(first) | set(iterator)) == 100 + 1  # "other" took a free slot at the end
 
 
-operations = st.lists(st.tuples(st.sampled_from(["set", "del", "scan"]),
+operations = st.lists(st.tuples(st.sampled_from(["set", "del", "rename", "scan"]),
                                 st.integers(min_value=0, max_value=60)), max_size=200)
 
 
 @settings(max_examples=200, deadline=None)
 @given(initial=st.integers(min_value=0, max_value=60), steps=operations)
 def test_scan_guarantees_under_interleaved_writes(initial, steps):
-    """Keys present throughout come at least once; keys deleted before the start never come."""
+    """Keys present throughout come at least once (overwritten by SET or RENAME too); keys
+    removed before the start and not created again never come."""
     server = InMemoryRedis()
     for number in range(initial):
         server.set(f"k{number}", "v")
-    cursor, seen, deleted, touched = 0, [], set(), set()
+    cursor, seen, removed, removed_before, created = 0, [], set(), set(), set()
     started = False
     for action, number in steps + [("scan", 0)] * 200:
         key = f"k{number}"
         if action == "set":
             server.set(key, "v")
-            touched.add(key)
-        elif action == "del":
-            server.delete(key)
-            touched.add(key)
-            if not started:
-                deleted.add(key)
+            created.add(key)
+        elif action in ("del", "rename"):
+            # RENAME k{n} over k{n+1}: k{n} leaves, k{n+1} is overwritten (present if it was).
+            target = f"k{(number + 1) % 61}"
+            moved = action == "rename" and server.exists(key)
+            server.rename(key, target) if moved else server.delete(key)
+            removed.add(key)
+            removed_before |= set() if started else {key}
+            if moved:
+                created.add(target)
         else:
             cursor, keys = server.scan(cursor, count=3)
             started = True
@@ -193,14 +198,8 @@ def test_scan_guarantees_under_interleaved_writes(initial, steps):
             if cursor == 0:
                 break
     assert cursor == 0
-    present_throughout = {f"k{n}" for n in range(initial)} - touched
-    assert present_throughout <= set(seen)
-    assert not (deleted - touched_after(steps, deleted)) & set(seen)
-
-
-def touched_after(steps, deleted):
-    """Keys set again after being deleted (they may rightly come back)."""
-    return {f"k{number}" for action, number in steps if action == "set"} & deleted
+    assert {f"k{n}" for n in range(initial)} - removed <= set(seen)
+    assert not (removed_before - created) & set(seen)
 
 
 def test_scan_guarantee_with_a_concurrent_writer(server, fast_thread_switching):

@@ -990,3 +990,18 @@ def test_glob_ranges_with_high_bytes(r, pattern, key, matches):
     """Ranges whose ends are >= 0x80 compare them as signed chars, as redis-server does."""
     r.set(key, "v")
     assert (r.keys(pattern) == [key]) is matches
+
+
+def test_scan_returns_a_key_overwritten_by_rename(r):
+    """A key present for the whole iteration comes back even when RENAME overwrites it."""
+    for number in range(100):
+        r.set(f"k{number}", "v")
+    r.set("dst", "old")
+    cursor, seen = r.scan(0, count=50)
+    seen = set(seen)
+    r.delete("k3")
+    r.rename("k99", "dst")
+    while cursor:
+        cursor, keys = r.scan(cursor, count=50)
+        seen |= set(keys)
+    assert "dst" in seen
