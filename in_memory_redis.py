@@ -30,6 +30,7 @@ import re
 import textwrap
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator
 
 __all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "WatchError",
@@ -595,6 +596,10 @@ class InMemoryRedis(Commands):
         self._lock = threading.Lock()
         self._handlers = {name: getattr(self, "_" + name.lower()) for name in self._ARITY}
         self._handlers["DEL"] = self._del
+        # Watch records of pipelines dropped while watching, appended by their finalizer
+        # (which must not take the lock: the collector may run it while the lock is held) and
+        # unwatched by the server at its next WATCH or watched-key change.
+        self._abandoned: list[_Watch] = []
         self._reset_keyspace()
 
     def _reset_keyspace(self) -> None:
@@ -826,6 +831,8 @@ class InMemoryRedis(Commands):
     def _touch(self, key: str | bytes) -> None:
         """Mark the clients WATCHing ``key`` dirty: their EXEC will not run (signalModifiedKey)."""
         if self._watches:
+            if self._abandoned:
+                self._drop_abandoned()
             for watch in self._watches.get(key, ()):
                 watch.dirty = True
 
@@ -1138,7 +1145,7 @@ class InMemoryRedis(Commands):
     def _flushdb(self, *mode: str | bytes) -> _Status:
         if len(mode) > 1 or (mode and _word(mode[0]) not in ("ASYNC", "SYNC")):
             raise ResponseError(SYNTAX_ERROR)
-        for key in self._watches:  # FLUSHDB touches every watched key that existed
+        for key in list(self._watches):  # FLUSHDB touches every watched key that existed
             if key in self._data:
                 self._touch(key)
         watches = self._watches
@@ -1164,7 +1171,13 @@ class InMemoryRedis(Commands):
             watch.dirty = False
         return OK
 
+    def _drop_abandoned(self) -> None:
+        """Unwatch the keys of pipelines dropped while watching (redis-py's __del__ resets)."""
+        while self._abandoned:
+            self._unwatch(self._abandoned.pop())
+
     def _run_watch(self, command: list, watch: _Watch) -> Any:
+        self._drop_abandoned()
         refusal = self._refusal(command)
         if refusal is not None:
             return refusal
@@ -1239,6 +1252,9 @@ class Pipeline(Commands):
         command = _pack(args)
         if self._watch is None:
             self._watch = _Watch()
+            # redis-py's Pipeline.__del__ resets, so a pipeline dropped while watching leaves
+            # no watch behind; a finalizer made only here costs the POST path nothing.
+            weakref.finalize(self, self._server._abandoned.append, self._watch).atexit = False
         reply = self._server._run_locked(command, self._watch)
         name = _word(command[0])
         if name == "UNWATCH" and not isinstance(reply, ResponseError):

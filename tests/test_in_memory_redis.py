@@ -398,3 +398,26 @@ def test_maxmemory_keys_not_yet_expired_still_refuse(timed, clock):
     clock.now += 0.5
     with pytest.raises(OutOfMemoryError):
         timed.set("new", "v")
+
+
+# -- watches of dropped pipelines ---------------------------------------------------------------------
+
+def test_dropped_watching_pipelines_leave_no_watch(server):
+    """A pipeline dropped while watching (no reset) is unwatched, as redis-py's __del__ does:
+    the server's watch registry does not grow with dropped pipelines."""
+    for _ in range(1000):
+        pipe = server.pipeline()
+        pipe.watch("c")
+        del pipe
+    server.incr("c")
+    assert server._watches == {}
+
+
+def test_dropped_watching_pipeline_is_unwatched_at_the_next_watch(server):
+    """The next WATCH drops the abandoned pipelines' watches before adding its own."""
+    for _ in range(100):
+        server.pipeline().watch("c")
+    pipe = server.pipeline()
+    pipe.watch("c")
+    assert server._watches == {"c": {pipe._watch}}
+    pipe.reset()
