@@ -31,7 +31,7 @@ import textwrap
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "WatchError",
            "InMemoryRedis", "Pipeline", "NEVER_DECODE"]
@@ -184,21 +184,37 @@ def _glob_class(p: bytes, i: int) -> tuple[int, frozenset[int]]:
     """
     negate = p[i:i + 1] == b"^"
     i += negate
-    members: set[int] = set()
+    literals: list[int] = []
+    ranges: list[tuple[int, int]] = []
     while i < len(p) and p[i] != ord("]"):
         if p[i] == ord("\\") and i + 1 < len(p):
             i += 1
-            members.add(p[i])
+            literals.append(p[i])
         elif i + 2 < len(p) and p[i + 1] == ord("-"):
-            low, high = sorted((_signed(p[i]), _signed(p[i + 2])))
-            members.update(byte for byte in range(256) if low <= _signed(byte) <= high)
+            ranges.append((p[i], p[i + 2]))
             i += 2
         else:
-            members.add(p[i])
+            literals.append(p[i])
         i += 1
-    if negate:
-        members = set(range(256)) - members
-    return i, frozenset(members)
+    return i, _class_set(negate, tuple(literals), tuple(ranges))
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_set(negate: bool, literals: tuple[int, ...],
+               ranges: tuple[tuple[int, int], ...]) -> frozenset[int]:
+    """The bytes of a class: ``literals`` and ``ranges`` (ends as signed chars), or the others.
+
+    Cached, so a pattern repeating one class builds its set once (and its tokens compare by
+    identity when runs are grouped).
+    """
+    members = set(literals)
+    for first, last in ranges:
+        low, high = sorted((_signed(first), _signed(last)))
+        members.update(byte for byte in range(256) if low <= _signed(byte) <= high)
+    return frozenset(ANY_BYTE - members if negate else members)
+
+
+ANY_BYTE = frozenset(range(256))
 
 
 def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
@@ -211,7 +227,7 @@ def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
             if not tokens or tokens[-1] is not None:  # "**" is "*"
                 tokens.append(None)
         elif byte == ord("?"):
-            tokens.append(frozenset(range(256)))
+            tokens.append(ANY_BYTE)
         elif byte == ord("["):
             i, members = _glob_class(pattern, i + 1)
             tokens.append(members)
@@ -223,15 +239,42 @@ def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
     return tokens
 
 
+def _byte_ranges(members: Iterable[int]) -> str:
+    """Sorted bytes as the inside of a regex class: runs written ``\\xLL-\\xHH``."""
+    runs: list[list[int]] = []
+    for byte in sorted(members):
+        if runs and runs[-1][1] == byte - 1:
+            runs[-1][1] = byte
+        else:
+            runs.append([byte, byte])
+    return "".join(f"\\x{low:02x}" if low == high else f"\\x{low:02x}-\\x{high:02x}"
+                   for low, high in runs)
+
+
+@functools.lru_cache(maxsize=1024)
 def _regex_token(members: frozenset[int]) -> str:
-    """One byte of ``members`` as a regex over latin-1 text (one character per byte)."""
+    """One byte of ``members`` as a regex over latin-1 text (one character per byte).
+
+    A class is written as runs of bytes, or as the runs it leaves out when that is shorter
+    (``[^a]`` is ``[^\\x61]``, not 255 members), so its cost to compile stays small.
+    """
     if len(members) == 256:
         return "."
-    if not members:
-        return "(?!)"
     if len(members) == 1:
         return re.escape(chr(next(iter(members))))
-    return "[" + "".join(re.escape(chr(byte)) for byte in sorted(members)) + "]"
+    if len(members) <= 128:
+        return f"[{_byte_ranges(members)}]" if members else "[^\\x00-\\xff]"  # [] : none
+    return f"[^{_byte_ranges(ANY_BYTE - members)}]"
+
+
+def _regex_segment(tokens: list[frozenset[int]]) -> str:
+    """Fixed-length tokens as a regex, a run of equal tokens as one repeat: ``.{100000}``."""
+    parts = []
+    for token, run in itertools.groupby(tokens):
+        count = sum(1 for _ in run)
+        regex = _regex_token(token)
+        parts.append(regex if count == 1 else f"(?:{regex}){{{count}}}")
+    return "".join(parts)
 
 
 @functools.lru_cache(maxsize=256)
@@ -248,13 +291,13 @@ def _glob(pattern: bytes) -> Callable[[str], Any]:
     parts, segment = [], []
     for token in tokens:
         if token is None:
-            parts.append("".join(segment))
+            parts.append(_regex_segment(segment))
             segment = []
         else:
-            segment.append(_regex_token(token))
+            segment.append(token)
     if len(parts) == 0:  # no star: the whole key is one segment
-        return re.compile("".join(segment) + r"\Z", re.DOTALL).match
-    head, middles, tail = parts[0], parts[1:], "".join(segment)
+        return re.compile(_regex_segment(segment) + r"\Z", re.DOTALL).match
+    head, middles, tail = parts[0], parts[1:], _regex_segment(segment)
     regex = head + "".join(f"(?>.*?{middle})" for middle in middles) + ".*" + tail + r"\Z"
     return re.compile(regex, re.DOTALL).match
 
@@ -278,6 +321,37 @@ def glob_matcher(pattern: str | bytes) -> Callable[[str | bytes], bool]:
     match = _glob(pattern)
     return lambda key: (match(_as_latin1(key)) is not None if len(key)
                         else pattern == b"")
+
+
+# Commands that carry no glob pattern, by their usual upper-case names: the GET and POST paths
+# skip looking for one with a single set lookup.
+_NO_PATTERN = frozenset(["GET", "SET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL",
+                         "EXISTS", "EXPIRE", "PERSIST", "TTL", "PTTL", "RENAME", "RENAMENX",
+                         "TYPE", "DBSIZE", "FLUSHDB", "PING", "WATCH", "UNWATCH"])
+
+
+def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | None:
+    """The matchers of the glob patterns in ``commands`` (KEYS, SCAN ... MATCH), or None.
+
+    Called before the server lock is taken, so compiling a long pattern delays no other client.
+    """
+    matchers = None
+    for command in commands:
+        if command[0] in _NO_PATTERN:
+            continue
+        name = _word(command[0])
+        if name == "KEYS":
+            patterns = command[1:2]
+        elif name == "SCAN":
+            patterns = [value for option, value in zip(command[2::2], command[3::2])
+                        if _word(option) == "MATCH"]
+        else:
+            continue
+        for pattern in patterns:
+            if matchers is None:
+                matchers = {}
+            matchers[pattern] = glob_matcher(pattern)
+    return matchers
 
 
 # -- the estimate of used memory -----------------------------------------------------------------
@@ -600,6 +674,8 @@ class InMemoryRedis(Commands):
         # (which must not take the lock: the collector may run it while the lock is held) and
         # unwatched by the server at its next WATCH or watched-key change.
         self._abandoned: list[_Watch] = []
+        # The glob matchers compiled for the command about to run (see _compile_patterns).
+        self._matchers: dict[str | bytes, Callable] = {}
         self._reset_keyspace()
 
     def _reset_keyspace(self) -> None:
@@ -630,7 +706,10 @@ class InMemoryRedis(Commands):
         (for its cache; ignored), and those its response callbacks read (``get`` for SET).
         """
         command = _pack(args)
+        matchers = None if command[0] in _NO_PATTERN else _compile_patterns([command])
         with self._lock:
+            if matchers:
+                self._matchers = matchers
             reply = self._run(command)
         if isinstance(reply, ResponseError):
             raise reply
@@ -690,7 +769,10 @@ class InMemoryRedis(Commands):
         """
         if not transaction:
             return [self._run_locked(command) for command in commands]
+        matchers = _compile_patterns(commands)
         with self._lock:
+            if matchers:
+                self._matchers = matchers
             # MULTI refuses to queue a command of wrong arity, or any command at all while used
             # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
             # the first refusal.
@@ -711,7 +793,10 @@ class InMemoryRedis(Commands):
             return [self._dispatch(command) for command in commands]
 
     def _run_locked(self, command: list, watch: _Watch | None = None) -> Any:
+        matchers = None if command[0] in _NO_PATTERN else _compile_patterns([command])
         with self._lock:
+            if matchers:
+                self._matchers = matchers
             if watch is not None and _word(command[0]) in ("WATCH", "UNWATCH"):
                 return self._run_watch(command, watch)
             return self._run(command)
@@ -751,6 +836,11 @@ class InMemoryRedis(Commands):
         while self._used_memory > self.maxmemory and self._remove_one_due(now):
             pass
         return self._used_memory > self.maxmemory
+
+    def _matcher(self, pattern: str | bytes) -> Callable[[str | bytes], bool]:
+        """The matcher of ``pattern``, compiled before the lock was taken (else compiled now)."""
+        matcher = self._matchers.get(pattern)
+        return matcher if matcher is not None else glob_matcher(pattern)
 
     def _run(self, command: list) -> Any:
         refusal = self._refusal(command)
@@ -1098,7 +1188,7 @@ class InMemoryRedis(Commands):
                 if now is None or self._expires.get(key, now + 1) > now)
         if pattern == "*":
             return list(keys)
-        return list(filter(glob_matcher(pattern), keys))
+        return list(filter(self._matcher(pattern), keys))
 
     def _scan(self, cursor: str | bytes, *options: str | bytes) -> list:
         # Redis reads the cursor with strtoul: a sign, leading zeros, even ""; no spaces, < 2**64.
@@ -1120,7 +1210,7 @@ class InMemoryRedis(Commands):
         if self._expires:  # an expired key is removed, not answered
             keys = [key for key in keys if self._lookup(key) is not None]
         if "MATCH" in settings:
-            keys = list(filter(glob_matcher(settings["MATCH"]), keys))
+            keys = list(filter(self._matcher(settings["MATCH"]), keys))
         if "TYPE" in settings:
             wanted = settings["TYPE"].lower() if type(settings["TYPE"]) is str else None
             keys = [key for key in keys if self._type(key) == wanted]

@@ -421,3 +421,29 @@ def test_dropped_watching_pipeline_is_unwatched_at_the_next_watch(server):
     pipe.watch("c")
     assert server._watches == {"c": {pipe._watch}}
     pipe.reset()
+
+
+# -- glob compilation: outside the lock, compact --------------------------------------------------------
+
+@pytest.mark.parametrize("run", [
+    lambda s: s.keys("[^a]x*"), lambda s: s.scan(0, match="[^a]x*", count=10),
+    lambda s: s.execute_command("scan", 0, "match", "[^a]x*"),
+    lambda s: s.pipeline().scan(0, match="[^a]x*").keys("[^a]x*").execute(),
+    lambda s: s.pipeline(transaction=False).keys("[^a]x*").execute()])
+def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
+    """KEYS and SCAN MATCH compile their pattern with the server lock free."""
+    held = []
+    real = in_memory_redis.glob_matcher
+    monkeypatch.setattr(in_memory_redis, "glob_matcher",
+                        lambda pattern: held.append(server._lock.locked()) or real(pattern))
+    server.set("bx", "v")
+    run(server)
+    assert held and not any(held)
+
+
+@pytest.mark.parametrize("pattern, regex", [
+    (b"[^a]", "[^\\x61]\\Z"), (b"[a-z0-9]", "[\\x30-\\x39\\x61-\\x7a]\\Z"),
+    (b"?" * 100000, "(?:.){100000}\\Z"), (b"[^\x00]" * 3, "(?:[^\\x00]){3}\\Z")])
+def test_glob_regex_is_compact(pattern, regex):
+    """A negated class is written as what it leaves out, ranges as runs, repeats as counts."""
+    assert in_memory_redis._glob(pattern).__self__.pattern == regex

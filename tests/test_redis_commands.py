@@ -1005,3 +1005,13 @@ def test_scan_returns_a_key_overwritten_by_rename(r):
         cursor, keys = r.scan(cursor, count=50)
         seen |= set(keys)
     assert "dst" in seen
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    ("[^a]" * 3, ["bcd"]), ("?" * 4, ["abcd", "bcde"]), ("[^x]" * 4 + "*", ["abcd", "bcde"]),
+    ("[a-c]" * 3 + "?", ["abcd"]), ("[^a-b]*", ["cab"])])
+def test_keys_glob_repeated_classes(r, pattern, expected):
+    """Repeated and negated classes (written compactly here) match as Redis matches them."""
+    for key in ("abc", "abcd", "bcd", "bcde", "cab"):
+        r.set(key, "v")
+    assert sorted(r.keys(pattern)) == expected
