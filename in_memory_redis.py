@@ -363,18 +363,42 @@ KEY_OVERHEAD_BYTES = 56
 ITEM_OVERHEAD_BYTES = 5
 
 
+def _nbytes(text: str | bytes) -> int:
+    """The length in bytes of a key or string as Redis stores it (str as UTF-8)."""
+    return len(text) if type(text) is bytes or text.isascii() else len(text.encode())
+
+
+def _items_size(items: list | tuple) -> int:
+    """Estimated bytes of list items: their text plus ITEM_OVERHEAD_BYTES each."""
+    size = ITEM_OVERHEAD_BYTES * len(items)
+    if len(items) == 1:  # the POST path pushes one event
+        return size + _nbytes(items[0])
+    return size + sum(map(_nbytes, items))
+
+
 def _value_size(value: str | bytes | int | list) -> int:
     """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES)."""
     if type(value) is int:
         return 0
     if type(value) is list:
-        return sum(map(len, value)) + ITEM_OVERHEAD_BYTES * len(value)
-    return len(value)
+        return _items_size(value)
+    return _nbytes(value)
 
 
 def _key_size(key: str | bytes, value: str | bytes | int | list) -> int:
     """Estimated bytes of one key with its value, as counted against ``maxmemory``."""
-    return KEY_OVERHEAD_BYTES + len(key) + _value_size(value)
+    return KEY_OVERHEAD_BYTES + _nbytes(key) + _value_size(value)
+
+
+def _int_encoded(value: str | bytes) -> str | bytes | int:
+    """A string value as Redis stores it: an int when it is a canonical 64-bit integer of at
+    most 20 characters (Redis's OBJ_ENCODING_INT, via string2l), else the string itself."""
+    if type(value) is str and len(value) <= 20 and value.isascii() and value.lstrip("-").isdigit():
+        try:
+            return _parse_int(value)
+        except ResponseError:
+            return value
+    return value
 
 
 # -- replies: what redis-py makes of them ------------------------------------------------------
@@ -994,7 +1018,7 @@ class InMemoryRedis(Commands):
         exists = self._lookup(key) is not None
         if (condition == "NX" and exists) or (condition == "XX" and not exists):
             return old
-        self._replace(key, value)
+        self._replace(key, _int_encoded(value))
         if not keepttl:
             self._expires.pop(key, None)
         if when_ms is not None:
@@ -1078,7 +1102,7 @@ class InMemoryRedis(Commands):
             items = []
             self._store(key, items)
         items.extend(values)
-        self._used_memory += sum(map(len, values)) + ITEM_OVERHEAD_BYTES * len(values)
+        self._used_memory += _items_size(values)
         if self._watches:
             self._touch(key)
         return len(items)
@@ -1152,14 +1176,14 @@ class InMemoryRedis(Commands):
             # The value moves as it is: its size is not recomputed (O(N) for a list), only the
             # key's share changes.
             self._data.pop(src)
-            self._used_memory -= KEY_OVERHEAD_BYTES + len(src) + size
+            self._used_memory -= KEY_OVERHEAD_BYTES + _nbytes(src) + size
             self._expires.pop(src, None)
             self._free_slot(src)
             self._touch(src)
             old = self._lookup(dst)
             if old is None:
                 self._data[dst] = value
-                self._used_memory += KEY_OVERHEAD_BYTES + len(dst) + size
+                self._used_memory += KEY_OVERHEAD_BYTES + _nbytes(dst) + size
                 self._take_slot(dst)
             else:
                 # An existing dst keeps its slot, as it keeps its hash bucket in Redis: a SCAN

@@ -28,11 +28,19 @@ def test_used_memory_counter_is_int_encoded(server):
     assert server.used_memory == KEY_OVERHEAD_BYTES + 1
 
 
-def test_used_memory_string_made_counter(server):
-    """SET then INCR: the string's text no longer counts once it is int-encoded."""
+def test_used_memory_integer_string_is_int_encoded(server):
+    """SET of a canonical integer stores it int-encoded, as Redis does: its text costs nothing."""
     server.set("n", "12345")
-    server.incr("n")
     assert server.used_memory == KEY_OVERHEAD_BYTES + 1
+    assert server.get("n") == "12345"
+
+
+@pytest.mark.parametrize("text", ["012", "+1", "-0", "1 ", "9" * 20, "1.5"])
+def test_used_memory_non_canonical_integer_is_a_string(server, text):
+    """Only what Redis's string2l takes is int-encoded; other digits stay text, read back as is."""
+    server.set("n", text)
+    assert server.used_memory == KEY_OVERHEAD_BYTES + 1 + len(text)
+    assert server.get("n") == text
 
 
 def test_used_memory_set_overwrites(server):
@@ -447,3 +455,22 @@ def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
 def test_glob_regex_is_compact(pattern, regex):
     """A negated class is written as what it leaves out, ranges as runs, repeats as counts."""
     assert in_memory_redis._glob(pattern).__self__.pattern == regex
+
+
+# -- used memory in bytes ---------------------------------------------------------------------------
+
+def test_used_memory_counts_utf8_bytes_of_values(server):
+    """A non-ASCII value costs its UTF-8 bytes (é is 2), not its characters."""
+    server.set("k", "é" * 100)
+    assert server.used_memory == KEY_OVERHEAD_BYTES + 1 + 200
+
+
+def test_used_memory_counts_utf8_bytes_of_keys_and_items(server):
+    """Non-ASCII key names and list items cost their UTF-8 bytes too, through RENAME as well."""
+    server.rpush("é" * 50, "ü", "abc")
+    size = KEY_OVERHEAD_BYTES + 100 + 2 + 3 + 2 * ITEM_OVERHEAD_BYTES
+    assert server.used_memory == size
+    server.rename("é" * 50, "ö")
+    assert server.used_memory == size - 100 + 2
+    server.delete("ö")
+    assert server.used_memory == 0
