@@ -1061,7 +1061,8 @@ class InMemoryRedis(Commands):
     def _absolute_ms(self, command: str, unit: str, amount: int) -> int:
         """``amount`` of ``unit`` (EX, PX, EXAT, PXAT) as Unix ms; Redis's overflow errors."""
         if unit in ("EX", "EXAT"):
-            if not _INT64_MIN // 1000 <= amount <= _INT64_MAX // 1000:
+            # C's LLONG_MIN / 1000 truncates toward zero; Python's // would round down.
+            if not -(-_INT64_MIN // 1000) <= amount <= _INT64_MAX // 1000:
                 raise ResponseError(INVALID_EXPIRE.format(command))
             amount *= 1000
         if unit in ("EX", "PX"):

@@ -1015,3 +1015,19 @@ def test_keys_glob_repeated_classes(r, pattern, expected):
     for key in ("abc", "abcd", "bcd", "bcde", "cab"):
         r.set(key, "v")
     assert sorted(r.keys(pattern)) == expected
+
+
+def test_expire_below_int64_min_in_ms_is_invalid(r, backend):
+    """EXPIRE below LLONG_MIN / 1000 (C truncates: -9223372036854775) fails; the key stays."""
+    r.set("k", "v")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.expire("k", -9223372036854776)
+    assert error_text(excinfo) == "invalid expire time in 'expire' command"
+    assert r.get("k") == "v"
+
+
+def test_expire_at_int64_min_in_ms_deletes(r):
+    """EXPIRE -9223372036854775 (the lowest allowed) deletes the key, as any time in the past."""
+    r.set("k", "v")
+    assert r.expire("k", -9223372036854775) is True
+    assert r.exists("k") == 0
