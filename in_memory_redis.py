@@ -33,8 +33,8 @@ import time
 import weakref
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "WatchError",
-           "InMemoryRedis", "Pipeline", "NEVER_DECODE"]
+__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "ExecAbortError", "DataError",
+           "WatchError", "InMemoryRedis", "Pipeline", "NEVER_DECODE", "EMPTY_RESPONSE"]
 
 # Error texts as redis-py shows them: it strips a leading "ERR " and keeps other prefixes.
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -49,6 +49,9 @@ OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
 
 NEVER_DECODE = "NEVER_DECODE"
 """execute_command option (redis-py's name): answer bytes, whatever decode_responses says."""
+EMPTY_RESPONSE = "EMPTY_RESPONSE"
+"""execute_command option (redis-py's name): the reply to give if Redis answers an error (a
+pipeline does not send the command at all); mget([]) answers [] this way."""
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _CURSOR = re.compile(r"[+-]?[0-9]+|")  # compiled here, not on a first SCAN under the lock
@@ -72,6 +75,10 @@ class OutOfMemoryError(ResponseError):
     Redis's ``noeviction`` policy: nothing is evicted; commands that can add data are refused
     until memory is freed (by DEL, say), and the data already stored is untouched.
     """
+
+
+class ExecAbortError(ResponseError):
+    """Redis discarded a transaction (its EXECABORT reply; redis.exceptions.ExecAbortError)."""
 
 
 class DataError(RedisError):
@@ -124,7 +131,23 @@ def _encode(value: Any) -> str | bytes:
 
 def _pack(args: tuple) -> list[str | bytes]:
     """The command as Redis receives it: the name, then every argument encoded."""
+    if not (type(args[0]) is str and args[0].isalpha()):
+        args = _split_name(args)
     return [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
+
+
+def _split_name(args: tuple) -> tuple:
+    """redis-py's pack: a name holding whitespace is split into words, so
+    ``execute_command("FLUSHDB ASYNC")`` sends FLUSHDB and ASYNC (a bytes name only if it holds
+    a space). A name of whitespace only leaves the next argument as the name."""
+    name = args[0]
+    if isinstance(name, str):
+        words = tuple(name.encode().split())
+    elif isinstance(name, bytes) and b" " in name:
+        words = tuple(name.split())
+    else:
+        return args
+    return (words + args[1:]) or args  # nothing at all: sent as it is, an unknown command
 
 
 def _raw(text: str | bytes) -> bytes:
@@ -325,9 +348,10 @@ def glob_matcher(pattern: str | bytes) -> Callable[[str | bytes], bool]:
 
 # Commands that carry no glob pattern, by their usual upper-case names: the GET and POST paths
 # skip looking for one with a single set lookup.
-_NO_PATTERN = frozenset(["GET", "SET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL",
-                         "EXISTS", "EXPIRE", "PERSIST", "TTL", "PTTL", "RENAME", "RENAMENX",
-                         "TYPE", "DBSIZE", "FLUSHDB", "PING", "WATCH", "UNWATCH"])
+_NO_PATTERN = frozenset(["GET", "SET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH",
+                         "LRANGE", "LLEN", "DEL", "EXISTS", "EXPIRE", "PERSIST", "TTL", "PTTL",
+                         "RENAME", "RENAMENX", "TYPE", "DBSIZE", "FLUSHDB", "PING", "WATCH",
+                         "UNWATCH", "EXEC", "DISCARD"])
 
 
 def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | None:
@@ -448,16 +472,17 @@ _CALLBACKS: dict[str, Callable[..., Any]] = {
     "EXPIRE": lambda reply, **options: bool(reply),
     "PERSIST": lambda reply, **options: bool(reply),
     "PING": lambda reply, **options: reply == "PONG" or reply == b"PONG",
-    **dict.fromkeys(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS", "TTL",
-                     "PTTL", "TYPE", "KEYS", "DBSIZE"]),  # no callback: the reply as it is
+    **dict.fromkeys(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH", "LRANGE",
+                     "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "TYPE", "KEYS", "DBSIZE", "EXEC",
+                     "DISCARD"]),  # no callback: the reply as it is
 }
 for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
     _CALLBACKS[_name] = lambda reply, **options: _is_ok(reply)
 
 
 # Commands whose reply redis-py returns as read: with no bytes stored, nothing to do to it.
-_PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS",
-                            "TTL", "PTTL", "KEYS", "DBSIZE"])
+_PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH",
+                            "LRANGE", "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "KEYS", "DBSIZE"])
 
 
 def _callback(name: str | bytes) -> Callable[..., Any] | None:
@@ -468,17 +493,24 @@ def _callback(name: str | bytes) -> Callable[..., Any] | None:
     return callback
 
 
-def _client_reply(command: list, reply: Any, options: dict[str, Any]) -> Any:
-    """The server's ``reply`` to ``command`` as redis-py returns it (decoded, then its callback)."""
+def _client_reply(name: Any, reply: Any, options: dict[str, Any],
+                  in_transaction: bool = False) -> Any:
+    """The server's ``reply`` to a command as redis-py returns it (decoded, then its callback).
+
+    ``name`` is the command's first argument as the caller gave it: redis-py looks its callback
+    up by that, so ``execute_command("SET k v")`` answers the raw "OK". Inside MULTI/EXEC
+    redis-py decodes every reply, NEVER_DECODE or not.
+    """
     if options or _bytes_sent:
-        reply = _undecoded(reply) if NEVER_DECODE in options else _decode(reply)
+        never_decode = NEVER_DECODE in options and not in_transaction
+        reply = _undecoded(reply) if never_decode else _decode(reply)
     elif type(reply) is _Status:
         reply = str.__str__(reply)
-    callback = _callback(command[0])
+    callback = _callback(name)
     if callback is None:
         return reply
     return callback(reply, **{key: value for key, value in options.items()
-                              if key not in (NEVER_DECODE, "keys")})
+                              if key not in (NEVER_DECODE, EMPTY_RESPONSE, "keys")})
 
 
 class Commands:
@@ -530,9 +562,12 @@ class Commands:
     def mget(self, keys: Any, *args: Any) -> Any:
         """MGET: a list with the string of each key, None where missing or not a string.
 
-        No keys at all gives [] (redis-py answers that itself rather than send a bad MGET).
+        No keys at all gives [] (redis-py's EMPTY_RESPONSE: Redis's arity error is not raised).
         """
-        return self.execute_command("MGET", *_list_or_args(keys, args))
+        keys = _list_or_args(keys, args)
+        if keys:
+            return self.execute_command("MGET", *keys)
+        return self.execute_command("MGET", **{EMPTY_RESPONSE: []})
 
     def incrby(self, name: str, amount: int = 1) -> Any:
         """INCRBY: add ``amount`` to the integer at ``name`` (missing = 0); the new value (int).
@@ -543,6 +578,15 @@ class Commands:
         return self.execute_command("INCRBY", name, amount)
 
     incr = incrby  # redis-py's incr(name, amount=1) is INCRBY too
+
+    def decrby(self, name: str, amount: int = 1) -> Any:
+        """DECRBY: subtract ``amount`` from the integer at ``name``; the new value (int).
+
+        Errors as incrby, and "decrement would overflow" for an amount of -2**63.
+        """
+        return self.execute_command("DECRBY", name, amount)
+
+    decr = decrby  # redis-py's decr(name, amount=1) is DECRBY too
 
     def rpush(self, name: str, *values: Any) -> Any:
         """RPUSH: append ``values`` to the list at ``name`` (created if missing); its new length."""
@@ -650,6 +694,11 @@ def _expiry_amount(option: str, amount: Any) -> Any:
     return amount
 
 
+# Refused inside a transaction: WATCH and UNWATCH as Redis refuses them; a raw EXEC or DISCARD
+# queued in a pipeline (redis-py's own reply bookkeeping breaks on those) as well.
+_NOT_QUEUED = ("WATCH", "UNWATCH", "EXEC", "DISCARD")
+
+
 class _Watch:
     """One client's WATCHed keys; ``dirty`` once any of them changed (Redis's CLIENT_DIRTY_CAS)."""
 
@@ -674,17 +723,17 @@ class InMemoryRedis(Commands):
 
     # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
     # redis-py answers mget([]) with [] itself, so -1 here.
-    _ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -1, "INCRBY": 3, "RPUSH": -3,
-              "LRANGE": 4, "LLEN": 2, "DEL": -2, "EXISTS": -2, "EXPIRE": -3, "PERSIST": 2,
-              "TTL": 2, "PTTL": 2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
-              "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1, "WATCH": -2, "UNWATCH": 1}
+    _ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -2, "INCRBY": 3, "INCR": 2, "DECR": 2,
+              "DECRBY": 3, "RPUSH": -3, "LRANGE": 4, "LLEN": 2, "DEL": -2, "EXISTS": -2,
+              "EXPIRE": -3, "PERSIST": 2, "TTL": 2, "PTTL": 2, "RENAME": 3, "RENAMENX": 3,
+              "TYPE": 2, "KEYS": 2, "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1, "WATCH": -2,
+              "UNWATCH": 1, "EXEC": 1, "DISCARD": 1}
 
-    # What MULTI queues without a second look (WATCH and UNWATCH it refuses).
-    _MULTI_ARITY = {name: arity for name, arity in _ARITY.items()
-                    if name not in ("WATCH", "UNWATCH")}
+    # What MULTI queues without a second look.
+    _MULTI_ARITY = {name: arity for name, arity in _ARITY.items() if name not in _NOT_QUEUED}
 
     # Commands Redis flags "denyoom" (COMMAND INFO): refused while used memory is over maxmemory.
-    _DENYOOM = frozenset({"SET", "INCRBY", "RPUSH"})
+    _DENYOOM = frozenset({"SET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH"})
 
     def __init__(self, maxmemory: int = 0, clock: Callable[[], float] = time.time) -> None:
         if type(maxmemory) is not int or maxmemory < 0:
@@ -736,10 +785,12 @@ class InMemoryRedis(Commands):
                 self._matchers = matchers
             reply = self._run(command)
         if isinstance(reply, ResponseError):
+            if EMPTY_RESPONSE in options:
+                return options[EMPTY_RESPONSE]
             raise reply
         if command[0] in _PLAIN_REPLIES and not options and not _bytes_sent:
             return reply  # the GET path
-        return _client_reply(command, reply, options)
+        return _client_reply(args[0], reply, options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         """A Pipeline queuing commands; with ``transaction`` its execute() is one atomic step.
@@ -834,14 +885,17 @@ class InMemoryRedis(Commands):
         if arity is None:
             name = _word(name)
             arity = self._ARITY.get(name)
-        if arity is None or (in_transaction and name in ("WATCH", "UNWATCH")):
-            if arity is not None:
-                return ResponseError(f"{name} inside MULTI is not allowed")
+        if arity is None:
             args = "".join(f"'{_shown(arg)}' " for arg in command[1:])
             return ResponseError(f"unknown command '{_shown(command[0])}', "
                                  f"with args beginning with: {args}")
         if len(command) != arity if arity > 0 else len(command) < -arity:
+            if name == "EXEC":  # Redis aborts a transaction whose EXEC is malformed
+                return ExecAbortError("Transaction discarded because of: "
+                                      + WRONG_ARITY.format("exec"))
             return ResponseError(WRONG_ARITY.format(name.lower()))
+        if in_transaction and name in _NOT_QUEUED:
+            return ResponseError(f"{name} inside MULTI is not allowed")
         if (self.maxmemory and self._used_memory > self.maxmemory
                 and (in_transaction or name in self._DENYOOM) and self._still_over()):
             return OutOfMemoryError(OUT_OF_MEMORY)
@@ -1096,6 +1150,24 @@ class InMemoryRedis(Commands):
         if self._watches:
             self._touch(key)
         return number
+
+    def _incr(self, key: str | bytes) -> int:
+        return self._incrby(key, "1")
+
+    def _decr(self, key: str | bytes) -> int:
+        return self._incrby(key, "-1")
+
+    def _decrby(self, key: str | bytes, amount: str | bytes) -> int:
+        decrement = _parse_int(amount)
+        if decrement == _INT64_MIN:  # its negation does not fit in 64 bits
+            raise ResponseError("decrement would overflow")
+        return self._incrby(key, str(-decrement))
+
+    def _exec(self) -> Any:
+        raise ResponseError("EXEC without MULTI")
+
+    def _discard(self) -> Any:
+        raise ResponseError("DISCARD without MULTI")
 
     def _rpush(self, key: str | bytes, *values: str | bytes) -> int:
         items = self._list(key)
@@ -1377,8 +1449,10 @@ class Pipeline(Commands):
         elif name == "WATCH" and not isinstance(reply, ResponseError):
             self.watching = True
         if isinstance(reply, ResponseError):
+            if EMPTY_RESPONSE in options:
+                return options[EMPTY_RESPONSE]
             raise reply
-        return _client_reply(command, reply, options)
+        return _client_reply(args[0], reply, options)
 
     def watch(self, *names: Any) -> Any:
         """WATCH ``names`` for this pipeline's next transaction; True. RedisError after multi()."""
@@ -1433,13 +1507,21 @@ class Pipeline(Commands):
     def _execute(self, stack: list[tuple[tuple, dict]], raise_on_error: bool) -> list[Any]:
         commands = [_pack(args) for args, _ in stack]  # DataError here: nothing is sent
         transaction = self.transaction or self.explicit_transaction
+        sent = commands
+        if not self._plain:  # redis-py does not send a command with an EMPTY_RESPONSE
+            sent = [command for command, (_, options) in zip(commands, stack)
+                    if EMPTY_RESPONSE not in options]
         if self.watching:
-            replies = self._server._execute_pipeline(commands, transaction, self._watch)
+            replies = self._server._execute_pipeline(sent, transaction, self._watch)
             self.watching = not transaction  # EXEC unwatches
         else:
-            replies = self._server._execute_pipeline(commands, transaction)
+            replies = self._server._execute_pipeline(sent, transaction)
         if replies is None:
             raise WatchError("Watched variable changed.")
+        if len(sent) < len(commands):
+            answered = iter(replies)
+            replies = [options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else next(answered)
+                       for _, options in stack]
         plain, self._plain = self._plain and not _bytes_sent, True
         if plain:  # the POST path: only error replies to look for
             if raise_on_error:
@@ -1448,11 +1530,12 @@ class Pipeline(Commands):
                         raise _annotate(reply, number, command)
             return replies
         results = []
-        for number, (reply, command, (_, options)) in enumerate(zip(replies, commands, stack), 1):
+        for number, (reply, command, (args, options)) in enumerate(
+                zip(replies, commands, stack), 1):
             if isinstance(reply, ResponseError):
                 if raise_on_error:
                     raise _annotate(reply, number, command)
                 results.append(reply)
             else:
-                results.append(_client_reply(command, reply, options))
+                results.append(_client_reply(args[0], reply, options, transaction))
         return results

@@ -335,7 +335,8 @@ TOKENS = ["SET", "GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXI
           "\\", "NX", "XX", "GT", "LT", "GET", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "MATCH",
           "COUNT", "TYPE", "ASYNC", "SYNC", "0", "1", "-1", "10", "+1", "", " ", "1.5",
           "9223372036854775807", "-9223372036854775808", "99999999999999999999", "é",
-          b"\xff", b"\x80abc", 3, -7, 2.5]
+          b"\xff", b"\x80abc", 3, -7, 2.5, "INCR", "decr", "DECRBY", "EXEC", "DISCARD", "GET k",
+          "FLUSHDB ASYNC", b"SET k"]
 
 
 @settings(max_examples=1500, deadline=None)
