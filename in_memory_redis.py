@@ -58,6 +58,10 @@ _CURSOR = re.compile(r"[+-]?[0-9]+|")  # compiled here, not on a first SCAN unde
 SCAN_DEFAULT_COUNT = 10  # Redis's default COUNT
 SCAN_EMPTY_SLOTS_PER_KEY = 10  # Redis visits at most 10 * COUNT buckets per SCAN call
 SLOTS_SHRUNK_PER_DELETE = 64  # empty slots dropped off SCAN's array by one deletion at most
+# SCAN counts the keys in each block of 2**8 slots and of 2**16 slots, and steps over an empty
+# block as over one empty slot: a keyspace emptied by mass deletion keeps its slots (no key can
+# move to a lower slot without a SCAN under way missing it), but is scanned in a few calls.
+SMALL_BLOCK_BITS, LARGE_BLOCK_BITS = 8, 16
 ACTIVE_EXPIRE_KEYS = 20  # expired keys reclaimed per command at most (Redis: 20 per sample)
 
 
@@ -763,6 +767,8 @@ class InMemoryRedis(Commands):
         self._slots: list[str | bytes | None] = []
         self._slot_of: dict[str | bytes, int] = {}
         self._free_slots: list[int] = []  # heap of freed slot numbers (some may be stale)
+        self._small_block_keys: list[int] = []  # keys in slots [i << 8, (i + 1) << 8)
+        self._large_block_keys: list[int] = []  # keys in slots [i << 16, (i + 1) << 16)
         self._watches: dict[str | bytes, set[_Watch]] = {}
 
     @property
@@ -982,11 +988,22 @@ class InMemoryRedis(Commands):
             slots.append(None)
         slots[slot] = key
         self._slot_of[key] = slot
+        self._count_in_blocks(slot, 1)
+
+    def _count_in_blocks(self, slot: int, change: int) -> None:
+        """Add ``change`` (1 or -1) to the key counts of the blocks holding ``slot``."""
+        for counts, bits in ((self._small_block_keys, SMALL_BLOCK_BITS),
+                             (self._large_block_keys, LARGE_BLOCK_BITS)):
+            block = slot >> bits
+            if block == len(counts):  # slots are taken in order at the end: blocks are too
+                counts.append(0)
+            counts[block] += change
 
     def _free_slot(self, key: str | bytes) -> None:
         slots = self._slots
         slot = self._slot_of.pop(key)
         slots[slot] = None
+        self._count_in_blocks(slot, -1)
         if slot == len(slots) - 1:  # a cursor past the end ends its iteration: safe to shrink
             # Empty slots before it are in the free heap already; a bounded number go per call.
             for _ in range(SLOTS_SHRUNK_PER_DELETE):
@@ -1314,17 +1331,27 @@ class InMemoryRedis(Commands):
         return [str(next_cursor), keys]
 
     def _scan_slots(self, cursor: int, count: int) -> tuple[int, list]:
-        """The keys in the slots from ``cursor``: at most ``count`` keys and 10 x ``count``
-        slots; with the next cursor, 0 once past the last slot."""
-        slots, keys = self._slots, []
-        end = min(len(slots), cursor + count * SCAN_EMPTY_SLOTS_PER_KEY)
-        slot = cursor
-        while slot < end and len(keys) < count:
+        """The keys in the slots from ``cursor``: at most ``count`` keys in at most 10 x
+        ``count`` steps, a step being one slot or one empty block (at its first slot); with
+        the next cursor, 0 once past the last slot."""
+        slots, keys, size = self._slots, [], len(self._slots)
+        small, large = self._small_block_keys, self._large_block_keys
+        small_mask, large_mask = (1 << SMALL_BLOCK_BITS) - 1, (1 << LARGE_BLOCK_BITS) - 1
+        slot, steps = cursor, count * SCAN_EMPTY_SLOTS_PER_KEY
+        while slot < size and len(keys) < count and steps:
+            steps -= 1
+            if not slot & small_mask:  # a block starts here: step over it if it is empty
+                if not slot & large_mask and not large[slot >> LARGE_BLOCK_BITS]:
+                    slot += large_mask + 1
+                    continue
+                if not small[slot >> SMALL_BLOCK_BITS]:
+                    slot += small_mask + 1
+                    continue
             key = slots[slot]
             if key is not None:
                 keys.append(key)
             slot += 1
-        return (0 if slot >= len(slots) else slot), keys
+        return (0 if slot >= size else slot), keys
 
     def _dbsize(self) -> int:
         return len(self._data)

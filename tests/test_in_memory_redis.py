@@ -123,11 +123,41 @@ def test_scan_call_looks_at_count_keys(server):
 
 def test_scan_call_visits_at_most_ten_empty_slots_per_key(server):
     """A sparse keyspace: a call visits at most 10 x COUNT slots, answering none if all empty."""
-    for number in range(1000):
+    for number in range(200):
         server.set(f"k{number}", "v")
-    server.delete(*[f"k{number}" for number in range(999)])
+    server.delete(*[f"k{number}" for number in range(199)])
     cursor, keys = server.scan(0, count=5)
     assert (cursor, keys) == (50, [])
+
+
+def test_scan_steps_over_empty_blocks_after_mass_deletion(server):
+    """70,000 keys, all but the last deleted: a full iteration takes 2 calls, not 700 (an
+    empty block of 2**16 or 2**8 slots costs one step)."""
+    pipe = server.pipeline(transaction=False)
+    for number in range(70_000):
+        pipe.set(f"k{number}", "v")
+    pipe.execute()
+    server.delete(*[f"k{number}" for number in range(69_999)])
+    cursor, calls, seen = None, 0, []
+    while cursor != 0:
+        cursor, keys = server.scan(cursor or 0, count=10)
+        calls, seen = calls + 1, seen + keys
+    assert (calls, seen) == (2, ["k69999"])
+
+
+def test_scan_block_counts_follow_churn(server):
+    """After random creations and deletions the block counts equal a recount, and scan_iter
+    returns exactly the keys present."""
+    rng = random.Random(3)
+    for _ in range(5000):
+        key = f"k{rng.randrange(2000)}"
+        server.delete(key) if rng.random() < 0.6 else server.set(key, "v")
+    occupied = [slot for slot, key in enumerate(server._slots) if key is not None]
+    for counts, bits in ((server._small_block_keys, in_memory_redis.SMALL_BLOCK_BITS),
+                         (server._large_block_keys, in_memory_redis.LARGE_BLOCK_BITS)):
+        assert [sum(1 for slot in occupied if slot >> bits == block)
+                for block in range(len(counts))] == counts
+    assert sorted(server.scan_iter(count=3)) == sorted(server.keys())
 
 
 def test_scan_slot_of_a_deleted_key_is_reused(server):
