@@ -135,7 +135,7 @@ def _encode(value: Any) -> str | bytes:
 
 def _pack(args: tuple) -> list[str | bytes]:
     """The command as Redis receives it: the name, then every argument encoded."""
-    if not (type(args[0]) is str and args[0].isalpha()):
+    if type(args[0]) is not str or args[0] not in _COMMAND_NAMES:  # "GET k", "get", b"GET"
         args = _split_name(args)
     return [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
 
@@ -147,7 +147,7 @@ def _split_name(args: tuple) -> tuple:
     name = args[0]
     if isinstance(name, str):
         words = tuple(name.encode().split())
-    elif isinstance(name, bytes) and b" " in name:
+    elif isinstance(name, (bytes, bytearray)) and b" " in name:
         words = tuple(name.split())
     else:
         return args
@@ -358,6 +358,9 @@ _NO_PATTERN = frozenset(["GET", "SET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY
                          "UNWATCH", "EXEC", "DISCARD"])
 
 
+_COMMAND_NAMES = _NO_PATTERN | {"KEYS", "SCAN"}
+
+
 def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | None:
     """The matchers of the glob patterns in ``commands`` (KEYS, SCAN ... MATCH), or None.
 
@@ -485,8 +488,9 @@ for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
 
 
 # Commands whose reply redis-py returns as read: with no bytes stored, nothing to do to it.
+# (KEYS is left out: its glob pattern is compiled first, see _compile_patterns.)
 _PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH",
-                            "LRANGE", "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "KEYS", "DBSIZE"])
+                            "LRANGE", "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "DBSIZE"])
 
 
 def _callback(name: str | bytes) -> Callable[..., Any] | None:
@@ -785,7 +789,8 @@ class InMemoryRedis(Commands):
         (for its cache; ignored), and those its response callbacks read (``get`` for SET).
         """
         command = _pack(args)
-        matchers = None if command[0] in _NO_PATTERN else _compile_patterns([command])
+        plain = command[0] in _PLAIN_REPLIES
+        matchers = None if plain else _compile_patterns([command])
         with self._lock:
             if matchers:
                 self._matchers = matchers
@@ -794,7 +799,7 @@ class InMemoryRedis(Commands):
             if EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
             raise reply
-        if command[0] in _PLAIN_REPLIES and not options and not _bytes_sent:
+        if plain and not options and not _bytes_sent:
             return reply  # the GET path
         return _client_reply(args[0], reply, options)
 
@@ -843,14 +848,15 @@ class InMemoryRedis(Commands):
         return bool(self.exists(name))
 
     def _execute_pipeline(self, commands: list[list], transaction: bool,
-                          watch: _Watch | None = None) -> list[Any] | None:
+                          watch: _Watch | None = None, plain: bool = False) -> list[Any] | None:
         """Run queued commands; replies in order, an error reply as a ResponseError instance.
 
         In a transaction, None if a key in ``watch`` changed (EXEC's nil reply: nothing ran).
+        ``plain``: every command is in _PLAIN_REPLIES, so none carries a glob pattern.
         """
         if not transaction:
             return [self._run_locked(command) for command in commands]
-        matchers = _compile_patterns(commands)
+        matchers = None if plain else _compile_patterns(commands)
         with self._lock:
             if matchers:
                 self._matchers = matchers
@@ -1192,7 +1198,11 @@ class InMemoryRedis(Commands):
             items = []
             self._store(key, items)
         items.extend(values)
-        self._used_memory += _items_size(values)
+        value = values[0]
+        if len(values) == 1 and type(value) is str and value.isascii():  # the POST path
+            self._used_memory += len(value) + ITEM_OVERHEAD_BYTES
+        else:
+            self._used_memory += _items_size(values)
         if self._watches:
             self._touch(key)
         return len(items)
@@ -1542,7 +1552,7 @@ class Pipeline(Commands):
             replies = self._server._execute_pipeline(sent, transaction, self._watch)
             self.watching = not transaction  # EXEC unwatches
         else:
-            replies = self._server._execute_pipeline(sent, transaction)
+            replies = self._server._execute_pipeline(sent, transaction, None, self._plain)
         if replies is None:
             raise WatchError("Watched variable changed.")
         if len(sent) < len(commands):
