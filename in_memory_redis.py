@@ -350,17 +350,6 @@ def glob_matcher(pattern: str | bytes) -> Callable[[str | bytes], bool]:
                         else pattern == b"")
 
 
-# Commands that carry no glob pattern, by their usual upper-case names: the GET and POST paths
-# skip looking for one with a single set lookup.
-_NO_PATTERN = frozenset(["GET", "SET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH",
-                         "LRANGE", "LLEN", "DEL", "EXISTS", "EXPIRE", "PERSIST", "TTL", "PTTL",
-                         "RENAME", "RENAMENX", "TYPE", "DBSIZE", "FLUSHDB", "PING", "WATCH",
-                         "UNWATCH", "EXEC", "DISCARD"])
-
-
-_COMMAND_NAMES = _NO_PATTERN | {"KEYS", "SCAN"}
-
-
 def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | None:
     """The matchers of the glob patterns in ``commands`` (KEYS, SCAN ... MATCH), or None.
 
@@ -1425,6 +1414,12 @@ def _annotate(error: ResponseError, number: int, command: list) -> ResponseError
     error.args = (f"Command # {number} ({text}) of pipeline caused error: "
                   f"{error.args[0]}",)
     return error
+
+
+# The offered commands' usual upper-case names (a name in them needs no splitting), and those
+# that carry no glob pattern (the GET and POST paths skip looking for one with a set lookup).
+_COMMAND_NAMES = frozenset(InMemoryRedis._ARITY)
+_NO_PATTERN = _COMMAND_NAMES - {"KEYS", "SCAN"}
 
 
 class Pipeline(Commands):
