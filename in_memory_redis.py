@@ -211,6 +211,11 @@ class Commands:
         """LRANGE: the items ``start``..``end`` inclusive, negative counting from the end."""
         return self.execute_command("LRANGE", name, start, end)
 
+    def lrem(self, name: str, count: int, value: Any) -> Any:
+        """LREM: remove up to ``count`` items equal to ``value`` from the head (count > 0), from
+        the tail (count < 0), or all of them (0); how many went. An emptied list is deleted."""
+        return self.execute_command("LREM", name, count, value)
+
     def llen(self, name: str) -> Any:
         """LLEN: the length of the list at ``name`` (0 if missing). WRONGTYPE on a string."""
         return self.execute_command("LLEN", name)
@@ -278,7 +283,7 @@ class InMemoryRedis(Commands):
 
     # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
     # redis-py answers mget([]) with [] itself, so -1 here.
-    _ARITY = {"GET": 2, "SET": -3, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LLEN": 2,
+    _ARITY = {"GET": 2, "SET": -3, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2,
               "DEL": -2, "EXISTS": -2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
               "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1}
 
@@ -296,7 +301,8 @@ class InMemoryRedis(Commands):
         self._data: dict[str, str | int | list[str]] = {}
         self._handlers = {
             "GET": self._get, "SET": self._set, "MGET": self._mget, "INCRBY": self._incrby,
-            "RPUSH": self._rpush, "LRANGE": self._lrange, "LLEN": self._llen,
+            "RPUSH": self._rpush, "LRANGE": self._lrange, "LREM": self._lrem,
+            "LLEN": self._llen,
             "DEL": self._del, "EXISTS": self._exists, "RENAME": self._rename,
             "RENAMENX": self._renamenx, "TYPE": self._type, "KEYS": self._keys,
             "SCAN": self._scan, "DBSIZE": self._dbsize, "FLUSHDB": self._flushdb,
@@ -453,6 +459,22 @@ class InMemoryRedis(Commands):
         if last < first:  # also an end before the start of the list
             return []
         return items[first:last + 1]
+
+    def _lrem(self, key: str, count: str, value: str) -> int:
+        limit = _parse_int(count)
+        items = self._list(key)
+        if not items:
+            return 0
+        # Walk from the tail for a negative count; remove at most |count| (0 = every match).
+        order = range(len(items) - 1, -1, -1) if limit < 0 else range(len(items))
+        found = [i for i in order if items[i] == value][:abs(limit) or None]
+        for i in sorted(found, reverse=True):
+            del items[i]
+        self._used_memory -= (len(value) + ITEM_OVERHEAD_BYTES) * len(found)
+        if not items:
+            self._data.pop(key)
+            self._used_memory -= _key_size(key, [])
+        return len(found)
 
     def _llen(self, key: str) -> int:
         return len(self._list(key) or ())

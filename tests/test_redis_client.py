@@ -74,11 +74,22 @@ def test_password_is_not_logged():
     assert redacted("redis://user:secret@host:6380/1") == "redis://user:***@host:6380/1"
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("redis://127.0.0.1:6379/0?password=s3cret&db=1", "redis://127.0.0.1:6379/0?password=***&db=1"),
+    ("redis://:s3cret@h/0", "redis://:***@h/0"),
+    ("unix://:s3cret@/tmp/r.sock?db=0", "unix://:***@/tmp/r.sock?db=0"),
+    ("http://user:s3cret@127.0.0.1:1/0", "http://user:***@127.0.0.1:1/0"),
+])
+def test_password_in_userinfo_or_query_is_not_logged(url, shown):
+    """Both places redis-py reads a password from are redacted."""
+    assert redacted(url) == shown
+
+
 def test_connect_gives_a_client_that_answers(redis_server):
-    """connect() returns a decoding client without redis-py's own retries."""
+    """connect() returns a client answering bytes (the adapter decodes), no own retries."""
     client = connect(redis_server.url)
     assert client.ping() is True
-    assert client.get_connection_kwargs()["decode_responses"] is True
+    assert client.get_connection_kwargs()["decode_responses"] is False
     client.close()
 
 
