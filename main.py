@@ -39,7 +39,9 @@ from typing import Awaitable, Callable, Sequence
 
 try:
     import config
-except Exception as error:  # config.py is the user's to edit: a slip there is one line, not a trace
+# config.py is the user's to edit: a slip there is one line, not a trace -- even one that raises
+# KeyboardInterrupt or SystemExit (which would end the run silently, with its own status).
+except BaseException as error:
     sys.stderr.write(f"config.py cannot be loaded: {type(error).__name__}: {error}\n")
     sys.exit(2)  # as for a bad setting
 from api_layer import read_counts, weighted_means
@@ -51,7 +53,7 @@ from reconcile import reconcile
 from redis_adapter import RedisAdapter, get_adapter, set_adapter
 from redis_client import RedisUnavailableError, connect, redacted
 from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
-                      SettingsError, describe_value, validate_settings)
+                      SettingsError, describe_value, shown_value, validate_settings)
 from spill import load_spill, spill_directory, write_spill
 
 logger = logging.getLogger("live_reactions")
@@ -120,7 +122,7 @@ def add_redis_flags(parser: argparse.ArgumentParser) -> None:
 
 def _flag(parser: argparse.ArgumentParser, name: str, metavar: str | None, text: str) -> None:
     """Add the flag of setting ``name`` (its spelling is in settings.SETTINGS); None if absent."""
-    default = describe_value(getattr(config, name, None)).replace("%", "%%")
+    default = shown_value(name, getattr(config, name, None)).replace("%", "%%")
     options = {"action": "store_true"} if metavar is None else {"metavar": metavar}
     parser.add_argument(SETTINGS[name].flag, dest=name, default=None,
                         help=f"{text} (default {default})", **options)
