@@ -186,6 +186,10 @@ class Commands:
         """SET: store the string ``value`` at ``name`` (any old value or type is replaced). True."""
         return self.execute_command("SET", name, value)
 
+    def setnx(self, name: str, value: Any) -> Any:
+        """SETNX: SET only if ``name`` does not exist; True if it was set, False if not."""
+        return self.execute_command("SETNX", name, value)
+
     def mget(self, keys: Any, *args: Any) -> Any:
         """MGET: a list with the string of each key, None where missing or not a string.
 
@@ -283,12 +287,12 @@ class InMemoryRedis(Commands):
 
     # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
     # redis-py answers mget([]) with [] itself, so -1 here.
-    _ARITY = {"GET": 2, "SET": -3, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2,
+    _ARITY = {"GET": 2, "SET": -3, "SETNX": 3, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2,
               "DEL": -2, "EXISTS": -2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
               "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1}
 
     # Commands Redis flags "denyoom": refused while used memory is over maxmemory.
-    _DENYOOM = frozenset({"SET", "INCRBY", "RPUSH"})
+    _DENYOOM = frozenset({"SET", "SETNX", "INCRBY", "RPUSH"})
 
     def __init__(self, maxmemory: int = 0) -> None:
         if type(maxmemory) is not int or maxmemory < 0:
@@ -300,7 +304,7 @@ class InMemoryRedis(Commands):
         # int-encoded; it still reads back as a string. Lists are Python lists of strings.
         self._data: dict[str, str | int | list[str]] = {}
         self._handlers = {
-            "GET": self._get, "SET": self._set, "MGET": self._mget, "INCRBY": self._incrby,
+            "GET": self._get, "SET": self._set, "SETNX": self._setnx, "MGET": self._mget, "INCRBY": self._incrby,
             "RPUSH": self._rpush, "LRANGE": self._lrange, "LREM": self._lrem,
             "LLEN": self._llen,
             "DEL": self._del, "EXISTS": self._exists, "RENAME": self._rename,
@@ -412,6 +416,11 @@ class InMemoryRedis(Commands):
         self._data[key] = value
         self._used_memory += _key_size(key, value)
         return True
+
+    def _setnx(self, key: str, value: str) -> bool:
+        if key in self._data:
+            return False
+        return self._set(key, value)
 
     def _forget(self, key: str) -> str | int | list[str] | None:
         """Remove ``key`` if present, with its share of used memory; its old value or None."""

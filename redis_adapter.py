@@ -20,6 +20,7 @@ import json
 import operator
 import re
 import threading
+import uuid
 from collections import Counter
 from typing import Any, Iterable, Iterator
 
@@ -134,6 +135,12 @@ class KeyLayout:
         staged keys by batch gives their age order.
         """
         return f"{key}:backup:{batch}"
+
+    @property
+    def source_key(self) -> str:
+        """``{prefix}reactions_source``: the id of this Redis dataset under this prefix
+        (RedisAdapter.source_id), which the table records with the rows backed up from it."""
+        return f"{self.prefix}reactions_source"
 
     def ingest_marker_key(self, flush_id: str) -> str:
         """The key an ingest flush sets in its own MULTI/EXEC, so a retry can tell it happened."""
@@ -405,6 +412,19 @@ class RedisAdapter:
     def batch_applied(self, marker: str, flush: int) -> bool:
         """True if flush number ``flush`` (or a later one) of ``marker``'s buffer is in Redis."""
         return self._applied(self.redis.get(marker), flush)
+
+    def source_id(self, create: bool = True) -> str | None:
+        """The id of this prefix's data in this Redis: a random hex string kept in
+        ``{prefix}reactions_source``, made (SETNX) by the first caller with ``create``.
+
+        The backup records it with the rows it inserts, so the reconciliation compares these
+        counters with the rows that came from them alone. A Redis emptied since (FLUSHDB, a
+        restart without persistence) gets a new id, as its counters start again. None if
+        there is none yet and ``create`` is False."""
+        key = self.layout.source_key
+        if create:
+            self.redis.setnx(key, uuid.uuid4().hex)
+        return _text(self.redis.get(key))
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""

@@ -230,6 +230,14 @@ def test_lrange_bad_index(r, backend):
     assert error_text(excinfo) == NOT_AN_INTEGER
 
 
+def test_setnx_sets_only_a_missing_key(r):
+    """SETNX sets a missing key (True) and leaves an existing one, of any type (False)."""
+    assert r.setnx("k", "a") is True
+    assert r.setnx("k", "b") is False and r.get("k") == "a"
+    r.rpush("l", "x")
+    assert r.setnx("l", "b") is False and r.lrange("l", 0, -1) == ["x"]
+
+
 @pytest.mark.parametrize("count, removed, left", [
     (1, 1, ["b", "a", "c", "a"]),
     (-1, 1, ["a", "b", "a", "c"]),
