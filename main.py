@@ -53,7 +53,7 @@ from reconcile import reconcile
 from redis_adapter import RedisAdapter, get_adapter, set_adapter
 from redis_client import RedisUnavailableError, connect, redacted
 from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
-                      SettingsError, describe_value, shown_value, validate_settings)
+                      SettingsError, shown_value, validate_settings)
 from spill import load_spill, spill_directory, write_spill
 
 logger = logging.getLogger("live_reactions")

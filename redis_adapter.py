@@ -234,6 +234,10 @@ def _by_match(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     return by_match
 
 
+UNRECORDED_SOURCE = "unrecorded"
+"""The source of rows backed up while Redis was too full to store its id (see source_id)."""
+
+
 class WrongTypeError(RedisError):
     """A counter or list key of this layout holds another application's value (WRONGTYPE, or a
     string that is not an integer), so some events could not be stored; what ran of them was
@@ -420,11 +424,19 @@ class RedisAdapter:
         The backup records it with the rows it inserts, so the reconciliation compares these
         counters with the rows that came from them alone. A Redis emptied since (FLUSHDB, a
         restart without persistence) gets a new id, as its counters start again. None if
-        there is none yet and ``create`` is False."""
+        there is none yet and ``create`` is False. While Redis is over maxmemory (OOM) no id
+        can be made: then UNRECORDED_SOURCE, whose rows no reconciliation counts."""
         key = self.layout.source_key
-        if create:
-            self.redis.setnx(key, uuid.uuid4().hex)
-        return _text(self.redis.get(key))
+        value = self.redis.get(key)
+        if value is None and create:
+            try:
+                self.redis.setnx(key, uuid.uuid4().hex)
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                return UNRECORDED_SOURCE  # the backup must run all the same: it frees memory
+            value = self.redis.get(key)
+        return _text(value)
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
