@@ -25,7 +25,7 @@ from typing import Any, Collection, Iterable, Iterator
 
 from db import DeadLetter, ReactionsTable, get_reactions_table
 from records import sort_items
-from redis_adapter import RedisAdapter, get_adapter
+from redis_adapter import RedisAdapter, error_text, get_adapter
 
 __all__ = ["BackupDataManager", "BackupResult", "BackupError", "CountMismatchError",
            "SortedItems"]
@@ -61,7 +61,7 @@ class BackupError(Exception):
         self.result, self.errors = result, errors
         key, error = next(iter(errors.items()))
         super().__init__(f"{len(errors)} of {result.keys + len(errors)} lists not moved, "
-                         f"kept staged in Redis; first: {key}: {error!r}")
+                         f"kept staged in Redis; first: {key}: {error_text(error)}")
 
 
 class CountMismatchError(RuntimeError):

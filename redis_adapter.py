@@ -16,6 +16,7 @@ over a real Redis (redis_client.connect), whose replies may be str or bytes.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import operator
 import re
@@ -32,7 +33,7 @@ __all__ = [
     "is_out_of_memory",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
-    "WrongTypeError",
+    "WrongTypeError", "error_text",
 ]
 
 _server: InMemoryRedis | None = None
@@ -60,6 +61,12 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _PREFIX_MAX_CHARS = 200
+
+
+def error_text(error: BaseException) -> str:
+    """``ClassName: message`` for a log line. Not repr(): redis-py 8 spells its errors'
+    repr as ``network:TimeoutError``, which hides the message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def describe(value: Any) -> str:
@@ -219,6 +226,12 @@ def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
     if texts and isinstance(texts[0], bytes):
         return json.loads(b"[" + b",".join(texts) + b"]")
     return json.loads("[" + ",".join(texts) + "]")
+
+
+def _counts(emoticon_types: tuple[str, ...], values: list[Any]) -> dict[str, int]:
+    """``{emoticon: count}`` from one MGET's replies; 0 where the counter is missing."""
+    return {emoticon: 0 if value is None else int(value)
+            for emoticon, value in zip(emoticon_types, values)}
 
 
 def _cells(events: list[dict[str, Any]]) -> Counter:
@@ -441,9 +454,25 @@ class RedisAdapter:
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
         emoticon_types = tuple(emoticon_types)
-        values = self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types))
-        return {emoticon: 0 if value is None else int(value)
-                for emoticon, value in zip(emoticon_types, values)}
+        return _counts(emoticon_types,
+                       self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types)))
+
+    GET_PIPELINE_MATCHES = 1_000
+    """Matches read per round trip by get_counts_many: one MGET each, pipelined."""
+
+    def get_counts_many(self, match_ids: Iterable[int], emoticon_types: Iterable[str]
+                        ) -> Iterator[tuple[int, dict[str, int]]]:
+        """``(match_id, get_counts(match_id, emoticon_types))`` for each match id, in order,
+        the MGETs sent GET_PIPELINE_MATCHES at a time in one pipeline (not a transaction:
+        each MGET is atomic on its own, as one get_counts is)."""
+        emoticon_types = tuple(emoticon_types)
+        ids = iter(match_ids)
+        while chunk := list(itertools.islice(ids, self.GET_PIPELINE_MATCHES)):
+            pipe = self.redis.pipeline(transaction=False)
+            for match_id in chunk:
+                pipe.mget(_counter_keys(self.layout, match_id, emoticon_types))
+            for match_id, values in zip(chunk, pipe.execute()):
+                yield match_id, _counts(emoticon_types, values)
 
     def counter_keys(self, emoticon_types: Iterable[str] | None = None
                      ) -> dict[str, tuple[int, str]]:

@@ -28,9 +28,26 @@ def full_redis():
 
 @pytest.fixture
 def poster(monkeypatch):
-    """A Poster (not started) whose pauses after a refusal are a microsecond."""
+    """A Poster (not started) whose pauses after a refusal are a microsecond, and whose clock
+    moves a whole STATE_LOG_SECONDS at each look (every spell ends at its first success)."""
     monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (1e-6, 1e-6))
-    return poster_module.Poster(0, random.Random(7))
+    poster = poster_module.Poster(0, random.Random(7))
+    ticks = iter(range(0, 10**9, int(poster_module.STATE_LOG_SECONDS) or 1))
+    poster.clock = lambda: next(ticks)
+    return poster
+
+
+def test_refusals_now_and_then_are_one_spell(full_redis, poster, caplog):
+    """Refusals alternating with successes within STATE_LOG_SECONDS: one warning, no pairs."""
+    poster.clock = lambda: 0.0  # no time passes: one spell
+    with caplog.at_level(logging.INFO, logger="poster"):
+        for _ in range(10):
+            full_redis.maxmemory = 1
+            post(poster, 1)
+            full_redis.maxmemory = 0
+            post(poster, 1)
+    messages = [record.getMessage() for record in caplog.records]
+    assert poster.refused == 10 and len(messages) == 1 and "POST refused" in messages[0]
 
 
 def post(poster, times):
@@ -107,7 +124,7 @@ def test_poster_counts_other_failures_logs_them_rate_limited_and_goes_on(poster,
         post(poster, 10)
     assert (poster.failed, poster.posted, poster.error) == (10, 0, None)
     [record] = caplog.records
-    assert "POST failed (1 so far), posting goes on: ConnectionError('injected')" in (
+    assert "POST failed (1 so far), posting goes on: ConnectionError: injected" in (
         record.getMessage())
 
 
@@ -125,7 +142,7 @@ def test_poster_dies_on_its_own_bad_reaction(poster, monkeypatch):
 def live_run(*flags):
     args = main.parse_args(list(flags))
     main.apply_settings(args)
-    return main.LiveRun(args)
+    return main.LiveRun(args.role)
 
 
 def reconciliation_line(caplog):
