@@ -98,8 +98,10 @@ def POSTMethod(user_id: int, match_id: int, emoticon_type: str) -> dict[str, Any
     Returns the stored record ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` with
     ``timestamp`` in Unix seconds (float). Raises InvalidReactionError (see validate_reaction)
     before touching Redis, so bad input changes nothing. Raises ReactionRefusedError when Redis
-    refuses the write (over maxmemory: nothing changed) or cannot be reached; any other Redis
-    error is raised as the client raises it. Either way the POST was not acknowledged.
+    refuses the write (over maxmemory: nothing changed) or cannot be reached, and
+    redis_adapter.WrongTypeError when the counter or list key holds another application's value
+    (what ran was undone: nothing stored); any other Redis error is raised as the client raises
+    it. Either way the POST was not acknowledged.
 
     With config.INGEST_BATCH_EVENTS > 1 the record goes to the process's IngestBuffer and is
     written with others in one MULTI/EXEC within config.INGEST_FLUSH_SECONDS (ingest.py).

@@ -376,11 +376,16 @@ class ReactionsTable:
         except sqlite3.OperationalError:  # no such table: a file from before sources, read-only
             return []
 
-    def dead_letter_cells(self) -> dict[tuple[int, str], int]:
+    def dead_letter_cells(self, from_key: Callable[[str], bool] | None = None
+                          ) -> dict[tuple[int, str], int]:
         """Dead letters per ``(match_id, emoticon_type)``, for those whose text is a JSON object
-        naming both (an event that was counted in Redis, then spoiled): reconcile.py's sink."""
+        naming both (an event that was counted in Redis, then spoiled): reconcile.py's sink.
+        ``from_key(source_key)``, if given, keeps only the letters of those Redis lists (e.g.
+        one prefix's staged lists: KeyLayout.is_staged)."""
         cells: dict[tuple[int, str], int] = {}
         for letter in self.dead_letters():
+            if from_key is not None and not from_key(letter["source_key"]):
+                continue
             try:
                 record = json.loads(letter["raw"])
                 cell = (record["match_id"], record["emoticon_type"])

@@ -492,18 +492,21 @@ class LiveRun:
         try:
             table = (self.table if self.table is not None
                      else ReactionsTable(config.DB_PATH, read_only=True))
-            return log_reconciliation(reconcile(self.adapter, table, [dead_letter_sink(table)]))
+            return log_reconciliation(reconcile(self.adapter, table,
+                                                [dead_letter_sink(self.adapter, table)]))
         except Exception as error:
             logger.error("system-wide reconciliation could not be read: %s", error_text(error))
             return 1
 
 
-def dead_letter_sink(table: ReactionsTable) -> Callable[[], dict[tuple[int, str], int]]:
-    """The table's dead letters per cell, as a reconcile() sink; none in a file made before
-    dead letters were kept (opened read-only, it cannot gain the table)."""
+def dead_letter_sink(adapter: RedisAdapter, table: ReactionsTable
+                     ) -> Callable[[], dict[tuple[int, str], int]]:
+    """The dead letters of ``adapter``'s prefix (taken from its staged lists) per cell, as a
+    reconcile() sink; none in a file made before dead letters were kept (opened read-only, it
+    cannot gain the table)."""
     def sink() -> dict[tuple[int, str], int]:
         try:
-            return table.dead_letter_cells()
+            return table.dead_letter_cells(adapter.layout.is_staged)
         except sqlite3.OperationalError:  # no such table: dead_letters
             return {}
     return sink
@@ -537,7 +540,7 @@ def run_reconcile() -> int:
         return EXIT_USAGE
     table = ReactionsTable(config.DB_PATH, read_only=True)
     adapter = RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX)
-    return log_reconciliation(reconcile(adapter, table, [dead_letter_sink(table)]))
+    return log_reconciliation(reconcile(adapter, table, [dead_letter_sink(adapter, table)]))
 
 
 def use_redis() -> None:

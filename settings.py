@@ -29,7 +29,8 @@ ID_MAX = 2 ** 63 - 1  # ids are SQLite INTEGERs and Redis counters: signed 64-bi
 MAX_MATCHES_LIMIT = 100_000
 """The most matches a run serves. Every GET tick reads each match's counters (5 to 8 us a match:
 0.6 s a tick at this limit, 2.4 s while posting at rate 0) and a backup may move one list per
-match (4.2 s for 100,000 on :memory:); at 1,000,000 a tick took 7.8 s, 22 s while posting."""
+match (4.2 s for 100,000 on :memory:); at 1,000,000 a tick took 7.8 s, 22 s while posting. On a
+local redis-server the tick pipelines its MGETs: 1.5 to 2.0 s at this limit (docs/real-redis.md)."""
 MAX_MATCHES_FILE_LIMIT = 1_000
 """The most matches with a database file: a backup commits each match's list on its own, 2 to
 7 ms a list on disk, so 1,000 lists took 1.9 to 3.4 s of the 10 s interval (3,000: 9 to 14 s)."""

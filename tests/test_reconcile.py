@@ -147,3 +147,16 @@ def test_foreign_keys_of_our_shape_and_the_other_type_do_not_block(adapter, tabl
     post(adapter, (1, "heart"))
     result = reconcile(adapter, table)
     assert (result.ok, result.tries, result.counters) == (True, 1, 1)
+
+
+def test_dead_letters_of_another_prefix_are_not_counted(adapter, table):
+    """The dead-letter sink keeps the letters of this prefix's staged lists only."""
+    import main
+    other = RedisAdapter(adapter.redis, prefix="other:")
+    for layout_adapter in (adapter, other):
+        post(layout_adapter, (5, "sad"))
+        layout_adapter.redis.rpush(layout_adapter.layout.match_data_key(5),
+                                   '{"user_id": 1, "emoticon_type": "sad", "match_id": 5}')
+        BackupDataManager(layout_adapter, table).run()
+    assert len(table.dead_letters()) == 2
+    assert main.dead_letter_sink(adapter, table)() == {(5, "sad"): 1}
