@@ -353,6 +353,18 @@ class ReactionsTable:
 
         With ``source``, only the rows that source's backups inserted (insert_batch); a file
         written before sources were recorded has none."""
+        with self.held_census(source) as census:
+            return census
+
+    @contextmanager
+    def held_census(self, source: str | None = None
+                    ) -> Iterator[tuple[dict[tuple[int, str], int], frozenset[str]]]:
+        """census(), with its read transaction held open until the block ends.
+
+        In SQLite's rollback-journal mode (this file's) a held read lock makes every other
+        connection's COMMIT wait (up to its busy timeout), so no backup commits between the
+        census and whatever the block reads meanwhile -- the reconciliation's Redis view: a
+        consistent cut of the file and Redis. Keep the block short; nothing is written."""
         with self._lock:
             self._connection.execute("begin")
             try:
@@ -363,10 +375,10 @@ class ReactionsTable:
                 else:
                     rows = self._source_rows(source)
                 ledger = self._connection.execute("select batch from backup_batches").fetchall()
+                yield ({(match_id, emoticon): count for match_id, emoticon, count in rows},
+                       frozenset(batch for (batch,) in ledger))
             finally:
                 self._connection.execute("commit")
-        return {(match_id, emoticon): count for match_id, emoticon, count in rows}, \
-            frozenset(batch for (batch,) in ledger)
 
     def _source_rows(self, source: str) -> list[tuple[int, str, int]]:
         try:

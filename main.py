@@ -484,10 +484,12 @@ class LiveRun:
 
     def _system_wide(self) -> int:
         """Log the system-wide reconciliation line (or why it was not run); its exit status."""
-        if self.table is None and config.DB_PATH == ":memory:":
-            logger.info("system-wide reconciliation: not run (a %s process without --db FILE "
-                        "has no table to compare; run --reconcile with the backup's --db)",
-                        self.role)
+        if self.table is None and (config.DB_PATH == ":memory:"
+                                   or not os.path.isfile(config.DB_PATH)):
+            missing = ("without --db FILE" if config.DB_PATH == ":memory:" else
+                       f"whose --db {config.DB_PATH} no backup has made yet")
+            logger.info("system-wide reconciliation: not run (a %s process %s has no table to "
+                        "compare; run --reconcile with the backup's --db)", self.role, missing)
             return 0
         try:
             table = (self.table if self.table is not None

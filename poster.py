@@ -17,7 +17,7 @@ import time
 
 import config
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
-from redis_adapter import error_text
+from redis_adapter import WrongTypeError, error_text
 
 __all__ = ["Poster", "Every", "BACKOFF_SECONDS"]
 
@@ -53,7 +53,8 @@ class Poster(threading.Thread):
     The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
     counts the POSTs that succeeded, ``refused`` those Redis refused or could not take
     (ReactionRefusedError), ``failed`` those that failed otherwise; refused and failed ones are
-    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s).
+    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s),
+    except after a WrongTypeError: one key of another application, not a failing server.
     Only this thread writes the counts. ``error`` is what killed the thread, if anything did
     (its own bad reaction: InvalidReactionError, a bug). ``seconds`` is how long it has been
     posting (monotonic clock), up to its stop.
@@ -136,6 +137,8 @@ class Poster(threading.Thread):
             if self._failure_log.ready():
                 logger.warning("POST failed (%s so far), posting goes on: %s",
                                f"{self.failed:,}", error_text(error))
+            if isinstance(error, WrongTypeError):
+                return True  # one key of another application: the other cells post at pace
             self._back_off()
             return False
         self._backoff = 0.0

@@ -90,27 +90,25 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink
               clock: Callable[[], float] = time.monotonic) -> Reconciliation:
     """Compare every counter of ``adapter``'s prefix with its rows, pending events and sinks.
 
-    Reads Redis in one MULTI/EXEC between two reads of the table, and takes the view again
-    while a backup committed in between (the same events would be both rows and pending) or a
-    list or counter appeared that the MULTI did not read; at most _TRIES views and ``seconds``
+    One view is a consistent cut: the table's census is read in a read transaction held open
+    (ReactionsTable.held_census: no backup can commit meanwhile) while Redis is read in one
+    MULTI/EXEC. A view that missed a key made after the keys were chosen (the MULTI's KEYS
+    show it) is taken again, with the keys KEYS showed; at most _TRIES views and ``seconds``
     seconds, then the result says NOT CHECKED instead of a verdict. A staged list whose rows
     are committed but which is not deleted yet is in the ledger: counted as rows, not pending.
     """
     deadline = clock() + seconds
+    keys = _scanned_keys(adapter)
     tries = 0
     while True:
         tries += 1
-        # The ledger as it was before Redis was read: a list staged then is deleted, and only
-        # afterwards forgotten, after the read; a later ledger might have forgotten it already.
         source = adapter.source_id(create=False) or NO_SOURCE
-        rows_before, ledger = table.census(source)
-        view = _redis_view(adapter)
-        rows, _ = table.census(source)
-        consistent = (view is not None and rows == rows_before
-                      and (adapter.source_id(create=False) or NO_SOURCE) == source)
-        if consistent or tries >= _TRIES or clock() >= deadline:
+        with table.held_census(source) as (rows, ledger):
+            replies = _read_redis(adapter, *keys)  # only the MULTI under the read lock
+        view, keys = _redis_view(adapter, *keys, replies)
+        if view is not None or tries >= _TRIES or clock() >= deadline:
             break
-    if not consistent:
+    if view is None:
         return Reconciliation(0, sum(rows.values()), 0, consistent=False, tries=tries)
     counters, pending, unreadable = view
     pending_counts = Counter()
@@ -130,42 +128,60 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink
                           True, unreadable, tries)
 
 
-def _redis_view(adapter: RedisAdapter
-                ) -> tuple[dict[tuple[int, str], int], dict[str, Counter], int] | None:
-    """Counters per (match, emoticon), each pending list's events per (match, emoticon), and
-    the unreadable items, read in one MULTI/EXEC; None if that view missed a key.
+def _scanned_keys(adapter: RedisAdapter) -> tuple[list[str], list[str]]:
+    """This layout's counter keys and pending lists, found with SCAN (types checked)."""
+    return list(adapter.counter_keys()), sorted(adapter.pending_keys())
 
-    The keys are found with SCAN first (only our shapes and types), then read in the MULTI
-    together with KEYS of our two patterns, which lists what existed at that very instant. A
-    key of our shape in KEYS but not read -- a list or counter made meanwhile, or a list
-    staged meanwhile -- makes the view incomplete (None), unless it is another application's
-    value of the other type (a string named like a list, a list named like a counter).
-    """
+
+def _read_redis(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[str]
+                ) -> list[Any]:
+    """One MULTI/EXEC: KEYS of our two patterns (what existed at that very instant), LRANGE
+    of each of ``list_keys``, MGET of ``counter_keys``; the raw replies, errors as values."""
     layout = adapter.layout
-    counter_keys, list_keys = adapter.counter_keys(), sorted(adapter.pending_keys())
     pipe = adapter.redis.pipeline(transaction=True)
     pipe.keys(layout.counter_pattern)
     pipe.keys(layout.pending_pattern)
     for key in list_keys:
         pipe.lrange(key, 0, -1)
     if counter_keys:
-        pipe.mget(list(counter_keys))
-    replies = pipe.execute()
+        pipe.mget(counter_keys)
+    return pipe.execute(raise_on_error=False)
+
+
+def _redis_view(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[str],
+                replies: list[Any]
+                ) -> tuple[tuple[dict[tuple[int, str], int], dict[str, Counter], int] | None,
+                           tuple[list[str], list[str]]]:
+    """The view in ``replies`` (_read_redis of ``counter_keys`` and ``list_keys``).
+
+    Returns the view -- counters per (match, emoticon), each pending list's events per (match,
+    emoticon), the unreadable items -- or None if it missed a key of ours (made or staged
+    after the keys were chosen), and the keys the next view should read: those KEYS showed.
+    A key of our shape holding the other type (another application's string named like a
+    list, or list named like a counter) is not ours: its error reply or None is left out.
+    """
+    layout = adapter.layout
     emoticons = frozenset(config.EMOTICON_TYPES)
-    now_counters = {key for key in _decoded(replies[0])
-                    if layout.parse_counter(key, emoticons) is not None}
-    now_lists = {key for key in _decoded(replies[1]) if layout.is_pending(key)}
-    missed = (now_counters - set(counter_keys)) | (now_lists - set(list_keys))
+    now_counters = sorted(key for key in _decoded(replies[0])
+                          if layout.parse_counter(key, emoticons) is not None)
+    now_lists = sorted(key for key in _decoded(replies[1]) if layout.is_pending(key))
+    missed = (set(now_counters) - set(counter_keys)) | (set(now_lists) - set(list_keys))
+    next_keys = (now_counters, now_lists)
     if any(_may_be_ours(adapter, key) for key in missed):
-        return None
+        return None, next_keys
     values = replies[-1] if counter_keys else []
-    counters = {cell: _int_or_zero(value) for cell, value in zip(counter_keys.values(), values)}
+    counters = {}
+    for key, value in zip(counter_keys, values):
+        cell = layout.parse_counter(key, emoticons)
+        counters[cell] = counters.get(cell, 0) + _int_or_zero(value)
     pending, unreadable = {}, 0
     for key, texts in zip(list_keys, replies[2:]):
+        if isinstance(texts, Exception):  # WRONGTYPE: another application's value, not ours
+            continue
         events, bad = _readable_events(texts)
         unreadable += bad
         pending[key] = Counter(map(_cell, events))
-    return counters, pending, unreadable
+    return (counters, pending, unreadable), next_keys
 
 
 def _decoded(keys: list[Any]) -> list[str]:

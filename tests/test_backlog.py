@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+import config
 import main
 import poster as poster_module
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
@@ -184,3 +185,16 @@ def test_the_process_wide_redis_gets_its_maxmemory_from_config(monkeypatch):
     monkeypatch.setattr(redis_adapter, "_server", None)
     monkeypatch.setattr(config, "REDIS_MAXMEMORY_BYTES", 12_345)
     assert redis_adapter.get_redis().maxmemory == 12_345
+
+
+def test_a_foreign_key_fails_its_posts_without_slowing_the_others(poster, monkeypatch):
+    """WrongTypeError (one key of another app) is counted failed; the poster does not pause."""
+    from redis_adapter import WrongTypeError
+    pauses = []
+    monkeypatch.setattr(poster, "_back_off", lambda: pauses.append(1))
+    get_redis().set("match_data_1", "another app's value")
+    monkeypatch.setattr(config, "MAX_MATCHES", 1)
+    with pytest.raises(WrongTypeError):
+        POSTMethod(1, 1, "heart")
+    assert poster._post_or_back_off() is True
+    assert (poster.failed, poster.posted, pauses) == (1, 0, [])
