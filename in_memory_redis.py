@@ -14,7 +14,8 @@ import functools
 import re
 import textwrap
 import threading
-from typing import Any, Iterator
+import time
+from typing import Any, Callable, Iterator
 
 __all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "InMemoryRedis",
            "Pipeline"]
@@ -26,6 +27,7 @@ OVERFLOW = "increment or decrement would overflow"
 NO_SUCH_KEY = "no such key"
 WRONG_ARITY = "wrong number of arguments for '{}' command"
 SYNTAX_ERROR = "syntax error"
+INVALID_EXPIRE = "invalid expire time in '{}' command"
 # redis-py strips the "OOM " error code and raises OutOfMemoryError with the rest.
 OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
 
@@ -182,9 +184,17 @@ class Commands:
         """GET: the string at ``name``, or None if missing. WRONGTYPE on a list."""
         return self.execute_command("GET", name)
 
-    def set(self, name: str, value: Any) -> Any:
-        """SET: store the string ``value`` at ``name`` (any old value or type is replaced). True."""
-        return self.execute_command("SET", name, value)
+    def set(self, name: str, value: Any, ex: int | None = None) -> Any:
+        """SET: store the string ``value`` at ``name`` (any old value, type or expiry is
+        replaced). True. ``ex``: expire the key after that many seconds (SET ... EX; an int
+        above 0, else ResponseError "invalid expire time in 'set' command")."""
+        if ex is None:
+            return self.execute_command("SET", name, value)
+        return self.execute_command("SET", name, value, "EX", ex)
+
+    def ttl(self, name: str) -> Any:
+        """TTL: seconds until ``name`` expires (rounded), -1 if it never does, -2 if missing."""
+        return self.execute_command("TTL", name)
 
     def setnx(self, name: str, value: Any) -> Any:
         """SETNX: SET only if ``name`` does not exist; True if it was set, False if not."""
@@ -287,14 +297,15 @@ class InMemoryRedis(Commands):
 
     # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
     # redis-py answers mget([]) with [] itself, so -1 here.
-    _ARITY = {"GET": 2, "SET": -3, "SETNX": 3, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2,
+    _ARITY = {"GET": 2, "SET": -3, "SETNX": 3, "TTL": 2, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2,
               "DEL": -2, "EXISTS": -2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
               "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1}
 
     # Commands Redis flags "denyoom": refused while used memory is over maxmemory.
     _DENYOOM = frozenset({"SET", "SETNX", "INCRBY", "RPUSH"})
 
-    def __init__(self, maxmemory: int = 0) -> None:
+    def __init__(self, maxmemory: int = 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if type(maxmemory) is not int or maxmemory < 0:
             raise ValueError(f"maxmemory must be an int of bytes, 0 or more, got {maxmemory!r}")
         self.maxmemory = maxmemory
@@ -303,8 +314,12 @@ class InMemoryRedis(Commands):
         # A string value that INCR has made a number is kept as an int, as Redis keeps it
         # int-encoded; it still reads back as a string. Lists are Python lists of strings.
         self._data: dict[str, str | int | list[str]] = {}
+        # Keys given an expiry (SET ... EX): {key: clock() when it goes}. Expired keys are
+        # removed before each command runs, as Redis never serves one; few keys expire here.
+        self._expires: dict[str, float] = {}
+        self._clock = clock
         self._handlers = {
-            "GET": self._get, "SET": self._set, "SETNX": self._setnx, "MGET": self._mget, "INCRBY": self._incrby,
+            "GET": self._get, "SET": self._set, "SETNX": self._setnx, "TTL": self._ttl, "MGET": self._mget, "INCRBY": self._incrby,
             "RPUSH": self._rpush, "LRANGE": self._lrange, "LREM": self._lrem,
             "LLEN": self._llen,
             "DEL": self._del, "EXISTS": self._exists, "RENAME": self._rename,
@@ -345,6 +360,7 @@ class InMemoryRedis(Commands):
         if not transaction:
             return [self._run_locked(command) for command in commands]
         with self._lock:
+            self._expire_due()
             # MULTI refuses to queue a command of wrong arity, or any command at all while used
             # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
             # the first refusal.
@@ -382,7 +398,14 @@ class InMemoryRedis(Commands):
             return OutOfMemoryError(OUT_OF_MEMORY)
         return None
 
+    def _expire_due(self) -> None:
+        if self._expires:
+            now = self._clock()
+            for key in [key for key, when in self._expires.items() if when <= now]:
+                self._forget(key)
+
     def _run(self, command: list[str]) -> Any:
+        self._expire_due()
         refusal = self._refusal(command)
         if refusal is not None:
             return refusal
@@ -411,11 +434,28 @@ class InMemoryRedis(Commands):
         value = self._string(key)
         return None if value is None else str(value)
 
-    def _set(self, key: str, value: str) -> bool:
+    def _set(self, key: str, value: str, *options: str) -> bool:
+        expires = None
+        if options:
+            if len(options) != 2 or options[0].upper() != "EX":
+                raise ResponseError(SYNTAX_ERROR)
+            seconds = _parse_int(options[1])
+            if seconds <= 0:
+                raise ResponseError(INVALID_EXPIRE.format("set"))
+            expires = self._clock() + seconds
         self._forget(key)
         self._data[key] = value
         self._used_memory += _key_size(key, value)
+        if expires is not None:
+            self._expires[key] = expires
         return True
+
+    def _ttl(self, key: str) -> int:
+        if key not in self._data:
+            return -2
+        if key not in self._expires:
+            return -1
+        return int(self._expires[key] - self._clock() + 0.5)  # Redis rounds ms to seconds
 
     def _setnx(self, key: str, value: str) -> bool:
         if key in self._data:
@@ -425,6 +465,7 @@ class InMemoryRedis(Commands):
     def _forget(self, key: str) -> str | int | list[str] | None:
         """Remove ``key`` if present, with its share of used memory; its old value or None."""
         value = self._data.pop(key, None)
+        self._expires.pop(key, None)
         if value is not None:
             self._used_memory -= _key_size(key, value)
         return value
@@ -445,8 +486,11 @@ class InMemoryRedis(Commands):
         if not _INT64_MIN <= number <= _INT64_MAX:
             raise ResponseError(OVERFLOW)
         if type(stored) is not int:  # a new key, or a string becoming int-encoded
+            expires = self._expires.get(key)  # INCR keeps the key's expiry
             self._forget(key)
             self._used_memory += _key_size(key, number)
+            if expires is not None:
+                self._expires[key] = expires
         self._data[key] = number
         return number
 
@@ -501,7 +545,10 @@ class InMemoryRedis(Commands):
             self._forget(dst)
             # The value moves as it is: only the key's name changes size (a list's whole size
             # is not recomputed, which would make RENAME O(N)).
+            expires = self._expires.pop(src, None)  # the expiry moves with the value
             self._data[dst] = self._data.pop(src)
+            if expires is not None:
+                self._expires[dst] = expires
             self._used_memory += len(dst) - len(src)
         return True
 
@@ -545,6 +592,7 @@ class InMemoryRedis(Commands):
 
     def _flushdb(self) -> bool:
         self._data.clear()
+        self._expires.clear()
         self._used_memory = 0
         return True
 

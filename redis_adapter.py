@@ -194,6 +194,11 @@ def _counter_keys(layout: KeyLayout, match_id: int,
     return [layout.counter_key(match_id, emoticon) for emoticon in emoticon_types]
 
 
+INGEST_MARKER_TTL_SECONDS = 86_400
+"""How long an ingest marker lives after its buffer's last flush, in seconds (a day). A clean
+stop deletes it; a killed poster's marker goes by itself then. A flush in doubt must be retried
+within that time (Redis back within a day), or its marker may be gone and the retry apply it
+again."""
 _CELL_OF_EVENT = operator.itemgetter("match_id", "emoticon_type")  # in C: once per buffered POST
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
 
@@ -335,8 +340,9 @@ class RedisAdapter:
         """Count and append many event records in ONE MULTI/EXEC (ingest.py's flush).
 
         One INCRBY per counter touched, one RPUSH per match with its records in order, and
-        ``SET marker flush`` (an int, the buffer's flush number) in the same transaction, so a
-        retry can tell whether this flush happened (record_batch_once). Counters still equal
+        ``SET marker flush EX INGEST_MARKER_TTL_SECONDS`` (the buffer's flush number, an int)
+        in the same transaction, so a retry can tell whether this flush happened
+        (record_batch_once). Counters still equal
         rows plus pending at every instant Redis can be observed. Raises WrongTypeError when
         some counter or list key holds another application's value: the flush happened (its
         marker is set), except for the events of those keys, undone (``error.dropped``).
@@ -382,7 +388,7 @@ class RedisAdapter:
             pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
         for match_id, records in _by_match(events).items():
             pipe.rpush(self.layout.match_data_key(match_id), *encode_events(records))
-        pipe.set(marker, flush)
+        pipe.set(marker, flush, ex=INGEST_MARKER_TTL_SECONDS)
 
     def _settle(self, events: list[dict[str, Any]], replies: list[Any]) -> None:
         """Check the replies of the writes queued for ``events`` (counters, then lists, as

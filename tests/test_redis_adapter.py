@@ -318,3 +318,12 @@ def test_non_utf8_foreign_key_is_skipped(client):
     adapter = RedisAdapter(client, prefix="")
     adapter.record_reaction(1, 2, "heart", 1.0)
     assert adapter.counter_total() == adapter.pending_events() == 1
+
+
+def test_ingest_marker_expires_by_itself(client):
+    """A flush's marker carries a day's expiry: a killed poster's marker does not stay forever."""
+    from redis_adapter import INGEST_MARKER_TTL_SECONDS
+    adapter = RedisAdapter(client, prefix="")
+    adapter.record_batch([{"user_id": 1, "emoticon_type": "sad", "timestamp": 1.0,
+                           "match_id": 1}], "ingest_x", 1)
+    assert INGEST_MARKER_TTL_SECONDS - 1 <= client.ttl("ingest_x") <= INGEST_MARKER_TTL_SECONDS

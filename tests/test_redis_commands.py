@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from in_memory_redis import InMemoryRedis
+
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_AN_INTEGER = "value is not an integer or out of range"
 
@@ -228,6 +230,42 @@ def test_lrange_bad_index(r, backend):
     with pytest.raises(backend.ResponseError) as excinfo:
         r.lrange("l", "first", -1)
     assert error_text(excinfo) == NOT_AN_INTEGER
+
+
+def test_set_ex_gives_a_ttl_and_plain_set_clears_it(r):
+    """SET ... EX n: TTL n (rounded); a plain SET removes the expiry; a missing key is -2."""
+    assert r.set("k", "v", ex=100) is True
+    assert 99 <= r.ttl("k") <= 100
+    r.set("k", "w")
+    assert (r.ttl("k"), r.ttl("missing")) == (-1, -2)
+
+
+def test_expiry_survives_incr_and_rename(r):
+    """INCR keeps a key's expiry, and RENAME moves it with the value."""
+    r.set("n", 1, ex=100)
+    assert r.incr("n") == 2 and 99 <= r.ttl("n") <= 100
+    r.rename("n", "m")
+    assert 99 <= r.ttl("m") <= 100
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "invalid expire time in 'set' command"),
+                                           (-5, "invalid expire time in 'set' command")])
+def test_set_ex_not_positive(r, backend, seconds, text):
+    """SET ... EX 0 or below fails with Redis's error and stores nothing."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.set("k", "v", ex=seconds)
+    assert error_text(excinfo) == text and r.exists("k") == 0
+
+
+def test_expired_key_is_gone():
+    """A key past its expiry is never served (the in-memory server's clock injected)."""
+    now = [0.0]
+    server = InMemoryRedis(clock=lambda: now[0])
+    server.set("marker", 3, ex=10)
+    now[0] = 9.9
+    assert server.get("marker") == "3"
+    now[0] = 10.0
+    assert (server.get("marker"), server.exists("marker"), server.keys("*")) == (None, 0, [])
 
 
 def test_setnx_sets_only_a_missing_key(r):
