@@ -402,14 +402,14 @@ class RedisAdapter:
         WrongTypeError says how many events were not stored. A record whose list a backup
         staged in between cannot be removed: it is stored uncounted (``error.uncounted``).
         """
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if not errors:  # nearly always: the cells are worked out only when one failed
+            return
         cells = _cells(events)
         matches = _by_match(events)
         failed_cells = {cell for cell, reply in zip(cells, replies) if isinstance(reply, Exception)}
         failed_matches = {match for match, reply in zip(matches, replies[len(cells):])
                           if isinstance(reply, Exception)}
-        if not failed_cells and not failed_matches:
-            return
-        errors = [reply for reply in replies if isinstance(reply, Exception)]
         undo = self.redis.pipeline(transaction=True)
         removals = 0
         for (match_id, emoticon), count in cells.items():
