@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ __all__ = ["BackupDataManager", "BackupResult", "BackupError", "CountMismatchErr
 logger = logging.getLogger(__name__)
 
 _batch_numbers = itertools.count()  # tells apart runs started in the same nanosecond
+_PROCESS_TAG = secrets.token_hex(4)  # tells apart processes with one pid (other hosts)
 
 
 @dataclass(frozen=True)
@@ -69,25 +72,33 @@ class CountMismatchError(RuntimeError):
 
 
 def new_batch() -> str:
-    """A name for one backup run, unique and sorting in start order (nanoseconds, then count)."""
-    return f"{time.time_ns():020d}.{next(_batch_numbers) % 10_000:04d}"
+    """A name for one backup run, sorting in start order (nanoseconds first), then unique
+    across processes sharing one Redis and one ledger: the pid, a random part drawn once per
+    process (pids repeat across hosts and restarts) and a per-process count."""
+    return (f"{time.time_ns():020d}.{os.getpid()}.{_PROCESS_TAG}."
+            f"{next(_batch_numbers) % 10_000:04d}")
 
 
 class SortedItems:
     """Stored items on their way to the table: ``events()`` yields the valid records of
-    ``chunks`` (lists of item texts, e.g. a staged list's LRANGEs), and fills, as it runs,
-    ``dead_letters`` (the poison items, tagged with ``key``) and ``read`` (items seen)."""
+    ``chunks`` (lists of item texts, e.g. a staged list's LRANGEs; all of match ``match_id``, if
+    given, as a list's are), and fills, as it runs, ``dead_letters`` (the poison items, tagged
+    with ``key``) and ``read`` (items seen); ``started`` is True once ``events()`` was first
+    iterated (a batch the ledger skips is not)."""
 
     def __init__(self, chunks: Iterable[list[str]], key: str,
-                 emoticon_types: Collection[str]) -> None:
+                 emoticon_types: Collection[str], match_id: int | None = None) -> None:
         self.chunks, self.key, self.emoticon_types = chunks, key, emoticon_types
+        self.match_id = match_id
         self.read = 0
+        self.started = False
         self.dead_letters: list[DeadLetter] = []
 
     def events(self) -> Iterator[dict[str, Any]]:
+        self.started = True
         for chunk in self.chunks:
             self.read += len(chunk)
-            events, poison = sort_items(chunk, self.emoticon_types)
+            events, poison = sort_items(chunk, self.emoticon_types, self.match_id)
             self.dead_letters += [DeadLetter(raw, reason, self.key) for raw, reason in poison]
             yield from events
 
@@ -107,7 +118,9 @@ class BackupDataManager:
     second caller waits for the first). Several managers on the same Redis and table may run at
     once: the ledger keeps them exactly-once. ``events`` and ``dead_lettered`` total what this
     manager's runs wrote; ``committed`` holds staged keys whose rows are in the table but whose
-    DEL failed (whoever writes the pending events elsewhere must skip them).
+    DEL failed (whoever writes the pending events elsewhere must skip them); ``unforgotten``
+    holds lists moved and deleted whose ledger row could not be dropped yet (moved all the
+    same: the next run drops the row).
     """
 
     def __init__(self, adapter: RedisAdapter | None = None,
@@ -119,6 +132,7 @@ class BackupDataManager:
         self.events = 0
         self.dead_lettered = 0
         self.committed: set[str] = set()
+        self.unforgotten: set[str] = set()
         self._run_lock = threading.Lock()
 
     @property
@@ -148,14 +162,17 @@ class BackupDataManager:
                     errors[key] = error
                     continue
                 events, dead = events + rows, dead + letters
+                # In the table from now on: the status line reads these totals (main.py).
+                self.events, self.dead_lettered = self.events + rows, self.dead_lettered + letters
                 try:
-                    self._free(key, deadline)
+                    self.adapter.drop(key)
                 except Exception as error:  # in the table already: the ledger skips it later
                     errors[key] = error
                     self.committed.add(key)
-                else:
-                    self.committed.discard(key)
-            self.events, self.dead_lettered = self.events + events, self.dead_lettered + dead
+                    continue
+                self.committed.discard(key)
+                self.unforgotten.add(key)
+            self._forget(deadline)
             result = BackupResult(events, len(leftovers) + len(staged) - len(errors),
                                   time.monotonic() - started, dead)
             if errors:
@@ -165,13 +182,21 @@ class BackupDataManager:
     def _insert(self, staged: str, deadline: float, dataset: str) -> tuple[int, int]:
         """Insert one staged list with its dead letters (recorded in the ledger, its rows
         counted for ``dataset``: RedisAdapter.source_id)."""
-        source = SortedItems(self.adapter.iter_items(staged), staged, self.table.emoticon_types)
+        source = SortedItems(self.adapter.iter_items(staged), staged, self.table.emoticon_types,
+                             self.adapter.layout.list_match_id(staged))
         rows, dead = self.table.insert_batch(source.events(), staged, source.dead_letters,
                                              source.verify, deadline, dataset)
         logger.debug("backed up %d events and %d dead letters from %s", rows, dead, staged)
         return rows, dead
 
-    def _free(self, staged: str, deadline: float) -> None:
-        """Delete a list whose rows are committed from Redis, then forget it in the ledger."""
-        self.adapter.drop(staged)
-        self.table.forget_batch(staged, deadline)  # the list is gone: its name cannot come back
+    def _forget(self, deadline: float) -> None:
+        """Drop from the ledger the lists moved and deleted from Redis (their names cannot come
+        back). A failure (the file locked) is no failure of the move: they are kept in
+        ``unforgotten`` and the next run tries again; a ledger row left behind is harmless."""
+        for key in sorted(self.unforgotten):
+            try:
+                self.table.forget_batch(key, deadline)
+            except Exception as error:
+                logger.debug("ledger row %s kept until the next run: %r", key, error)
+                return  # the file is locked: the others would wait for nothing
+            self.unforgotten.discard(key)

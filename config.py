@@ -65,7 +65,8 @@ per run, not per statement or list. Past it the run fails and its lists stay sta
 final backup then writes them to a spill file, see docs/failures.md)."""
 
 REDIS_MAXMEMORY_BYTES = 1024 ** 3
-"""The in-memory Redis's maxmemory in bytes (Redis's setting, noeviction policy); 0 = no limit.
-Over it, posts are refused (and counted) until a backup frees memory. 1 GiB holds about 11 M
-pending events (94 bytes each in the estimate, 153 bytes of process memory): some 2 minutes of
---rate 0 backlog, 3 hours at 1000 events/s (docs/failures.md, measured)."""
+"""The in-memory Redis's maxmemory in bytes (Redis's setting, noeviction policy); 0 = no limit,
+else at least 1 MiB (a limit the counters alone fill would refuse every post). Over it, posts are
+refused (and counted) until a backup frees memory. 1 GiB holds about 11 M pending events (94
+bytes each in the estimate, 153 bytes of process memory): some 2 minutes of --rate 0 backlog, 3
+hours at 1000 events/s (docs/failures.md, measured)."""

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import config
 
 __all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY",
-           "DeadLetter"]
+           "DeadLetter", "READ_WAIT_SECONDS"]
 
 CREATE_TABLE = """
 create table if not exists reactions_table (
@@ -91,6 +91,12 @@ LATEST = """
 select id, user_id, match_id, emoticon_type, timestamp
 from reactions_table order by id desc limit ?"""
 
+
+READ_WAIT_SECONDS = 0.1
+"""The longest wait (seconds) of a status read -- count(), latest(), aggregate() -- for a file
+another process holds locked; then it raises "database is locked". These reads only decorate
+log lines, so they must not hold the table's lock past a backup's deadline nor stretch a
+shutdown (a busy timeout left by the last transaction could be DB_BUSY_TIMEOUT_SECONDS)."""
 
 # An event record's values in INSERT's column order (in C: the backup's per-row cost).
 _ROW_OF_EVENT = operator.itemgetter("user_id", "match_id", "emoticon_type", "timestamp")
@@ -255,8 +261,7 @@ class ReactionsTable:
         """
         with self._lock:
             wait = self.busy_timeout if deadline is None else deadline - time.monotonic()
-            # SQLite's busy handler is per connection: each transaction sets what is left.
-            self._connection.execute(f"pragma busy_timeout = {max(0, int(wait * 1000))}")
+            self._wait_for_locks(wait)
             self._connection.execute("begin immediate")
             try:
                 yield self._connection
@@ -267,6 +272,18 @@ class ReactionsTable:
                 if self._connection.in_transaction:
                     self._connection.execute("rollback")
                 raise
+
+    @contextmanager
+    def _reading(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
+        """Hold the lock for reads that wait at most ``wait`` seconds (default busy_timeout)
+        for a file another process holds locked."""
+        with self._lock:
+            self._wait_for_locks(self.busy_timeout if wait is None else wait)
+            yield self._connection
+
+    def _wait_for_locks(self, seconds: float) -> None:
+        # SQLite's busy handler is per connection: each use sets its own, or inherits the last.
+        self._connection.execute(f"pragma busy_timeout = {max(0, int(seconds * 1000))}")
 
     def insert_many(self, events: Iterable[Mapping[str, Any]], batch: str | None = None,
                     source: str | None = None) -> int:
@@ -327,8 +344,8 @@ class ReactionsTable:
 
     def has_batch(self, batch: str) -> bool:
         """True if ``batch`` is in the ledger (its rows are committed)."""
-        with self._lock:
-            return _recorded(self._connection, batch)
+        with self._reading() as connection:
+            return _recorded(connection, batch)
 
     def forget_batch(self, batch: str, deadline: float | None = None) -> None:
         """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""
@@ -336,14 +353,16 @@ class ReactionsTable:
             connection.execute("delete from backup_batches where batch = ?", (batch,))
 
     def count(self) -> int:
-        """The number of rows in the table."""
-        with self._lock:
-            return self._connection.execute("select count(*) from reactions_table").fetchone()[0]
+        """The number of rows in the table. Raises sqlite3.OperationalError if another process
+        holds the file locked for more than READ_WAIT_SECONDS."""
+        with self._reading(READ_WAIT_SECONDS) as connection:
+            return connection.execute("select count(*) from reactions_table").fetchone()[0]
 
     def aggregate(self, match_id: int) -> dict[str, int]:
-        """The seed's aggregate query for one match: ``{emoticon_type: count}``, posted ones only."""
-        with self._lock:
-            rows = self._connection.execute(AGGREGATE_QUERY, (match_id,)).fetchall()
+        """The seed's aggregate query for one match: ``{emoticon_type: count}``, posted ones only.
+        Raises sqlite3.OperationalError as count() does."""
+        with self._reading(READ_WAIT_SECONDS) as connection:
+            rows = connection.execute(AGGREGATE_QUERY, (match_id,)).fetchall()
         return {emoticon: count for count, emoticon in rows}
 
     def census(self, source: str | None = None
@@ -365,7 +384,7 @@ class ReactionsTable:
         connection's COMMIT wait (up to its busy timeout), so no backup commits between the
         census and whatever the block reads meanwhile -- the reconciliation's Redis view: a
         consistent cut of the file and Redis. Keep the block short; nothing is written."""
-        with self._lock:
+        with self._reading():
             self._connection.execute("begin")
             try:
                 if source is None:
@@ -409,13 +428,14 @@ class ReactionsTable:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every dead letter ``{id, raw, reason, source_key, time}``, oldest first."""
-        with self._lock:
-            return _dicts(self._connection.execute("select * from dead_letters order by id"))
+        with self._reading() as connection:
+            return _dicts(connection.execute("select * from dead_letters order by id"))
 
     def latest(self, limit: int = 5) -> list[dict[str, Any]]:
-        """The last ``limit`` rows inserted, newest first, each as a dict of the table's columns."""
-        with self._lock:
-            return _dicts(self._connection.execute(LATEST, (limit,)))
+        """The last ``limit`` rows inserted, newest first, each as a dict of the table's columns.
+        Raises sqlite3.OperationalError as count() does."""
+        with self._reading(READ_WAIT_SECONDS) as connection:
+            return _dicts(connection.execute(LATEST, (limit,)))
 
     def close(self) -> None:
         """Close the connection (a ``:memory:`` table is gone after this)."""

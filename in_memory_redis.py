@@ -3,22 +3,37 @@
 ``InMemoryRedis`` stands in for ``redis.Redis(decode_responses=True)``: every method is one Redis
 command with redis-py's name, argument order, return values and errors, so a real client could
 replace it and the reactions' code (redis_adapter.py) cannot tell them apart. Values are stored
-the way Redis stores them (strings and lists of strings); one lock serialises every command, as
-Redis's single thread does, and ``pipeline(transaction=True)`` runs its queued commands under that
-lock, as MULTI/EXEC does.
+the way Redis stores them (strings and lists of strings; bytes that are not UTF-8 stay bytes); one
+lock serialises every command, as Redis's single thread does, and ``pipeline(transaction=True)``
+runs its queued commands under that lock, as MULTI/EXEC does.
+
+Design, in three parts (docs/in-memory-redis.md has the whole story):
+
+- Replies. A command handler answers what Redis puts on the wire (an int, a bulk string, an
+  array, a status such as OK, or an error reply as a ResponseError value); the client side then
+  decodes it and applies redis-py's response callback, as redis-py does after reading a reply.
+- SCAN pages through *stable slots*: every key holds one slot in an array (``_slots``) from its
+  creation to its deletion, a new key takes the lowest free slot, and the cursor is a slot index.
+  A call visits at most COUNT keys and 10 * COUNT slots (Redis's own bound), so its lock hold
+  does not grow with the keyspace, and Redis's guarantees follow: a key present for the whole
+  iteration keeps its slot and is reached once; a deleted key's slot is empty or reused.
+- Glob patterns compile to one regular expression that cannot backtrack exponentially (see
+  ``_glob``), over the bytes of the key, with Redis's signed-char ranges.
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import re
 import textwrap
 import threading
 import time
 from typing import Any, Callable, Iterator
 
-__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "InMemoryRedis",
-           "Pipeline"]
+__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "WatchError",
+           "InMemoryRedis", "Pipeline", "NEVER_DECODE"]
 
 # Error texts as redis-py shows them: it strips a leading "ERR " and keeps other prefixes.
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -31,7 +46,15 @@ INVALID_EXPIRE = "invalid expire time in '{}' command"
 # redis-py strips the "OOM " error code and raises OutOfMemoryError with the rest.
 OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
 
+NEVER_DECODE = "NEVER_DECODE"
+"""execute_command option (redis-py's name): answer bytes, whatever decode_responses says."""
+
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_CURSOR = re.compile(r"[+-]?[0-9]+|")  # compiled here, not on a first SCAN under the lock
+SCAN_DEFAULT_COUNT = 10  # Redis's default COUNT
+SCAN_EMPTY_SLOTS_PER_KEY = 10  # Redis visits at most 10 * COUNT buckets per SCAN call
+SLOTS_SHRUNK_PER_DELETE = 64  # empty slots dropped off SCAN's array by one deletion at most
+ACTIVE_EXPIRE_KEYS = 20  # expired keys reclaimed per command at most (Redis: 20 per sample)
 
 
 class RedisError(Exception):
@@ -54,26 +77,75 @@ class DataError(RedisError):
     """A value redis-py cannot send: only str, bytes, int and float are (redis.exceptions.DataError)."""
 
 
-def _encode(value: Any) -> str:
-    """Turn an argument into the string Redis receives, as redis-py's Encoder does."""
+class WatchError(RedisError):
+    """A WATCHed key changed before EXEC: the transaction did not run (redis.exceptions.WatchError)."""
+
+
+class _Status(str):
+    """A status reply (Redis's "+OK"), as opposed to a bulk string that happens to read "OK"."""
+
+
+OK = _Status("OK")
+
+
+# -- arguments: what redis-py's Encoder sends -------------------------------------------------
+
+# Set once any argument is kept as bytes: until then no reply can hold bytes, and replies skip
+# the decoding pass (the POST and GET paths never send any).
+_bytes_sent = False
+
+
+def _encode(value: Any) -> str | bytes:
+    """Turn an argument into what Redis receives, as redis-py's Encoder does.
+
+    Text is kept as str when it is UTF-8 (the usual case), as bytes otherwise: Redis stores any
+    bytes, and only a decoding read of them fails.
+    """
+    global _bytes_sent
+    if type(value) is int:  # the commonest after ASCII text (an INCRBY amount, an index)
+        return repr(value)
     if isinstance(value, str):  # a subclass (e.g. a str Enum) is sent as its plain str value
         if not value.isascii():
             value.encode()  # UnicodeEncodeError on a lone surrogate, as redis-py's Encoder
         return str.__str__(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode()
+        data = bytes(value)
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            _bytes_sent = True
+            return data
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
     raise DataError(f"Invalid input of type: '{type(value).__name__}'. "
                     "Convert to a bytes, string, int or float first.")
 
 
-def _parse_int(text: str) -> int:
+def _pack(args: tuple) -> list[str | bytes]:
+    """The command as Redis receives it: the name, then every argument encoded."""
+    return [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
+
+
+def _raw(text: str | bytes) -> bytes:
+    """The bytes of an argument or key."""
+    return text if type(text) is bytes else text.encode()
+
+
+def _word(arg: str | bytes) -> str:
+    """An option name upper-cased ("" for bytes that are not UTF-8: never a valid option)."""
+    return arg.upper() if type(arg) is str else ""
+
+
+def _parse_int(text: str | bytes) -> int:
     """Parse a signed 64-bit integer the way Redis's string2ll does, or raise ResponseError.
 
     Only the canonical form counts: no '+', no leading zeros or spaces, no "-0" -- exactly the
     strings that str() gives back unchanged.
     """
+    if type(text) is not str or not 0 < len(text) <= 20:
+        raise ResponseError(NOT_AN_INTEGER)
+    if len(text) < 19 and text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
+        return int(text)  # the usual case, a small non-negative number, already canonical
     try:
         number = int(text)
     except ValueError:
@@ -81,60 +153,6 @@ def _parse_int(text: str) -> int:
     if str(number) != text or not _INT64_MIN <= number <= _INT64_MAX:
         raise ResponseError(NOT_AN_INTEGER)
     return number
-
-
-@functools.lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern[str]:
-    """Compile a Redis glob (``*``, ``?``, ``[abc]``, ``[^a]``, ``[a-z]``, ``\\x``) to a regex.
-
-    Redis's stringmatchlen works on bytes (``?`` is one byte of UTF-8): the regex is built on the
-    pattern's UTF-8 bytes, read as latin-1, and matched against ``_as_bytes(key)``.
-    Written out rather than fnmatch because fnmatch negates with ``!`` and has no escapes.
-    """
-    p = pattern.encode()
-    out, i, n = [], 0, len(p)
-    while i < n:
-        char = p[i:i + 1]
-        if char == b"\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(p[i:i + 1]))
-        elif char == b"*":
-            out.append(b".*")
-        elif char == b"?":
-            out.append(b".")
-        elif char == b"[":
-            i, char_class = _glob_class(p, i + 1)
-            out.append(char_class)
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile(b"".join(out).decode("latin-1"), re.DOTALL)
-
-
-def _as_bytes(key: str) -> str:
-    """``key``'s UTF-8 bytes, one character each (an ASCII key is already that)."""
-    return key if key.isascii() else key.encode().decode("latin-1")
-
-
-def _glob_class(p: bytes, i: int) -> tuple[int, bytes]:
-    """Translate the ``[...]`` starting at ``p[i]``; return (index of ``]``, regex)."""
-    negate = p[i:i + 1] == b"^"
-    i += negate
-    members = []
-    while i < len(p) and p[i:i + 1] != b"]":
-        if p[i:i + 1] == b"\\" and i + 1 < len(p):
-            i += 1
-            members.append(re.escape(p[i:i + 1]))
-        elif i + 2 < len(p) and p[i + 1:i + 2] == b"-":  # as Redis: "[a-]" is the range a..]
-            low, high = sorted((p[i], p[i + 2]))  # Redis accepts [z-a] as [a-z]
-            members.append(re.escape(bytes([low])) + b"-" + re.escape(bytes([high])))
-            i += 2
-        else:
-            members.append(re.escape(p[i:i + 1]))
-        i += 1
-    if not members:  # "[]" matches nothing and "[^]" anything, as in Redis
-        return i, b"." if negate else b"(?!)"
-    return i, b"[" + (b"^" if negate else b"") + b"".join(members) + b"]"
 
 
 def _list_or_args(keys: Any, args: tuple) -> list:
@@ -149,14 +167,128 @@ def _list_or_args(keys: Any, args: tuple) -> list:
     return keys + list(args)
 
 
-# The estimate of used memory, calibrated on redis-server 7.0 (INFO memory, used_memory): a key
-# costs about 56 bytes besides its name (dict entry, object header), a list item about 5 bytes
-# besides its text. Counters are int-encoded, so their value costs nothing extra.
+# -- glob patterns ------------------------------------------------------------------------------
+
+def _signed(byte: int) -> int:
+    """A byte as C's (signed) char, which is how Redis's stringmatchlen compares range ends."""
+    return byte - 256 if byte >= 128 else byte
+
+
+def _glob_class(p: bytes, i: int) -> tuple[int, frozenset[int]]:
+    """The byte set of the ``[...]`` whose first member is at ``p[i]``; (index of its end, set).
+
+    As Redis's stringmatchlen: ``^`` negates, ``\\x`` is x, ``a-z`` is a range (either order,
+    ends compared as signed chars), ``[a-]`` is the range a..], an unclosed class ends with the
+    pattern, ``[]`` matches nothing and ``[^]`` anything.
+    """
+    negate = p[i:i + 1] == b"^"
+    i += negate
+    members: set[int] = set()
+    while i < len(p) and p[i] != ord("]"):
+        if p[i] == ord("\\") and i + 1 < len(p):
+            i += 1
+            members.add(p[i])
+        elif i + 2 < len(p) and p[i + 1] == ord("-"):
+            low, high = sorted((_signed(p[i]), _signed(p[i + 2])))
+            members.update(byte for byte in range(256) if low <= _signed(byte) <= high)
+            i += 2
+        else:
+            members.add(p[i])
+        i += 1
+    if negate:
+        members = set(range(256)) - members
+    return i, frozenset(members)
+
+
+def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
+    """The pattern as a list of one-byte tokens (each a set of bytes) and stars (None)."""
+    tokens: list[frozenset[int] | None] = []
+    i = 0
+    while i < len(pattern):
+        byte = pattern[i]
+        if byte == ord("*"):
+            if not tokens or tokens[-1] is not None:  # "**" is "*"
+                tokens.append(None)
+        elif byte == ord("?"):
+            tokens.append(frozenset(range(256)))
+        elif byte == ord("["):
+            i, members = _glob_class(pattern, i + 1)
+            tokens.append(members)
+        else:
+            if byte == ord("\\") and i + 1 < len(pattern):
+                i += 1
+            tokens.append(frozenset((pattern[i],)))
+        i += 1
+    return tokens
+
+
+def _regex_token(members: frozenset[int]) -> str:
+    """One byte of ``members`` as a regex over latin-1 text (one character per byte)."""
+    if len(members) == 256:
+        return "."
+    if not members:
+        return "(?!)"
+    if len(members) == 1:
+        return re.escape(chr(next(iter(members))))
+    return "[" + "".join(re.escape(chr(byte)) for byte in sorted(members)) + "]"
+
+
+@functools.lru_cache(maxsize=256)
+def _glob(pattern: bytes) -> Callable[[str], Any]:
+    """A match function for the Redis glob ``pattern``, taking a key as latin-1 text.
+
+    The pattern is split at its stars into fixed-length segments: the first is anchored at the
+    start, the last at the end, and each middle one is placed at its leftmost match, which is
+    where any match can place it (what follows a star may start anywhere after it). An atomic
+    group commits to that leftmost place, so the regex engine never retries it: a match costs
+    O(key length x pattern length) instead of the exponential backtracking of ``a*a*a*...b``.
+    """
+    tokens = _glob_tokens(pattern)
+    parts, segment = [], []
+    for token in tokens:
+        if token is None:
+            parts.append("".join(segment))
+            segment = []
+        else:
+            segment.append(_regex_token(token))
+    if len(parts) == 0:  # no star: the whole key is one segment
+        return re.compile("".join(segment) + r"\Z", re.DOTALL).match
+    head, middles, tail = parts[0], parts[1:], "".join(segment)
+    regex = head + "".join(f"(?>.*?{middle})" for middle in middles) + ".*" + tail + r"\Z"
+    return re.compile(regex, re.DOTALL).match
+
+
+def _as_latin1(key: str | bytes) -> str:
+    """``key``'s bytes, one character each (an ASCII key is already that)."""
+    if type(key) is bytes:
+        return key.decode("latin-1")
+    return key if key.isascii() else key.encode().decode("latin-1")
+
+
+def glob_matcher(pattern: str | bytes) -> Callable[[str | bytes], bool]:
+    """A test of keys against the Redis glob ``pattern`` (KEYS, SCAN MATCH), byte for byte.
+
+    As Redis: ``*`` any bytes, ``?`` one byte, ``[...]`` a byte set, ``\\x`` the byte x; the
+    pattern ``*`` matches every key, and the empty key matches only ``*`` and the empty pattern.
+    """
+    pattern = _raw(pattern)
+    if pattern == b"*":
+        return lambda key: True
+    match = _glob(pattern)
+    return lambda key: (match(_as_latin1(key)) is not None if len(key)
+                        else pattern == b"")
+
+
+# -- the estimate of used memory -----------------------------------------------------------------
+
+# Calibrated on redis-server 7.0 (INFO memory, used_memory): a key costs about 56 bytes besides
+# its name (dict entry, object header), a list item about 5 bytes besides its text. Counters are
+# int-encoded, so their value costs nothing extra.
 KEY_OVERHEAD_BYTES = 56
 ITEM_OVERHEAD_BYTES = 5
 
 
-def _value_size(value: str | int | list[str]) -> int:
+def _value_size(value: str | bytes | int | list) -> int:
     """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES)."""
     if type(value) is int:
         return 0
@@ -165,9 +297,89 @@ def _value_size(value: str | int | list[str]) -> int:
     return len(value)
 
 
-def _key_size(key: str, value: str | int | list[str]) -> int:
+def _key_size(key: str | bytes, value: str | bytes | int | list) -> int:
     """Estimated bytes of one key with its value, as counted against ``maxmemory``."""
     return KEY_OVERHEAD_BYTES + len(key) + _value_size(value)
+
+
+# -- replies: what redis-py makes of them ------------------------------------------------------
+
+def _decode(reply: Any) -> Any:
+    """A reply as redis-py with decode_responses=True gives it: bytes decoded as UTF-8.
+
+    Raises UnicodeDecodeError, as redis-py does, for a value that is not UTF-8.
+    """
+    if type(reply) is bytes:
+        return reply.decode()
+    if type(reply) is list:
+        return [_decode(item) for item in reply]
+    if type(reply) is _Status:
+        return str(reply)
+    return reply
+
+
+def _undecoded(reply: Any) -> Any:
+    """A reply as redis-py gives it with NEVER_DECODE: every string as bytes."""
+    if isinstance(reply, str):
+        return reply.encode()
+    if type(reply) is list:
+        return [_undecoded(item) for item in reply]
+    return reply
+
+
+def _is_ok(reply: Any) -> bool:
+    return reply == "OK" or reply == b"OK"
+
+
+def _set_reply(reply: Any, **options: Any) -> Any:
+    """redis-py's parse_set_result: the old value with GET, else True for OK, None if not set."""
+    return reply if options.get("get") else reply and _is_ok(reply)
+
+
+def _scan_reply(reply: Any, **options: Any) -> tuple[int, list]:
+    cursor, keys = reply
+    return int(cursor), keys
+
+
+# redis-py's response callbacks for the commands offered (looked up by the upper-cased name).
+_CALLBACKS: dict[str, Callable[..., Any]] = {
+    "SET": _set_reply,
+    "SCAN": _scan_reply,
+    "RENAMENX": lambda reply, **options: bool(reply),
+    "EXPIRE": lambda reply, **options: bool(reply),
+    "PERSIST": lambda reply, **options: bool(reply),
+    "PING": lambda reply, **options: reply == "PONG" or reply == b"PONG",
+    **dict.fromkeys(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS", "TTL",
+                     "PTTL", "TYPE", "KEYS", "DBSIZE"]),  # no callback: the reply as it is
+}
+for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
+    _CALLBACKS[_name] = lambda reply, **options: _is_ok(reply)
+
+
+# Commands whose reply redis-py returns as read: with no bytes stored, nothing to do to it.
+_PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS",
+                            "TTL", "PTTL", "KEYS", "DBSIZE"])
+
+
+def _callback(name: str | bytes) -> Callable[..., Any] | None:
+    """redis-py's response callback for the command ``name`` (any case), or None."""
+    callback = _CALLBACKS.get(name, _CALLBACKS)  # the usual exact, upper-case name first
+    if callback is _CALLBACKS:
+        callback = _CALLBACKS.get(_word(name))
+    return callback
+
+
+def _client_reply(command: list, reply: Any, options: dict[str, Any]) -> Any:
+    """The server's ``reply`` to ``command`` as redis-py returns it (decoded, then its callback)."""
+    if options or _bytes_sent:
+        reply = _undecoded(reply) if NEVER_DECODE in options else _decode(reply)
+    elif type(reply) is _Status:
+        reply = str.__str__(reply)
+    callback = _callback(command[0])
+    if callback is None:
+        return reply
+    return callback(reply, **{key: value for key, value in options.items()
+                              if key not in (NEVER_DECODE, "keys")})
 
 
 class Commands:
@@ -177,28 +389,44 @@ class Commands:
     (Pipeline), the split redis-py itself uses.
     """
 
-    def execute_command(self, *args: Any) -> Any:
+    def execute_command(self, *args: Any, **options: Any) -> Any:
         raise NotImplementedError
+
+    def ping(self) -> Any:
+        """PING: True."""
+        return self.execute_command("PING")
 
     def get(self, name: str) -> Any:
         """GET: the string at ``name``, or None if missing. WRONGTYPE on a list."""
         return self.execute_command("GET", name)
 
-    def set(self, name: str, value: Any, ex: int | None = None) -> Any:
-        """SET: store the string ``value`` at ``name`` (any old value, type or expiry is
-        replaced). True. ``ex``: expire the key after that many seconds (SET ... EX; an int
-        above 0, else ResponseError "invalid expire time in 'set' command")."""
-        if ex is None:
-            return self.execute_command("SET", name, value)
-        return self.execute_command("SET", name, value, "EX", ex)
+    def set(self, name: str, value: Any, ex: int | None = None, px: int | None = None,
+            nx: bool = False, xx: bool = False, keepttl: bool = False, get: bool = False,
+            exat: int | None = None, pxat: int | None = None) -> Any:
+        """SET: store the string ``value`` at ``name`` (any old value or type is replaced).
 
-    def ttl(self, name: str) -> Any:
-        """TTL: seconds until ``name`` expires (rounded), -1 if it never does, -2 if missing."""
-        return self.execute_command("TTL", name)
-
-    def setnx(self, name: str, value: Any) -> Any:
-        """SETNX: SET only if ``name`` does not exist; True if it was set, False if not."""
-        return self.execute_command("SETNX", name, value)
+        ``ex``/``px`` expire it after that many seconds/milliseconds, ``exat``/``pxat`` at that
+        Unix time in seconds/milliseconds, ``keepttl`` keeps its current expiry (otherwise SET
+        removes it); ``nx`` sets only if missing, ``xx`` only if present. Returns True, or None
+        when nx/xx prevented it; with ``get``, the old string (None if missing) instead.
+        Raises DataError for conflicting options (as redis-py), ResponseError "invalid expire
+        time in 'set' command" for a time <= 0, WRONGTYPE with ``get`` on a list.
+        """
+        if sum((ex is not None, px is not None, exat is not None, pxat is not None,
+                bool(keepttl))) > 1:
+            raise DataError("``ex``, ``px``, ``exat``, ``pxat``, "
+                            "and ``keepttl`` are mutually exclusive.")
+        if nx and xx:
+            raise DataError("``nx``, ``xx``, ``ifeq``, ``ifne``, ``ifdeq``, ``ifdne`` "
+                            "are mutually exclusive.")
+        pieces: list[Any] = [name, value]
+        pieces += ["NX"] if nx else ["XX"] if xx else []
+        pieces += ["GET"] if get else []
+        for option, amount in (("EX", ex), ("PX", px), ("EXAT", exat), ("PXAT", pxat)):
+            if amount is not None:
+                pieces += [option, _expiry_amount(option, amount)]
+        pieces += ["KEEPTTL"] if keepttl else []
+        return self.execute_command("SET", *pieces, **({"get": True} if get else {}))
 
     def mget(self, keys: Any, *args: Any) -> Any:
         """MGET: a list with the string of each key, None where missing or not a string.
@@ -242,8 +470,36 @@ class Commands:
         """EXISTS: how many of ``names`` exist (a name given twice counts twice)."""
         return self.execute_command("EXISTS", *names)
 
+    def expire(self, name: str, time: int, nx: bool = False, xx: bool = False,
+               gt: bool = False, lt: bool = False) -> Any:
+        """EXPIRE: expire ``name`` in ``time`` seconds (<= 0: delete it now); True if set.
+
+        Redis 7's flags: ``nx`` only if it has no expiry, ``xx`` only if it has one, ``gt``/``lt``
+        only if the new expiry is later/earlier (no expiry counts as infinite). False if the key
+        is missing or a flag prevented it. ``time`` may be a datetime.timedelta.
+        """
+        if hasattr(time, "total_seconds"):
+            time = int(time.total_seconds())
+        flags = [flag for flag, on in (("NX", nx), ("XX", xx), ("GT", gt), ("LT", lt)) if on]
+        return self.execute_command("EXPIRE", name, time, *flags)
+
+    def persist(self, name: str) -> Any:
+        """PERSIST: remove the expiry of ``name``; True if it had one."""
+        return self.execute_command("PERSIST", name)
+
+    def ttl(self, name: str) -> Any:
+        """TTL: seconds until ``name`` expires (rounded); -1 if it never does, -2 if missing."""
+        return self.execute_command("TTL", name)
+
+    def pttl(self, name: str) -> Any:
+        """PTTL: milliseconds until ``name`` expires; -1 if it never does, -2 if missing."""
+        return self.execute_command("PTTL", name)
+
     def rename(self, src: str, dst: str) -> Any:
-        """RENAME: move ``src`` to ``dst``, replacing it; True. ResponseError "no such key"."""
+        """RENAME: move ``src`` (with its expiry) to ``dst``, replacing it; True.
+
+        ResponseError "no such key" if ``src`` is missing.
+        """
         return self.execute_command("RENAME", src, dst)
 
     def renamenx(self, src: str, dst: str) -> Any:
@@ -260,10 +516,12 @@ class Commands:
 
     def scan(self, cursor: int = 0, match: str | None = None, count: int | None = None,
              _type: str | None = None) -> Any:
-        """SCAN: (next cursor, keys); cursor 0 ends the iteration.
+        """SCAN: (next cursor, keys); cursor 0 starts an iteration and ends it.
 
-        COUNT is a hint Redis may exceed; this server answers every key in one batch at cursor 0
-        (and nothing at any other cursor, since it never hands one out).
+        Each call looks at about ``count`` keys (default 10; Redis's COUNT is a hint) and keeps
+        those matching ``match`` and of type ``_type``, so a call may answer none. Redis's
+        guarantees: a key present for the whole iteration is returned at least once, a key
+        deleted before it was reached is not returned; a key may come more than once.
         """
         args: list[Any] = [cursor]
         if match is not None:
@@ -278,16 +536,41 @@ class Commands:
         """DBSIZE: the number of keys."""
         return self.execute_command("DBSIZE")
 
-    def flushdb(self) -> Any:
-        """FLUSHDB: delete every key; True."""
-        return self.execute_command("FLUSHDB")
+    def flushdb(self, asynchronous: bool = False) -> Any:
+        """FLUSHDB: delete every key; True. ``asynchronous`` sends ASYNC (same effect here)."""
+        return self.execute_command("FLUSHDB", *(["ASYNC"] if asynchronous else []))
+
+
+def _expiry_amount(option: str, amount: Any) -> Any:
+    """An expiry argument of SET as redis-py sends it (timedelta, datetime or int)."""
+    if hasattr(amount, "total_seconds"):  # datetime.timedelta
+        seconds = amount.total_seconds()
+        return int(seconds * 1000) if option == "PX" else int(seconds)
+    if hasattr(amount, "timestamp"):  # datetime.datetime
+        seconds = amount.timestamp()
+        return int(seconds * 1000) if option == "PXAT" else int(seconds)
+    if option == "EX" and isinstance(amount, str) and amount.isdigit():
+        return int(amount)
+    if option in ("EX", "PX") and not isinstance(amount, int):
+        raise DataError(f"{option.lower()} must be datetime.timedelta or int")
+    return amount
+
+
+class _Watch:
+    """One client's WATCHed keys; ``dirty`` once any of them changed (Redis's CLIENT_DIRTY_CAS)."""
+
+    def __init__(self) -> None:
+        self.keys: set = set()
+        self.dirty = False
 
 
 class InMemoryRedis(Commands):
     """A thread-safe in-memory Redis server, used like ``redis.Redis(decode_responses=True)``.
 
-    Offered commands: see ``Commands``, plus ``scan_iter`` and ``pipeline``. Errors are raised as
-    ResponseError with Redis's own text; arguments redis-py could not send raise DataError.
+    Offered commands: see ``Commands``, plus ``scan_iter`` and ``pipeline`` (with WATCH). Errors
+    are raised as ResponseError with Redis's own text; arguments redis-py could not send raise
+    DataError. ``clock`` gives the time in Unix seconds (float), for expiry; injectable so tests
+    control time.
 
     ``maxmemory`` is Redis's setting of that name, in bytes (0 = no limit, Redis's default), with
     the ``noeviction`` policy: once the estimated used memory (``used_memory``) is over it, every
@@ -297,35 +580,41 @@ class InMemoryRedis(Commands):
 
     # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
     # redis-py answers mget([]) with [] itself, so -1 here.
-    _ARITY = {"GET": 2, "SET": -3, "SETNX": 3, "TTL": 2, "MGET": -1, "INCRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2,
-              "DEL": -2, "EXISTS": -2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
-              "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1}
+    _ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -1, "INCRBY": 3, "RPUSH": -3,
+              "LRANGE": 4, "LREM": 4, "LLEN": 2, "DEL": -2, "EXISTS": -2, "EXPIRE": -3, "PERSIST": 2,
+              "TTL": 2, "PTTL": 2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
+              "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1, "WATCH": -2, "UNWATCH": 1}
 
-    # Commands Redis flags "denyoom": refused while used memory is over maxmemory.
-    _DENYOOM = frozenset({"SET", "SETNX", "INCRBY", "RPUSH"})
+    # What MULTI queues without a second look (WATCH and UNWATCH it refuses).
+    _MULTI_ARITY = {name: arity for name, arity in _ARITY.items()
+                    if name not in ("WATCH", "UNWATCH")}
 
-    def __init__(self, maxmemory: int = 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    # Commands Redis flags "denyoom" (COMMAND INFO): refused while used memory is over maxmemory.
+    _DENYOOM = frozenset({"SET", "INCRBY", "RPUSH"})
+
+    def __init__(self, maxmemory: int = 0, clock: Callable[[], float] = time.time) -> None:
         if type(maxmemory) is not int or maxmemory < 0:
             raise ValueError(f"maxmemory must be an int of bytes, 0 or more, got {maxmemory!r}")
         self.maxmemory = maxmemory
-        self._used_memory = 0
+        self._clock = clock
         self._lock = threading.Lock()
+        self._handlers = {name: getattr(self, "_" + name.lower()) for name in self._ARITY}
+        self._handlers["DEL"] = self._del
+        self._reset_keyspace()
+
+    def _reset_keyspace(self) -> None:
+        self._used_memory = 0
         # A string value that INCR has made a number is kept as an int, as Redis keeps it
         # int-encoded; it still reads back as a string. Lists are Python lists of strings.
-        self._data: dict[str, str | int | list[str]] = {}
-        # Keys given an expiry (SET ... EX): {key: clock() when it goes}. Expired keys are
-        # removed before each command runs, as Redis never serves one; few keys expire here.
-        self._expires: dict[str, float] = {}
-        self._clock = clock
-        self._handlers = {
-            "GET": self._get, "SET": self._set, "SETNX": self._setnx, "TTL": self._ttl, "MGET": self._mget, "INCRBY": self._incrby,
-            "RPUSH": self._rpush, "LRANGE": self._lrange, "LREM": self._lrem,
-            "LLEN": self._llen,
-            "DEL": self._del, "EXISTS": self._exists, "RENAME": self._rename,
-            "RENAMENX": self._renamenx, "TYPE": self._type, "KEYS": self._keys,
-            "SCAN": self._scan, "DBSIZE": self._dbsize, "FLUSHDB": self._flushdb,
-        }
+        self._data: dict[str | bytes, str | bytes | int | list] = {}
+        self._expires: dict[str | bytes, int] = {}  # key -> Unix time in ms
+        self._deadlines: list[tuple[int, int, str | bytes]] = []  # heap: (ms, tiebreak, key)
+        self._tiebreak = itertools.count()
+        # SCAN's stable slots (see the module docstring): key at each slot, None where free.
+        self._slots: list[str | bytes | None] = []
+        self._slot_of: dict[str | bytes, int] = {}
+        self._free_slots: list[int] = []  # heap of freed slot numbers (some may be stale)
+        self._watches: dict[str | bytes, set[_Watch]] = {}
 
     @property
     def used_memory(self) -> int:
@@ -334,186 +623,352 @@ class InMemoryRedis(Commands):
 
     # -- client side -------------------------------------------------------------------------
 
-    def execute_command(self, *args: Any) -> Any:
-        """Run one command atomically and return its reply; raise its error reply."""
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Run one command atomically and return its reply as redis-py does; raise its error.
+
+        ``options`` are redis-py's client-side ones: NEVER_DECODE (answer bytes), ``keys``
+        (for its cache; ignored), and those its response callbacks read (``get`` for SET).
+        """
         command = _pack(args)
         with self._lock:
             reply = self._run(command)
         if isinstance(reply, ResponseError):
             raise reply
-        return reply
+        if command[0] in _PLAIN_REPLIES and not options and not _bytes_sent:
+            return reply  # the GET path
+        return _client_reply(command, reply, options)
 
-    def pipeline(self, transaction: bool = True) -> Pipeline:
-        """A Pipeline queuing commands; with ``transaction`` its execute() is one atomic step."""
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        """A Pipeline queuing commands; with ``transaction`` its execute() is one atomic step.
+
+        ``shard_hint`` is accepted as redis-py accepts it, and unused (as redis-py's Redis).
+        """
         return Pipeline(self, transaction)
 
     def scan_iter(self, match: str | None = None, count: int | None = None,
                   _type: str | None = None) -> Iterator[str]:
-        """Iterate over the keys matching ``match`` with SCAN (never blocks the server long)."""
+        """Iterate over the keys matching ``match`` with SCAN, one page per call.
+
+        Each page takes the lock once, briefly. A key may come more than once if keys are
+        created and deleted meanwhile (Redis's guarantee); callers dedupe where it matters.
+        """
         cursor = None
         while cursor != 0:
             cursor, keys = self.scan(cursor or 0, match=match, count=count, _type=_type)
             yield from keys
 
-    def _execute_pipeline(self, commands: list[list[str]], transaction: bool) -> list[Any]:
-        """Run queued commands; replies in order, an error reply as a ResponseError instance."""
+    def close(self) -> None:
+        """Nothing to release (redis-py's close() returns its connections to the pool)."""
+
+    def __enter__(self) -> InMemoryRedis:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __getitem__(self, name: str) -> Any:
+        """r[name]: GET, raising KeyError if missing (redis-py's __getitem__)."""
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.set(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self.delete(name)
+
+    def __contains__(self, name: str) -> bool:
+        return bool(self.exists(name))
+
+    def _execute_pipeline(self, commands: list[list], transaction: bool,
+                          watch: _Watch | None = None) -> list[Any] | None:
+        """Run queued commands; replies in order, an error reply as a ResponseError instance.
+
+        In a transaction, None if a key in ``watch`` changed (EXEC's nil reply: nothing ran).
+        """
         if not transaction:
             return [self._run_locked(command) for command in commands]
         with self._lock:
-            self._expire_due()
             # MULTI refuses to queue a command of wrong arity, or any command at all while used
             # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
             # the first refusal.
+            arity, over = self._MULTI_ARITY, self.maxmemory and self._used_memory > self.maxmemory
             for number, command in enumerate(commands, 1):
-                refusal = self._refusal(command, in_transaction=True)
-                if refusal is not None:
-                    raise _annotate(refusal, number, command)
+                expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
+                if over or not (len(command) == expected if expected > 0
+                                else expected and len(command) >= -expected):
+                    refusal = self._refusal(command, in_transaction=True)
+                    if refusal is not None:
+                        raise _annotate(refusal, number, command)
+            if watch is not None:
+                dirty = watch.dirty or self._watched_key_expired(watch)
+                self._unwatch(watch)
+                if dirty:
+                    return None
             return [self._dispatch(command) for command in commands]
 
-    def _run_locked(self, command: list[str]) -> Any:
+    def _run_locked(self, command: list, watch: _Watch | None = None) -> Any:
         with self._lock:
+            if watch is not None and _word(command[0]) in ("WATCH", "UNWATCH"):
+                return self._run_watch(command, watch)
             return self._run(command)
 
     # -- server side: the methods below are only called with the lock held -------------------
 
-    def _wrong_arity(self, command: list[str]) -> bool:
-        arity = self._ARITY.get(command[0])
-        if arity is None:  # an unknown command
-            return True
-        return len(command) != arity if arity > 0 else len(command) < -arity
-
-    def _arity_error(self, command: list[str]) -> ResponseError:
-        if command[0] not in self._ARITY:
-            args = "".join(f"'{arg}' " for arg in command[1:])
-            return ResponseError(f"unknown command '{command[0]}', "
-                                 f"with args beginning with: {args}")
-        return ResponseError(WRONG_ARITY.format(command[0].lower()))
-
-    def _refusal(self, command: list[str], in_transaction: bool = False) -> ResponseError | None:
+    def _refusal(self, command: list, in_transaction: bool = False) -> ResponseError | None:
         """The error Redis answers before running ``command``, or None if it would run it."""
-        if self._wrong_arity(command):
-            return self._arity_error(command)
+        name = command[0]
+        arity = self._ARITY.get(name)
+        if arity is None:
+            name = _word(name)
+            arity = self._ARITY.get(name)
+        if arity is None or (in_transaction and name in ("WATCH", "UNWATCH")):
+            if arity is not None:
+                return ResponseError(f"{name} inside MULTI is not allowed")
+            args = "".join(f"'{_shown(arg)}' " for arg in command[1:])
+            return ResponseError(f"unknown command '{_shown(command[0])}', "
+                                 f"with args beginning with: {args}")
+        if len(command) != arity if arity > 0 else len(command) < -arity:
+            return ResponseError(WRONG_ARITY.format(name.lower()))
         if (self.maxmemory and self._used_memory > self.maxmemory
-                and (in_transaction or command[0] in self._DENYOOM)):
+                and (in_transaction or name in self._DENYOOM)):
             return OutOfMemoryError(OUT_OF_MEMORY)
         return None
 
-    def _expire_due(self) -> None:
-        if self._expires:
-            now = self._clock()
-            for key in [key for key, when in self._expires.items() if when <= now]:
-                self._forget(key)
-
-    def _run(self, command: list[str]) -> Any:
-        self._expire_due()
+    def _run(self, command: list) -> Any:
         refusal = self._refusal(command)
         if refusal is not None:
             return refusal
         return self._dispatch(command)
 
-    def _dispatch(self, command: list[str]) -> Any:
+    def _dispatch(self, command: list) -> Any:
         """The reply of a command whose arity is known to be right; an error reply as a value."""
+        if self._deadlines:
+            self._expire_some()
+        handler = self._handlers.get(command[0]) or self._handlers[_word(command[0])]
         try:
-            return self._handlers[command[0]](*command[1:])
+            return handler(*command[1:])
         except ResponseError as error:
             return error
 
-    def _string(self, key: str) -> str | int | None:
-        value = self._data.get(key)
+    # -- the keyspace: every key is created by _store and removed by _forget --
+
+    def _lookup(self, key: str | bytes) -> str | bytes | int | list | None:
+        """The value at ``key``, None if missing or expired (an expired key is removed now)."""
+        if self._expires and key in self._expires and self._expires[key] <= self._now_ms():
+            self._forget(key)
+            return None
+        return self._data.get(key)
+
+    def _store(self, key: str | bytes, value: str | bytes | int | list) -> None:
+        """Put ``value`` at ``key``, a key known to be missing: a new slot, its memory."""
+        self._data[key] = value
+        self._used_memory += _key_size(key, value)
+        self._take_slot(key)
+
+    def _replace(self, key: str | bytes, value: str | bytes | int | list) -> None:
+        """Put ``value`` at ``key`` whether or not it exists (it keeps its slot if it does)."""
+        old = self._data.get(key)
+        if old is None:
+            self._store(key, value)
+        else:
+            self._used_memory += _value_size(value) - _value_size(old)
+            self._data[key] = value
+
+    def _forget(self, key: str | bytes) -> str | bytes | int | list | None:
+        """Remove ``key`` if present, with its slot, expiry and memory; its old value or None."""
+        value = self._data.pop(key, None)
+        if value is not None:
+            self._used_memory -= _key_size(key, value)
+            self._expires.pop(key, None)
+            self._free_slot(key)
+            self._touch(key)
+        return value
+
+    def _take_slot(self, key: str | bytes) -> None:
+        """Give a new key the lowest free slot (so the array's tail empties and shrinks)."""
+        slots, free = self._slots, self._free_slots
+        while free:
+            slot = heapq.heappop(free)
+            if slot < len(slots) and slots[slot] is None:
+                break
+        else:
+            slot = len(slots)
+            slots.append(None)
+        slots[slot] = key
+        self._slot_of[key] = slot
+
+    def _free_slot(self, key: str | bytes) -> None:
+        slots = self._slots
+        slot = self._slot_of.pop(key)
+        slots[slot] = None
+        if slot == len(slots) - 1:  # a cursor past the end ends its iteration: safe to shrink
+            # Empty slots before it are in the free heap already; a bounded number go per call.
+            for _ in range(SLOTS_SHRUNK_PER_DELETE):
+                if not slots or slots[-1] is not None:
+                    break
+                slots.pop()
+        else:
+            heapq.heappush(self._free_slots, slot)
+
+    def _touch(self, key: str | bytes) -> None:
+        """Mark the clients WATCHing ``key`` dirty: their EXEC will not run (signalModifiedKey)."""
+        if self._watches:
+            for watch in self._watches.get(key, ()):
+                watch.dirty = True
+
+    # -- expiry --
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _set_expiry(self, key: str | bytes, when_ms: int) -> None:
+        self._expires[key] = when_ms
+        heapq.heappush(self._deadlines, (when_ms, next(self._tiebreak), key))
+
+    def _expire_some(self) -> None:
+        """Remove up to ACTIVE_EXPIRE_KEYS keys past their expiry (Redis's active expiry)."""
+        now, deadlines = self._now_ms(), self._deadlines
+        for _ in range(ACTIVE_EXPIRE_KEYS):
+            if not deadlines or deadlines[0][0] > now:
+                return
+            when, _, key = heapq.heappop(deadlines)
+            if self._expires.get(key) == when:  # else the expiry changed since: a stale entry
+                self._forget(key)
+
+    def _ttl_ms(self, key: str | bytes) -> int:
+        """Milliseconds left before ``key`` expires; -1 if never, -2 if missing (Redis's TTL)."""
+        if self._lookup(key) is None:
+            return -2
+        when = self._expires.get(key)
+        return -1 if when is None else max(when - self._now_ms(), 0)
+
+    def _watched_key_expired(self, watch: _Watch) -> bool:
+        """Whether a watched key has expired since WATCH (Redis 6.0.9+ aborts EXEC then)."""
+        now = self._now_ms()
+        return any(self._expires.get(key, now + 1) <= now for key in watch.keys)
+
+    # -- the commands --
+
+    def _ping(self, *message: str | bytes) -> Any:
+        if len(message) > 1:
+            raise ResponseError(WRONG_ARITY.format("ping"))
+        return message[0] if message else _Status("PONG")
+
+    def _string(self, key: str | bytes) -> str | bytes | int | None:
+        value = self._lookup(key) if self._expires else self._data.get(key)
         if type(value) is list:
             raise ResponseError(WRONGTYPE)
         return value
 
-    def _list(self, key: str) -> list[str] | None:
-        value = self._data.get(key)
+    def _list(self, key: str | bytes) -> list | None:
+        value = self._lookup(key) if self._expires else self._data.get(key)
         if value is not None and type(value) is not list:
             raise ResponseError(WRONGTYPE)
         return value
 
-    def _get(self, key: str) -> str | None:
+    def _get(self, key: str | bytes) -> str | bytes | None:
         value = self._string(key)
-        return None if value is None else str(value)
+        return value if value is None or type(value) is not int else str(value)
 
-    def _set(self, key: str, value: str, *options: str) -> bool:
-        expires = None
-        if options:
-            if len(options) != 2 or options[0].upper() != "EX":
+    def _set(self, key: str | bytes, value: str | bytes, *options: str | bytes) -> Any:
+        condition, get, keepttl, when_ms = self._set_options(options)
+        old = self._get(key) if get else None  # WRONGTYPE before anything changes
+        exists = self._lookup(key) is not None
+        if (condition == "NX" and exists) or (condition == "XX" and not exists):
+            return old
+        self._replace(key, value)
+        if not keepttl:
+            self._expires.pop(key, None)
+        if when_ms is not None:
+            self._set_expiry(key, when_ms)
+        self._touch(key)
+        return old if get else OK
+
+    def _set_options(self, options: tuple) -> tuple[str, bool, bool, int | None]:
+        """SET's options, as Redis's parseExtendedStringArgumentsOrReply reads them.
+
+        Returns (NX, XX or "", GET given, KEEPTTL given, expiry in Unix ms or None).
+        """
+        condition, get, keepttl, expiry = "", False, False, None
+        i = 0
+        while i < len(options):
+            word = _word(options[i])
+            if word in ("NX", "XX") and condition in ("", word):
+                condition = word
+            elif word == "GET":
+                get = True
+            elif word == "KEEPTTL" and expiry is None:
+                keepttl = True
+            elif (word in ("EX", "PX", "EXAT", "PXAT") and not keepttl
+                  and (expiry is None or expiry[0] == word) and i + 1 < len(options)):
+                i += 1
+                expiry = (word, options[i])
+            else:
                 raise ResponseError(SYNTAX_ERROR)
-            seconds = _parse_int(options[1])
-            if seconds <= 0:
-                raise ResponseError(INVALID_EXPIRE.format("set"))
-            expires = self._clock() + seconds
-        self._forget(key)
-        self._data[key] = value
-        self._used_memory += _key_size(key, value)
-        if expires is not None:
-            self._expires[key] = expires
-        return True
+            i += 1
+        when_ms = None if expiry is None else self._expiry_ms("set", *expiry)
+        return condition, get, keepttl, when_ms
 
-    def _ttl(self, key: str) -> int:
-        if key not in self._data:
-            return -2
-        if key not in self._expires:
-            return -1
-        return int(self._expires[key] - self._clock() + 0.5)  # Redis rounds ms to seconds
+    def _expiry_ms(self, command: str, unit: str, text: str | bytes) -> int:
+        """An expiry argument as a Unix time in ms, with Redis's checks (must be > 0)."""
+        amount = _parse_int(text)
+        if amount <= 0:
+            raise ResponseError(INVALID_EXPIRE.format(command))
+        return self._absolute_ms(command, unit, amount)
 
-    def _setnx(self, key: str, value: str) -> bool:
-        if key in self._data:
-            return False
-        return self._set(key, value)
+    def _absolute_ms(self, command: str, unit: str, amount: int) -> int:
+        """``amount`` of ``unit`` (EX, PX, EXAT, PXAT) as Unix ms; Redis's overflow errors."""
+        if unit in ("EX", "EXAT"):
+            if not _INT64_MIN // 1000 <= amount <= _INT64_MAX // 1000:
+                raise ResponseError(INVALID_EXPIRE.format(command))
+            amount *= 1000
+        if unit in ("EX", "PX"):
+            now = self._now_ms()
+            if amount > _INT64_MAX - now:
+                raise ResponseError(INVALID_EXPIRE.format(command))
+            amount += now
+        return amount
 
-    def _forget(self, key: str) -> str | int | list[str] | None:
-        """Remove ``key`` if present, with its share of used memory; its old value or None."""
-        value = self._data.pop(key, None)
-        self._expires.pop(key, None)
-        if value is not None:
-            self._used_memory -= _key_size(key, value)
-        return value
+    def _mget(self, *keys: str | bytes) -> list:
+        get = self._lookup if self._expires else self._data.get  # the GET path's fast case
+        return [None if (value := get(key)) is None or type(value) is list
+                else str(value) if type(value) is int else value for key in keys]
 
-    def _mget(self, *keys: str) -> list[str | None]:
-        get = self._data.get
-        return [None if (value := get(key)) is None or type(value) is list else str(value)
-                for key in keys]
-
-    def _incrby(self, key: str, amount: str) -> int:
+    def _incrby(self, key: str | bytes, amount: str | bytes) -> int:
         increment = _parse_int(amount)
-        stored = current = self._string(key)
+        current = stored = self._data.get(key) if not self._expires else self._lookup(key)
+        if type(current) is list:
+            raise ResponseError(WRONGTYPE)
         if current is None:
             current = 0
-        elif type(current) is str:
+        elif type(current) is not int:
             current = _parse_int(current)
         number = current + increment
         if not _INT64_MIN <= number <= _INT64_MAX:
             raise ResponseError(OVERFLOW)
-        if type(stored) is not int:  # a new key, or a string becoming int-encoded
-            expires = self._expires.get(key)  # INCR keeps the key's expiry
-            self._forget(key)
-            self._used_memory += _key_size(key, number)
-            if expires is not None:
-                self._expires[key] = expires
-        self._data[key] = number
+        if type(stored) is int:  # the POST path's usual case: a counter counting on
+            self._data[key] = number
+        else:
+            self._replace(key, number)  # the expiry stays, as INCR keeps it
+        if self._watches:
+            self._touch(key)
         return number
 
-    def _rpush(self, key: str, *values: str) -> int:
+    def _rpush(self, key: str | bytes, *values: str | bytes) -> int:
         items = self._list(key)
         if items is None:
-            items = self._data[key] = []
-            self._used_memory += _key_size(key, items)
+            items = []
+            self._store(key, items)
         items.extend(values)
         self._used_memory += sum(map(len, values)) + ITEM_OVERHEAD_BYTES * len(values)
+        if self._watches:
+            self._touch(key)
         return len(items)
 
-    def _lrange(self, key: str, start: str, end: str) -> list[str]:
-        first, last = _parse_int(start), _parse_int(end)
-        items = self._list(key) or []
-        size = len(items)
-        first = max(first + size if first < 0 else first, 0)
-        last = last + size if last < 0 else last
-        if last < first:  # also an end before the start of the list
-            return []
-        return items[first:last + 1]
-
-    def _lrem(self, key: str, count: str, value: str) -> int:
+    def _lrem(self, key: str | bytes, count: str | bytes, value: str | bytes) -> int:
         limit = _parse_int(count)
         items = self._list(key)
         if not items:
@@ -525,86 +980,203 @@ class InMemoryRedis(Commands):
             del items[i]
         self._used_memory -= (len(value) + ITEM_OVERHEAD_BYTES) * len(found)
         if not items:
-            self._data.pop(key)
-            self._used_memory -= _key_size(key, [])
+            self._forget(key)
+        elif found and self._watches:
+            self._touch(key)
         return len(found)
 
-    def _llen(self, key: str) -> int:
+    def _lrange(self, key: str | bytes, start: str | bytes, end: str | bytes) -> list:
+        first, last = _parse_int(start), _parse_int(end)
+        items = self._list(key) or []
+        size = len(items)
+        first = max(first + size if first < 0 else first, 0)
+        last = last + size if last < 0 else last
+        if last < first:  # also an end before the start of the list
+            return []
+        return items[first:last + 1]
+
+    def _llen(self, key: str | bytes) -> int:
         return len(self._list(key) or ())
 
-    def _del(self, *keys: str) -> int:
-        return sum(self._forget(key) is not None for key in keys)
+    def _del(self, *keys: str | bytes) -> int:
+        return sum(self._lookup(key) is not None and self._forget(key) is not None
+                   for key in keys)
 
-    def _exists(self, *keys: str) -> int:
-        return sum(key in self._data for key in keys)
+    def _exists(self, *keys: str | bytes) -> int:
+        return sum(self._lookup(key) is not None for key in keys)
 
-    def _rename(self, src: str, dst: str) -> bool:
-        if src not in self._data:
+    def _expire(self, key: str | bytes, seconds: str | bytes, *flags: str | bytes) -> int:
+        words = set()
+        for flag in flags:
+            word = _word(flag)
+            if word not in ("NX", "XX", "GT", "LT"):
+                raise ResponseError(f"Unsupported option {_shown(flag)}")
+            words.add(word)
+        if "NX" in words and len(words) > 1:
+            raise ResponseError("NX and XX, GT or LT options at the same time are not compatible")
+        if {"GT", "LT"} <= words:
+            raise ResponseError("GT and LT options at the same time are not compatible")
+        when = self._absolute_ms("expire", "EX", _parse_int(seconds))
+        if self._lookup(key) is None:
+            return 0
+        current = self._expires.get(key, -1)
+        if (("NX" in words and current != -1) or ("XX" in words and current == -1)
+                or ("GT" in words and (current == -1 or when <= current))
+                or ("LT" in words and current != -1 and when >= current)):
+            return 0
+        if when <= self._now_ms():
+            self._forget(key)
+        else:
+            self._set_expiry(key, when)
+            self._touch(key)
+        return 1
+
+    def _persist(self, key: str | bytes) -> int:
+        if self._lookup(key) is None or self._expires.pop(key, None) is None:
+            return 0
+        self._touch(key)
+        return 1
+
+    def _ttl(self, key: str | bytes) -> int:
+        left = self._ttl_ms(key)
+        return left if left < 0 else (left + 500) // 1000
+
+    def _pttl(self, key: str | bytes) -> int:
+        return self._ttl_ms(key)
+
+    def _rename(self, src: str | bytes, dst: str | bytes) -> Any:
+        if self._lookup(src) is None:
             raise ResponseError(NO_SUCH_KEY)
         if src != dst:
+            expiry = self._expires.get(src)
+            value = self._data[src]
+            size = _value_size(value)
             self._forget(dst)
-            # The value moves as it is: only the key's name changes size (a list's whole size
-            # is not recomputed, which would make RENAME O(N)).
-            expires = self._expires.pop(src, None)  # the expiry moves with the value
-            self._data[dst] = self._data.pop(src)
-            if expires is not None:
-                self._expires[dst] = expires
-            self._used_memory += len(dst) - len(src)
-        return True
+            # The value moves as it is: its size is not recomputed (O(N) for a list), only the
+            # key's share changes.
+            self._data.pop(src)
+            self._used_memory -= KEY_OVERHEAD_BYTES + len(src) + size
+            self._expires.pop(src, None)
+            self._free_slot(src)
+            self._touch(src)
+            self._data[dst] = value
+            self._used_memory += KEY_OVERHEAD_BYTES + len(dst) + size
+            self._take_slot(dst)
+            if expiry is not None:
+                self._set_expiry(dst, expiry)
+            self._touch(dst)
+        return OK
 
-    def _renamenx(self, src: str, dst: str) -> bool:
-        if src in self._data and dst in self._data:
-            return False
-        return self._rename(src, dst)  # also Redis's "no such key" for a missing src
+    def _renamenx(self, src: str | bytes, dst: str | bytes) -> int:
+        if self._lookup(src) is not None and self._lookup(dst) is not None:
+            return 0
+        self._rename(src, dst)  # also Redis's "no such key" for a missing src
+        return 1
 
-    def _type(self, key: str) -> str:
-        value = self._data.get(key)
-        return "none" if value is None else "list" if type(value) is list else "string"
+    def _type(self, key: str | bytes) -> _Status:
+        value = self._lookup(key)
+        return _Status("none" if value is None else "list" if type(value) is list else "string")
 
-    def _keys(self, pattern: str) -> list[str]:
+    def _keys(self, pattern: str | bytes) -> list:
+        now = self._now_ms() if self._expires else None
+        keys = (key for key in self._data
+                if now is None or self._expires.get(key, now + 1) > now)
         if pattern == "*":
-            return list(self._data)
-        regex = _glob(pattern)
-        # Redis matches the empty key only with the patterns "*" and "".
-        return [key for key in self._data
-                if (regex.fullmatch(_as_bytes(key)) if key else pattern == "")]
+            return list(keys)
+        return list(filter(glob_matcher(pattern), keys))
 
-    def _scan(self, cursor: str, *options: str) -> tuple[int, list[str]]:
+    def _scan(self, cursor: str | bytes, *options: str | bytes) -> list:
         # Redis reads the cursor with strtoul: a sign, leading zeros, even ""; no spaces, < 2**64.
-        if not re.fullmatch(r"[+-]?[0-9]+|", cursor) or abs(int(cursor or 0)) >= 2 ** 64:
+        if type(cursor) is not str or not _CURSOR.fullmatch(cursor) or \
+                abs(int(cursor or 0)) >= 2 ** 64:
             raise ResponseError("invalid cursor")
         if len(options) % 2:
             raise ResponseError(SYNTAX_ERROR)
-        settings = {name.upper(): value for name, value in zip(options[::2], options[1::2])}
+        settings = {_word(name): value for name, value in zip(options[::2], options[1::2])}
         if not settings.keys() <= {"MATCH", "COUNT", "TYPE"}:
             raise ResponseError(SYNTAX_ERROR)
-        if "COUNT" in settings and _parse_int(settings["COUNT"]) < 1:
-            raise ResponseError(SYNTAX_ERROR)
-        if int(cursor or 0) != 0:  # every key went out with cursor 0: no cursor continues it
-            return 0, []
-        keys = self._keys(settings.get("MATCH", "*"))
+        count = SCAN_DEFAULT_COUNT
+        if "COUNT" in settings:
+            count = _parse_int(settings["COUNT"])
+            if count < 1:
+                raise ResponseError(SYNTAX_ERROR)
+        start = int(cursor or 0) % 2 ** 64  # strtoul wraps a negative number around 2**64
+        next_cursor, keys = self._scan_slots(start, count)
+        if self._expires:  # an expired key is removed, not answered
+            keys = [key for key in keys if self._lookup(key) is not None]
+        if "MATCH" in settings:
+            keys = list(filter(glob_matcher(settings["MATCH"]), keys))
         if "TYPE" in settings:
-            keys = [key for key in keys if self._type(key) == settings["TYPE"].lower()]
-        return 0, keys
+            wanted = settings["TYPE"].lower() if type(settings["TYPE"]) is str else None
+            keys = [key for key in keys if self._type(key) == wanted]
+        return [str(next_cursor), keys]
+
+    def _scan_slots(self, cursor: int, count: int) -> tuple[int, list]:
+        """The keys in the slots from ``cursor``: at most ``count`` keys and 10 x ``count``
+        slots; with the next cursor, 0 once past the last slot."""
+        slots, keys = self._slots, []
+        end = min(len(slots), cursor + count * SCAN_EMPTY_SLOTS_PER_KEY)
+        slot = cursor
+        while slot < end and len(keys) < count:
+            key = slots[slot]
+            if key is not None:
+                keys.append(key)
+            slot += 1
+        return (0 if slot >= len(slots) else slot), keys
 
     def _dbsize(self) -> int:
         return len(self._data)
 
-    def _flushdb(self) -> bool:
-        self._data.clear()
-        self._expires.clear()
-        self._used_memory = 0
-        return True
+    def _flushdb(self, *mode: str | bytes) -> _Status:
+        if len(mode) > 1 or (mode and _word(mode[0]) not in ("ASYNC", "SYNC")):
+            raise ResponseError(SYNTAX_ERROR)
+        for key in self._watches:  # FLUSHDB touches every watched key that existed
+            if key in self._data:
+                self._touch(key)
+        watches = self._watches
+        self._reset_keyspace()
+        self._watches = watches
+        return OK
+
+    # WATCH and UNWATCH belong to one client (a Pipeline), so they reach the server through
+    # _run_watch with that client's _Watch; sent without one they change nothing.
+
+    def _watch(self, *keys: str | bytes) -> _Status:
+        return OK
+
+    def _unwatch(self, watch: _Watch | None = None) -> _Status:
+        if watch is not None:
+            for key in watch.keys:
+                watchers = self._watches.get(key)
+                if watchers is not None:
+                    watchers.discard(watch)
+                    if not watchers:
+                        del self._watches[key]
+            watch.keys.clear()
+            watch.dirty = False
+        return OK
+
+    def _run_watch(self, command: list, watch: _Watch) -> Any:
+        refusal = self._refusal(command)
+        if refusal is not None:
+            return refusal
+        if _word(command[0]) == "UNWATCH":
+            return self._unwatch(watch)
+        for key in command[1:]:
+            watch.keys.add(key)
+            self._watches.setdefault(key, set()).add(watch)
+        return OK
 
 
-def _pack(args: tuple) -> list[str]:
-    """The command as Redis receives it: the name, then every argument encoded."""
-    return [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
+def _shown(arg: str | bytes) -> str:
+    """An argument as Redis quotes it in an error text (its bytes, as far as they print)."""
+    return arg if type(arg) is str else arg.decode("utf-8", "replace")
 
 
-def _annotate(error: ResponseError, number: int, command: list[str]) -> ResponseError:
+def _annotate(error: ResponseError, number: int, command: list) -> ResponseError:
     """Prefix an error with the failing command's place, as redis-py's pipeline does."""
-    text = textwrap.shorten(" ".join(command), width=100, placeholder="...", break_long_words=True)
+    text = textwrap.shorten(" ".join(map(_shown, command)), width=100, placeholder="...",
+                            break_long_words=True)
     error.args = (f"Command # {number} ({text}) of pipeline caused error: "
                   f"{error.args[0]}",)
     return error
@@ -616,12 +1188,23 @@ class Pipeline(Commands):
     Each command method returns the pipeline, so calls chain. With ``transaction=True`` (the
     default) execute() is MULTI/EXEC: no other client's command runs between the queued ones.
     As in Redis, a command failing at run time (e.g. WRONGTYPE) does not undo the others.
+
+    Optimistic locking, as redis-py: ``watch(*keys)`` WATCHes them and switches the pipeline to
+    immediate mode (each command runs and answers at once, to read the current values);
+    ``multi()`` starts queuing again; ``execute()`` then raises WatchError, running nothing, if a
+    watched key changed since WATCH. ``reset()`` (also on leaving ``with``) unwatches.
     """
+
+    # Defaults as class attributes: a pipeline is made for every POST, so __init__ stays short.
+    watching = False
+    explicit_transaction = False
+    _watch: _Watch | None = None  # made by the first WATCH
+    _plain = True  # every queued reply is returned as read (see _PLAIN_REPLIES)
 
     def __init__(self, server: InMemoryRedis, transaction: bool = True) -> None:
         self._server = server
         self.transaction = transaction
-        self.command_stack: list[tuple] = []
+        self.command_stack: list[tuple[tuple, dict]] = []
 
     def __enter__(self) -> Pipeline:
         return self
@@ -632,27 +1215,105 @@ class Pipeline(Commands):
     def __len__(self) -> int:
         return len(self.command_stack)
 
-    def execute_command(self, *args: Any) -> Pipeline:
-        self.command_stack.append(args)  # encoded by execute(), as redis-py does
+    def __bool__(self) -> bool:
+        return True  # as redis-py: an empty pipeline is still a pipeline, not a falsy length
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if (self.watching or args[0] == "WATCH") and not self.explicit_transaction:
+            return self._immediate(args, options)
+        self.command_stack.append((args, options))  # encoded by execute(), as redis-py does
+        if options or args[0] not in _PLAIN_REPLIES:
+            self._plain = False
         return self
 
-    def reset(self) -> None:
-        """Forget the queued commands."""
+    def _immediate(self, args: tuple, options: dict) -> Any:
+        """Run one command now, with this pipeline's WATCH state (redis-py's immediate mode)."""
+        command = _pack(args)
+        if self._watch is None:
+            self._watch = _Watch()
+        reply = self._server._run_locked(command, self._watch)
+        name = _word(command[0])
+        if name == "UNWATCH" and not isinstance(reply, ResponseError):
+            self.watching = False
+        elif name == "WATCH" and not isinstance(reply, ResponseError):
+            self.watching = True
+        if isinstance(reply, ResponseError):
+            raise reply
+        return _client_reply(command, reply, options)
+
+    def watch(self, *names: Any) -> Any:
+        """WATCH ``names`` for this pipeline's next transaction; True. RedisError after multi()."""
+        if self.explicit_transaction:
+            raise RedisError("Cannot issue a WATCH after a MULTI")
+        return self.execute_command("WATCH", *names)
+
+    def unwatch(self) -> bool:
+        """Forget the watched keys; True."""
+        return self.watching and self.execute_command("UNWATCH") or True
+
+    def multi(self) -> None:
+        """Start queuing the transaction after watch() (redis-py's explicit MULTI)."""
+        if self.explicit_transaction:
+            raise RedisError("Cannot issue nested calls to MULTI")
+        if self.command_stack:
+            raise RedisError("Commands without an initial WATCH have already been issued")
+        self.explicit_transaction = True
+
+    def discard(self) -> None:
+        """Drop the queued commands and the MULTI, keeping the pipeline usable (Redis's DISCARD)."""
         self.command_stack = []
+        self.explicit_transaction = False
+
+    def reset(self) -> None:
+        """Forget the queued commands, leave MULTI and unwatch every key."""
+        self.command_stack = []
+        self._plain = True
+        if self.watching:
+            self._server._run_locked(["UNWATCH"], self._watch)
+        self.watching = False
+        self.explicit_transaction = False
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send the queued commands; a list with each one's reply, in order.
 
         With ``raise_on_error`` the first error reply is raised (as ResponseError naming the
         command's place) after every command has run; otherwise it stands in the list.
+        Raises WatchError, having run nothing, if a watched key changed since watch().
         """
-        stack, self.command_stack = self.command_stack, []
+        stack = self.command_stack
+        if self.watching or self.explicit_transaction:
+            try:
+                return self._execute(stack, raise_on_error)
+            finally:
+                self.reset()
         if not stack:
             return []
-        commands = [_pack(args) for args in stack]  # DataError here: nothing is sent
-        replies = self._server._execute_pipeline(commands, self.transaction)
-        if raise_on_error:
-            for number, (reply, command) in enumerate(zip(replies, commands), 1):
-                if isinstance(reply, ResponseError):
+        self.command_stack = []  # the usual case, with nothing else to reset
+        return self._execute(stack, raise_on_error)
+
+    def _execute(self, stack: list[tuple[tuple, dict]], raise_on_error: bool) -> list[Any]:
+        commands = [_pack(args) for args, _ in stack]  # DataError here: nothing is sent
+        transaction = self.transaction or self.explicit_transaction
+        if self.watching:
+            replies = self._server._execute_pipeline(commands, transaction, self._watch)
+            self.watching = not transaction  # EXEC unwatches
+        else:
+            replies = self._server._execute_pipeline(commands, transaction)
+        if replies is None:
+            raise WatchError("Watched variable changed.")
+        plain, self._plain = self._plain and not _bytes_sent, True
+        if plain:  # the POST path: only error replies to look for
+            if raise_on_error:
+                for number, (reply, command) in enumerate(zip(replies, commands), 1):
+                    if isinstance(reply, ResponseError):
+                        raise _annotate(reply, number, command)
+            return replies
+        results = []
+        for number, (reply, command, (_, options)) in enumerate(zip(replies, commands, stack), 1):
+            if isinstance(reply, ResponseError):
+                if raise_on_error:
                     raise _annotate(reply, number, command)
-        return replies
+                results.append(reply)
+            else:
+                results.append(_client_reply(command, reply, options))
+        return results

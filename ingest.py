@@ -24,11 +24,14 @@ import uuid
 from typing import Any, Callable
 
 import config
+from log_gate import Every
 from redis_adapter import RedisAdapter, WrongTypeError, get_adapter
 
-__all__ = ["IngestBuffer", "get_ingest_buffer", "close_ingest_buffer"]
+__all__ = ["IngestBuffer", "get_ingest_buffer", "close_ingest_buffer", "held_events"]
 
 logger = logging.getLogger(__name__)
+
+STATE_LOG_SECONDS = 1.0  # "failed" / "works again" pairs: at most one a second
 
 
 class IngestBuffer:
@@ -53,6 +56,10 @@ class IngestBuffer:
         self._failing = False
         self.dropped = 0  # acknowledged events lost to another application's keys (WrongTypeError)
         self._bad_keys: set[str] = set()  # those keys, each logged once
+        self._failure_told = False  # the warning of this spell of failed flushes was logged
+        # A small maxmemory can make flushes fail and succeed in turn every few ms: the pair of
+        # lines is logged at most once per STATE_LOG_SECONDS (log_gate.py).
+        self._failure_log = Every(STATE_LOG_SECONDS)
         self._closed = False
         self._lock = threading.Lock()  # one flush at a time; adds wait for it
         self._closing = threading.Condition(self._lock)
@@ -144,12 +151,15 @@ class IngestBuffer:
             self._note_state(failing=True, error=error)
 
     def _note_state(self, failing: bool, error: Exception | None = None) -> None:
-        """Log once per change of state, not per failed flush."""
-        if failing and not self._failing:
+        """Log a change of state, not each failed flush; at most one failed / works-again pair
+        per STATE_LOG_SECONDS."""
+        if failing and not self._failing and self._failure_log.ready():
+            self._failure_told = True
             logger.warning("ingest flush failed (%s); %d events held, retried every %gs, new "
                            "POSTs refused meanwhile", error, len(self._in_doubt or ()),
                            self.flush_seconds)
-        elif self._failing and not failing:
+        elif self._failing and not failing and self._failure_told:
+            self._failure_told = False
             logger.warning("ingest flush works again; held events written")
         self._failing = failing
 
@@ -195,3 +205,10 @@ def close_ingest_buffer() -> None:
         buffer.close()
         with _buffer_lock:
             _buffer = None
+
+
+def held_events() -> int:
+    """Events the process-wide buffer holds (acknowledged, not yet known to be in Redis); 0
+    when there is no buffer. Unlike get_ingest_buffer() it never creates one."""
+    buffer = _buffer
+    return 0 if buffer is None else buffer.held

@@ -5,11 +5,12 @@ Three things run at once, as in the seed:
 2. an asyncio task reading every match's counters (GET) every GET_INTERVAL_SECONDS;
 3. an asyncio task running the write-behind backup every BACKUP_INTERVAL_SECONDS, in a worker
    thread so the event loop (and the GET tick) never waits on SQL.
-Ctrl-C, SIGTERM, the end of --duration or a closed stdout stops posting, runs a final backup and
-prints a summary that reconciles the posted events with Redis and the table. If the final backup
-cannot complete, the events of the in-memory Redis go to a spill file (spill.py; exit 3), which
-``python3 main.py --load-spill FILE --db PATH`` loads exactly once. A second Ctrl-C exits at once
-(130), saying how many events it abandons. docs/failures.md has the policy for each failure.
+Ctrl-C, SIGTERM, SIGHUP, the end of --duration or a closed stdout stops posting, runs a final
+backup and prints a summary that reconciles the posted events with Redis and the table. If the
+final backup cannot complete, the events of the in-memory Redis go to a spill file (spill.py;
+exit 3), which ``python3 main.py --load-spill FILE --db PATH`` loads exactly once. A second
+Ctrl-C exits at once (130), saying how many events it abandons. docs/failures.md has the policy
+for each failure.
 
 With ``--redis-url`` the same runs against a real Redis, and ``--role post|get|backup`` runs one
 part only, so several processes can share one Redis and one database (docs/real-redis.md);
@@ -31,6 +32,7 @@ import logging
 import math
 import os
 import random
+import shlex
 import signal
 import sqlite3
 import sys
@@ -47,14 +49,15 @@ except BaseException as error:
 from api_layer import read_counts_many, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import ReactionsTable, SchemaMismatchError, get_reactions_table
-from ingest import close_ingest_buffer, get_ingest_buffer
+from ingest import close_ingest_buffer, get_ingest_buffer, held_events
+from log_gate import Every
 from poster import Poster
 from reconcile import Reconciliation, reconcile
 from redis_adapter import RedisAdapter, error_text, get_adapter, set_adapter
 from redis_client import RedisUnavailableError, connect, redacted
 from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
                       SettingsError, shown_value, validate_settings)
-from spill import load_spill, spill_directory, write_spill
+from spill import load_spill, spill_directories, write_spill
 
 logger = logging.getLogger("live_reactions")
 
@@ -62,7 +65,9 @@ GET_TABLE_MAX_ROWS = 10  # the GET table shows the busiest matches only, so it n
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"
 EXIT_USAGE = 2  # as argparse exits for a bad flag
 EXIT_SPILLED = 3  # the final backup failed; the pending events are in a spill file
-EXIT_NOT_CHECKED = 4  # no consistent view of Redis and the table could be read: try again
+EXIT_DEAD_LETTERS = 4  # --load-spill loaded the file, but some lines became dead letters
+BACKUP_WARNING_SECONDS = 10.0  # while backups keep failing, their warning at most this often
+EXIT_NOT_CHECKED = 5  # no consistent view of Redis and the table could be read: try again
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
 ROLES = ("all", "post", "get", "backup")
 """--role: all = the three parts in one process (the seed); the others run one part each."""
@@ -196,6 +201,9 @@ class LiveRun:
         self.rows_before = self.table.count() if self.table is not None else 0
         self.backups = 0
         self.spilled = 0  # events the final backup wrote to a spill file
+        self._failed_backups = 0  # backups failed in a row, for the rate-limited warning
+        self._backup_failures_told = False  # a warning of this spell of failures was logged
+        self._backup_log = Every(BACKUP_WARNING_SECONDS)
         self._started = time.monotonic()
         self._last_status = (self._started, 0)
         self._interrupts = 0
@@ -231,7 +239,9 @@ class LiveRun:
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal or SSH session closed. Its default (exit at once) would lose every
+        # pending event of the in-memory Redis, so it stops the run like Ctrl-C.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, self._on_signal, signum)
 
     def _on_signal(self, signum: int) -> None:
@@ -250,9 +260,26 @@ class LiveRun:
     def _abandoned(self) -> str:
         """The events pending in Redis, for the last words of a second Ctrl-C."""
         try:
-            return f"{self.adapter.pending_events():,}"
+            return f"{self._pending():,}"
         except Exception as error:  # exiting anyway: say so rather than raise
             return f"an unknown number of ({error_text(error)})"
+
+    def _pending(self, posted: int | None = None) -> int:
+        """Events posted and not yet in the table, for the status line and a second Ctrl-C.
+
+        With the in-memory Redis this process is its only writer, so its own tallies give the
+        number at once, however large the keyspace: ``posted`` (default: the poster's count now)
+        less the events still in the ingest buffer, those the backups moved to the table or
+        dead-lettered (counted when their transaction commits) and those spilled. A real Redis
+        is shared, so there the lists themselves are counted (SCAN and LLEN: it grows with the
+        keyspace, as SCAN does on any Redis).
+        """
+        if config.REDIS_URL:
+            return self.adapter.pending_events()
+        posted = self.poster.posted if posted is None else posted
+        manager = self.manager
+        return max(0, posted - held_events() - manager.events - manager.dead_lettered
+                   - self.spilled)
 
     def _log_banner(self) -> None:
         """Two or three lines saying what this process does: only the parts its role runs."""
@@ -319,16 +346,22 @@ class LiveRun:
         logger.info("%s", await asyncio.to_thread(self._status))
 
     def _status(self) -> str:
-        pending = self.adapter.pending_events()  # read first: it never exceeds posted then
         if not self.runs("post"):
-            return f"pending in Redis {pending:,}"
+            return f"pending in Redis {self._pending():,}"
         now, posted = time.monotonic(), self.poster.posted
+        pending = self._pending(posted)
         then, posted_then = self._last_status
         self._last_status = (now, posted)
         rate = (posted - posted_then) / (now - then) if now > then else 0.0
+        return (f"posted {posted:,} at {rate:,.0f}/s, refused {self.poster.refused:,}"
+                f"{self._unposted()}, pending in Redis {pending:,}")
+
+    def _unposted(self) -> str:
+        """", failed F, skipped S while backing off" for the counts that are not 0 (skipped:
+        posts the schedule asked for during the poster's pauses, never attempted)."""
         failed = f", failed {self.poster.failed:,}" if self.poster.failed else ""
-        return (f"posted {posted:,} at {rate:,.0f}/s, refused {self.poster.refused:,}{failed}, "
-                f"pending in Redis {pending:,}")
+        skipped = self.poster.skipped
+        return failed + (f", skipped {skipped:,} while backing off" if skipped else "")
 
     async def backup_tick(self) -> None:
         """Run one backup in a worker thread and log its one-line result."""
@@ -337,25 +370,53 @@ class LiveRun:
     def _backup(self, final: bool = False) -> bool:
         """Run one backup and log its line; True if every list moved. Raises what run() raises
         besides BackupError (e.g. a Redis error)."""
+        error = None
         try:
-            result, moved_all = self.manager.run(), True
-        except BackupError as error:  # one line, not a traceback: it may recur every tick
-            result, moved_all = error.result, False
-            retry = "the next backup retries them"
-            if final:
-                retry = ("a later backup retries them" if config.REDIS_URL
-                         else "the in-memory Redis ends with this process")
-            logger.warning("%s: %s; %s", "final backup" if final else "backup", error, retry)
+            result = self.manager.run()
+        except BackupError as failure:  # one line, not a traceback: it may recur every tick
+            result, error = failure.result, failure
         self.backups += 1
-        dead = f", dead-lettered {result.dead_lettered:,}" if result.dead_lettered else ""
-        logger.info("backup moved %s events (lists: %d%s) in %.0f ms; %s",
-                    f"{result.events:,}", result.keys, dead, result.seconds * 1000,
-                    self._table_size())
+        moved_all = error is None
+        told = self._note_backup(final, error)
+        if told or result.events or result.dead_lettered:
+            dead = f", dead-lettered {result.dead_lettered:,}" if result.dead_lettered else ""
+            logger.info("backup moved %s events (lists: %d%s) in %.0f ms; %s",
+                        f"{result.events:,}", result.keys, dead, result.seconds * 1000,
+                        self._table_size())
         if config.SHOW_DB_OUTPUT and moved_all:
-            self._log_db_output()
+            try:
+                self._log_db_output()
+            except sqlite3.Error as failure:  # the events are in; only the display is missed
+                logger.info("  db output skipped (%s)", failure)
         return moved_all
 
+    def _note_backup(self, final: bool, error: BackupError | None) -> bool:
+        """Log a failed backup's warning at most once per BACKUP_WARNING_SECONDS, with the
+        count of failures in a row (a short interval and a locked file would otherwise print
+        two lines a tick), and "backups work again" after a spell that was told; the final
+        backup always. True if the backup's own line should be logged too."""
+        if error is None:
+            if self._backup_failures_told:
+                logger.warning("backups work again after %s failed", f"{self._failed_backups:,}")
+            self._failed_backups, self._backup_failures_told = 0, False
+            return True
+        self._failed_backups += 1
+        if not (self._backup_log.ready() or final):
+            return False
+        self._backup_failures_told = True
+        retry = "the next backup retries them"
+        if final:
+            retry = ("a later backup retries them" if config.REDIS_URL
+                     else "the in-memory Redis ends with this process")
+        again = (f" ({self._failed_backups:,} failed backups in a row; this warning at most "
+                 f"every {BACKUP_WARNING_SECONDS:g}s)" if self._failed_backups > 1 else "")
+        logger.warning("%s: %s; %s%s", "final backup" if final else "backup", error, retry,
+                       again)
+        return True
+
     def _table_size(self) -> str:
+        """The table's size for the backup line; a locked file makes it "unknown" after
+        db.READ_WAIT_SECONDS, never a wait as long as the backup's."""
         try:
             return f"table now {self.table.count():,} rows"
         except sqlite3.Error as error:  # e.g. another process holds the file locked
@@ -397,8 +458,10 @@ class LiveRun:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not self.runs("backup"):
             return self._summary()
-        waiting = " (after the backup in progress)" if self.manager.running else ""
-        logger.info("posting stopped; final backup%s", waiting)
+        # Said before the silent wait, so that a locked file is not mistaken for a hang.
+        waiting = (" after the backup in progress, each" if self.manager.running else ",")
+        logger.info("posting stopped; final backup%s waiting up to %gs for a locked database",
+                    waiting, self.manager.busy_timeout)
         await asyncio.to_thread(self._final_backup)  # run() waits for a backup still running
         return self._summary()
 
@@ -414,20 +477,19 @@ class LiveRun:
             self._spill()
 
     def _spill(self) -> None:
-        """Write the events still pending to a spill file and say where, in one line."""
-        directory = spill_directory(config.DB_PATH)
+        """Write the events still pending to a spill file and say where, in one line, with the
+        command that loads it (absolute paths: it must work from any directory)."""
+        directories = spill_directories(config.DB_PATH)
         try:
-            result = write_spill(self.adapter, directory, self.manager.committed)
-        except Exception as error:  # OSError mostly; Redis too: nothing was deleted then
-            logger.error("could not write a spill file in %s (%s): the %s events still pending "
-                         "are lost with the process", directory, error_text(error),
-                         self._abandoned())
+            result = write_spill(self.adapter, directories, self.manager.committed)
+        except Exception as error:  # SpillError mostly; Redis too: nothing was deleted then
+            logger.error("could not write a spill file (%s): the %s events still pending are "
+                         "lost with the process", error_text(error), self._abandoned())
             return
         if result is not None:
             self.spilled = result.events
-            logger.error("spilled %s pending events to %s; load them with: python3 main.py "
-                         "--load-spill %s --db %s", f"{result.events:,}", result.path,
-                         result.path, config.DB_PATH)
+            logger.error("spilled %s pending events to %s; load them with: %s",
+                         f"{result.events:,}", result.path, load_spill_command(result.path))
 
     def _summary(self) -> int:
         """Log the summary and the reconciliation; the exit status: 0 if OK, EXIT_SPILLED if
@@ -443,8 +505,9 @@ class LiveRun:
                      and pending == 0)
         verdict = "MISMATCH" if not accounted else "FAILED" if poster.error else "OK"
         rate = poster.posted / poster.seconds if poster.seconds else 0.0
-        logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s), backups run: %d",
-                    seconds, f"{poster.posted:,}", poster.seconds, f"{rate:,.0f}", self.backups)
+        logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s)%s, backups run: %d",
+                    seconds, f"{poster.posted:,}", poster.seconds, f"{rate:,.0f}",
+                    self._unposted(), self.backups)
         logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
                     "pending_in_redis=%d refused=%d failed=%d dead_lettered=%d spilled=%d %s",
                     poster.posted, counters, rows, pending, poster.refused, poster.failed, dead,
@@ -452,6 +515,10 @@ class LiveRun:
         if poster.error is not None:
             logger.error("the posting thread died during the run (%s): not OK",
                          error_text(poster.error))
+        if rows + dead + self.spilled + pending > poster.posted:
+            logger.info("hint: the table, dead letters and Redis hold more events than this run "
+                        "posted: items it did not post were written to its lists (see the table "
+                        "dead_letters, source_key and reason)")
         if verdict != "OK":
             return 1
         return EXIT_SPILLED if self.spilled else 0
@@ -566,15 +633,20 @@ _on_stdout_closed: list[Callable[[], None]] = []  # what a closed stdout calls: 
 
 
 class _ConsoleHandler(logging.StreamHandler):
-    """stdout. When its reader has gone (``python3 main.py | head``) it asks the run to stop (the
+    """stdout. When its reader has gone (``python3 main.py | head``) or it cannot be written at
+    all (``> /dev/full``, a full disk: one line on stderr says so) it asks the run to stop (the
     callables in _on_stdout_closed), sends what is left of stdout to /dev/null, and from then on
     shows only warnings and errors, on stderr (a spill file's name must still reach someone)."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], BrokenPipeError) and self.stream is sys.stdout:
-            self._reader_gone()
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError) or self.stream is not sys.stdout:
+            super().handleError(record)
             return
-        super().handleError(record)
+        if not isinstance(error, BrokenPipeError):  # a full disk, EIO...: said once, on stderr
+            sys.stderr.write(f"stdout cannot be written ({error}): stopping as when its reader "
+                             "has gone; warnings and errors follow here\n")
+        self._reader_gone()
 
     def _reader_gone(self) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -596,13 +668,29 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
+def load_spill_command(spill_path: str) -> str:
+    """The shell command that loads ``spill_path`` into config.DB_PATH, with absolute paths of
+    the program, the file and the database, quoted for a POSIX shell."""
+    words = [os.path.basename(sys.executable), os.path.abspath(__file__), "--load-spill",
+             os.path.abspath(spill_path), "--db", os.path.abspath(config.DB_PATH)]
+    return " ".join(shlex.quote(word) for word in words)
+
+
 def load_spill_file(path: str, db_path: str) -> int:
     """``--load-spill FILE``: load a spill file into the table at ``db_path`` exactly once and
-    log one line; the exit status (0 done or loaded before, 1 refused by the database, 2 a
-    :memory: database or a file it cannot read or use)."""
+    log one line; the exit status: 0 done or loaded before; 1 refused by the database (nothing
+    added); 2 a :memory: or missing database, a missing spill file, or a file it cannot read or
+    use (nothing created); EXIT_DEAD_LETTERS loaded, but some lines became dead letters.
+
+    The database must exist already: a spill belongs to the database its run used, and a new
+    empty file (a mistyped path) would take it silently, made for this config's emoticons."""
     if db_path == ":memory:":
         logger.error("--load-spill needs --db FILE: a :memory: table ends with the process")
         return EXIT_USAGE
+    for what, file in (("spill file", path), ("database file", db_path)):
+        if not os.path.isfile(file):
+            logger.error("--load-spill: no %s %s; nothing loaded", what, os.path.abspath(file))
+            return EXIT_USAGE
     try:
         table = ReactionsTable(db_path)
     except (SchemaMismatchError, sqlite3.Error) as error:
@@ -620,9 +708,14 @@ def load_spill_file(path: str, db_path: str) -> int:
         table.close()
     if result.already_loaded:
         logger.info("%s was loaded into %s before: nothing added", path, db_path)
-    else:
-        logger.info("loaded %s: %s rows and %s dead letters added to %s", path,
-                    f"{result.rows:,}", f"{result.dead_lettered:,}", db_path)
+        return 0
+    logger.info("loaded %s: %s rows and %s dead letters added to %s", path,
+                f"{result.rows:,}", f"{result.dead_lettered:,}", db_path)
+    if result.dead_lettered:
+        logger.warning("%s lines of %s are not valid records for this table: they are in its "
+                       "dead_letters, with the reason (docs/failures.md)",
+                       f"{result.dead_lettered:,}", path)
+        return EXIT_DEAD_LETTERS
     return 0
 
 

@@ -17,6 +17,7 @@ import time
 
 import config
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
+from log_gate import Every
 from redis_adapter import WrongTypeError, error_text
 
 __all__ = ["Poster", "Every", "BACKOFF_SECONDS"]
@@ -32,21 +33,6 @@ Redis freed list by list, one key of another application) is one spell, not a wa
 post."""
 
 
-class Every:
-    """A gate for repeated log lines: ready() is True at most once per ``seconds`` (monotonic)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._next = -math.inf
-
-    def ready(self) -> bool:
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + self.seconds
-        return True
-
-
 class Poster(threading.Thread):
     """The posting thread: random reactions through POSTMethod at ``rate`` events/s (0 = flat out).
 
@@ -54,7 +40,8 @@ class Poster(threading.Thread):
     counts the POSTs that succeeded, ``refused`` those Redis refused or could not take
     (ReactionRefusedError), ``failed`` those that failed otherwise; refused and failed ones are
     dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s),
-    except after a WrongTypeError: one key of another application, not a failing server.
+    except after a WrongTypeError: one key of another application, not a failing server;
+    ``skipped`` counts the posts the schedule asked for during those pauses.
     Only this thread writes the counts. ``error`` is what killed the thread, if anything did
     (its own bad reaction: InvalidReactionError, a bug). ``seconds`` is how long it has been
     posting (monotonic clock), up to its stop.
@@ -82,6 +69,12 @@ class Poster(threading.Thread):
         self._began: float | None = None
         self._ended: float | None = None
         self._stopping = threading.Event()
+
+    @property
+    def skipped(self) -> int:
+        """Posts the schedule (``rate`` events/s) asked for during back-off pauses and never
+        attempted: the demand a full or failing Redis turned away unseen (0 at rate 0)."""
+        return self._skipped
 
     @property
     def seconds(self) -> float:

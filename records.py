@@ -3,9 +3,9 @@
 A Redis list item (or a spill-file line) must be exactly one JSON object with the seed's four
 fields ``{user_id, emoticon_type, timestamp, match_id}``: ids ints from 1 to 2**63-1 (SQLite's
 INTEGER), ``emoticon_type`` one the table allows, ``timestamp`` a finite number of Unix seconds.
-Anything else -- not JSON, two records in one item, a missing or extra field, a wrong type, an
-emoticon the table's CHECK refuses -- is a poison item: the backup dead-letters it (db.py) rather
-than let it block its list or become two rows. This module is the one place that rule lives.
+Anything else -- not JSON, two records in one item, a missing, extra or repeated field, a wrong
+type, an emoticon the table's CHECK refuses, a match_id other than its list's -- is a poison
+item: the backup dead-letters it (db.py) rather than let it block its list or become two rows. This module is the one place that rule lives.
 """
 
 from __future__ import annotations
@@ -30,18 +30,36 @@ def _is_timestamp(value: Any) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
 
 
-def _is_event(record: Any, emoticon_types: Collection[str]) -> bool:
+def _is_event(record: Any, emoticon_types: Collection[str], match_id: int | None) -> bool:
     # The fast check, one per record on the backup's hot path: poison_reason says why not.
     return (type(record) is dict and record.keys() == FIELDS and _is_id(record["user_id"])
             and _is_id(record["match_id"]) and _is_timestamp(record["timestamp"])
             and type(record["emoticon_type"]) is str
-            and record["emoticon_type"] in emoticon_types)
+            and record["emoticon_type"] in emoticon_types
+            and (match_id is None or record["match_id"] == match_id))
 
 
-def poison_reason(text: str, emoticon_types: Collection[str]) -> str | None:
-    """Why ``text`` is not exactly one valid event record, or None if it is one."""
+class _RepeatedField(ValueError):
+    """A JSON object names a field twice (json.loads would keep the last value silently)."""
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        names = [name for name, _ in pairs]
+        raise _RepeatedField(", ".join(sorted({n for n in names if names.count(n) > 1})))
+    return record
+
+
+def poison_reason(text: str, emoticon_types: Collection[str],
+                  match_id: int | None = None) -> str | None:
+    """Why ``text`` is not exactly one valid event record, or None if it is one. ``match_id``,
+    if given, is the match of the list the item came from: a record of another match is not
+    this list's event (someone else wrote it there)."""
     try:
-        record = json.loads(text)
+        record = json.loads(text, object_pairs_hook=_unique_fields)
+    except _RepeatedField as error:  # not one record: two values for one field
+        return f"repeated field {error}"
     except (ValueError, TypeError) as error:  # "Extra data": two records in one item
         return f"not one JSON value: {error}"
     if type(record) is not dict:
@@ -58,18 +76,25 @@ def poison_reason(text: str, emoticon_types: Collection[str]) -> str | None:
     if type(record["emoticon_type"]) is not str or record["emoticon_type"] not in emoticon_types:
         return (f"emoticon_type {record['emoticon_type']!r} is not one of the table's "
                 f"({', '.join(emoticon_types)})")
+    if match_id is not None and record["match_id"] != match_id:
+        return f"match_id {record['match_id']} is not its list's ({match_id})"
     return None
 
 
-def _decode_all(texts: list[str]) -> list[Any] | None:
-    """Every item decoded in one json.loads, if each item is provably one JSON object; else None.
+def _decode_all(texts: list[str], emoticon_types: Collection[str]) -> list[Any] | None:
+    """Every item decoded in one json.loads, if each item is provably one JSON object naming
+    no field twice; else None.
 
     Joining the items into one array is several times faster than one json.loads per item, but a
     joined array could hide item borders (``{a}, {b`` then ``c}``). Each item starting with the
     only "{" it holds rules that out: then the N objects decoded start at the N items' starts.
+    Nor does json.loads tell a repeated field: a valid record has exactly 10 '"' (4 names and
+    the emoticon's string, when no emoticon holds a '"'), one with a fifth name at least 12.
     """
     joined = ",".join(texts)
     if joined.count("{") != len(texts) or not all(text[:1] == "{" for text in texts):
+        return None
+    if joined.count('"') != 10 * len(texts) or any('"' in e for e in emoticon_types):
         return None
     try:
         records = json.loads("[" + joined + "]")
@@ -78,16 +103,18 @@ def _decode_all(texts: list[str]) -> list[Any] | None:
     return records if len(records) == len(texts) else None
 
 
-def sort_items(texts: list[str], emoticon_types: Collection[str]
+def sort_items(texts: list[str], emoticon_types: Collection[str], match_id: int | None = None
                ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Split stored items into ``(events, poison)``: the valid records decoded, in order, and
-    ``(raw text, reason)`` for every other item. ``len(events) + len(poison) == len(texts)``."""
-    records = _decode_all(texts)
-    if records is not None and all(_is_event(record, emoticon_types) for record in records):
+    ``(raw text, reason)`` for every other item. ``len(events) + len(poison) == len(texts)``.
+    ``match_id``: the match of the list they came from, if one list (see poison_reason)."""
+    records = _decode_all(texts, emoticon_types)
+    if records is not None and all(_is_event(record, emoticon_types, match_id)
+                                   for record in records):
         return records, []
     events, poison = [], []
     for text in texts:
-        reason = poison_reason(text, emoticon_types)
+        reason = poison_reason(text, emoticon_types, match_id)
         if reason is None:
             events.append(json.loads(text))
         else:

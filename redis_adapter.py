@@ -84,6 +84,9 @@ def _utf8(text: str) -> bool:
     return True
 
 
+_LIST_MATCH_ID = re.compile(r"match_data_([1-9][0-9]*)")
+
+
 def _glob_escape(text: str) -> str:
     """``text`` as a literal inside a Redis glob pattern (backslash before * ? [ ] \\)."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)
@@ -175,6 +178,11 @@ class KeyLayout:
     def is_pending(self, key: str) -> bool:
         """True if ``key`` holds events of this layout not yet in the table (live or staged)."""
         return self.is_match_data(key) or self.is_staged(key)
+
+    def list_match_id(self, key: str) -> int:
+        """The match whose events the live or staged list ``key`` holds: the number after the
+        first ``match_data_`` past the prefix (a batch name holds no ``_``)."""
+        return int(_LIST_MATCH_ID.search(key, len(self.prefix)).group(1))
 
 
 SEED_LAYOUT = KeyLayout("")
@@ -305,19 +313,21 @@ class RedisAdapter:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
 
-    def _scan(self, pattern: str, kind: str) -> Iterator[str]:
-        """Keys matching ``pattern`` holding a ``kind`` ("string" or "list"), as str.
-
-        A key name that is not UTF-8 (another application's binary key, answered as bytes by a
-        client at decode_responses=False) cannot be this layout's and is skipped.
-        """
+    def _scan(self, pattern: str, kind: str) -> list[str]:
+        """Keys matching ``pattern`` holding a ``kind`` ("string" or "list"), as str, each once
+        (Redis's SCAN may return a key more than once: its guarantee is "at least once" for a
+        key present throughout). A key name that is not UTF-8 (another application's binary
+        key, answered as bytes by a client at decode_responses=False) cannot be this layout's
+        and is skipped."""
+        found = {}
         for key in self.redis.scan_iter(match=pattern, _type=kind):
             if isinstance(key, bytes):
                 try:
                     key = key.decode()
                 except UnicodeDecodeError:
                     continue
-            yield key
+            found[key] = None
+        return list(found)
 
     def record_reaction(self, user_id: int, match_id: int, emoticon_type: str,
                         timestamp: float) -> dict[str, Any]:
@@ -355,18 +365,11 @@ class RedisAdapter:
         """record_batch unless flush number ``flush`` of ``marker`` is already in Redis.
 
         Returns True if it applied the batch now, False if an earlier attempt had (its reply
-        was lost with the connection). With a client that offers WATCH (redis-py), the check
-        and the transaction are one optimistic step: an earlier EXEC landing in between makes
-        this one abort and look again. The in-process server has no connection to lose, so a
-        plain check suffices there. Raises WrongTypeError as record_batch does.
+        was lost with the connection). WATCH makes the check and the transaction one optimistic
+        step: an earlier EXEC landing in between makes this one abort and look again. Raises
+        WrongTypeError as record_batch does.
         """
-        pipe = self.redis.pipeline(transaction=True)
-        if not hasattr(pipe, "watch"):
-            if self._applied(self.redis.get(marker), flush):
-                return False
-            self.record_batch(events, marker, flush)
-            return True
-        with pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(marker)
@@ -438,7 +441,7 @@ class RedisAdapter:
 
     def source_id(self, create: bool = True) -> str | None:
         """The id of this prefix's data in this Redis: a random hex string kept in
-        ``{prefix}reactions_source``, made (SETNX) by the first caller with ``create``.
+        ``{prefix}reactions_source``, made (SET NX) by the first caller with ``create``.
 
         The backup records it with the rows it inserts, so the reconciliation compares these
         counters with the rows that came from them alone. A Redis emptied since (FLUSHDB, a
@@ -449,7 +452,7 @@ class RedisAdapter:
         value = self.redis.get(key)
         if value is None and create:
             try:
-                self.redis.setnx(key, uuid.uuid4().hex)
+                self.redis.set(key, uuid.uuid4().hex, nx=True)
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise

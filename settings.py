@@ -37,6 +37,10 @@ MAX_MATCHES_FILE_LIMIT = 1_000
 MAX_BUSY_SECONDS = 86_400  # a day: SQLite's busy timeout is an int of ms; longer is a hang
 MIN_INTERVAL_SECONDS = 0.1  # shorter ticks print tables faster than anyone reads them
 MAX_INGEST_BATCH = 100_000  # events per flush: one MULTI/EXEC of ~100 bytes a record
+MIN_MAXMEMORY_BYTES = 1024 ** 2
+"""The smallest memory limit of the in-memory Redis: the counters alone take some (10 matches of
+5 emoticons: about 5 KB), and a limit they fill would refuse every post of the run. 1 MiB holds
+about 11,000 pending events (94 bytes each, docs/failures.md)."""
 MIN_FLUSH_SECONDS = 0.01  # the flush thread wakes this often at most
 MAX_SECONDS = 1e9  # ~31 years: longer is forever for a live run; keeps clock sums finite
 MAX_RATE = 1e9  # events/s; far above what one thread posts (docs/performance.md)
@@ -165,12 +169,12 @@ def parse_float(text: str) -> float:
     return float(text)
 
 
-def integer(low: int, high: int, allowed: str) -> Rule:
-    """An int (not a bool, not a float) from ``low`` to ``high``."""
+def integer(low: int, high: int, allowed: str, zero: bool = False) -> Rule:
+    """An int (not a bool, not a float) from ``low`` to ``high`` (or 0 if ``zero``)."""
     def check(value: Any) -> int:
         if type(value) is not int:
             raise Refused(f"{_a(value)}, not an int")
-        if not low <= value <= high:
+        if not (low <= value <= high or (zero and value == 0)):
             raise Refused("")
         return value
     return Rule(allowed, check, parse_int)
@@ -303,8 +307,9 @@ SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
         0, MAX_BUSY_SECONDS, f"a number of seconds from 0 to {MAX_BUSY_SECONDS:,} (one backup "
         "run's wait in all for a database locked by another process; 0 = no wait)")),
     Setting("REDIS_MAXMEMORY_BYTES", integer(
-        0, ID_MAX, "an int of bytes from 0 to 2**63-1, 0 = no limit (the in-memory Redis's "
-        "maxmemory)")),
+        MIN_MAXMEMORY_BYTES, ID_MAX, f"0 (no limit) or an int of bytes from "
+        f"{MIN_MAXMEMORY_BYTES:,} (1 MiB) to 2**63-1 (the in-memory Redis's maxmemory)",
+        zero=True)),
 ]}
 """Every setting, by its name in config.py: the one place for the rules of their values."""
 

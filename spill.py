@@ -14,6 +14,7 @@ letters, as in a backup.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -21,13 +22,14 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Collection, Iterator
+from typing import Collection, Iterator, Sequence
 
 from backup_data import SortedItems, new_batch
 from db import ReactionsTable
 from redis_adapter import RedisAdapter
 
-__all__ = ["SpillResult", "LoadResult", "spill_directory", "write_spill", "load_spill"]
+__all__ = ["SpillResult", "LoadResult", "SpillError", "spill_directories", "write_spill",
+           "load_spill"]
 
 _LINES_PER_CHUNK = 10_000  # lines per chunk while loading, to bound memory
 
@@ -49,11 +51,26 @@ class LoadResult:
     already_loaded: bool
 
 
-def spill_directory(db_path: str) -> str:
-    """Where spill files go: beside the database file, or the working directory for :memory:."""
-    if db_path == ":memory:" or db_path.startswith("file:"):
-        return os.getcwd()
-    return os.path.dirname(os.path.abspath(db_path))
+class SpillError(OSError):
+    """No directory took the spill file; ``errors`` maps each directory tried to its OSError.
+    Nothing was deleted from Redis and no partial file is left."""
+
+    def __init__(self, errors: dict[str, OSError]) -> None:
+        self.errors = errors
+        super().__init__("no directory took the spill file: " + "; ".join(
+            f"{directory}: {error!r}" for directory, error in errors.items()))
+
+
+def spill_directories(db_path: str) -> list[str]:
+    """Where spill files may go, in the order tried: beside the database file, the working
+    directory, then the temporary directory ($TMPDIR, tempfile.gettempdir()). The fault that
+    breaks the database (a full disk, a directory made read-only) often breaks its directory
+    too, so one place is not enough. Duplicates are dropped; :memory: starts at the working
+    directory."""
+    directories = [os.getcwd(), tempfile.gettempdir()]
+    if db_path != ":memory:" and not db_path.startswith("file:"):
+        directories.insert(0, os.path.dirname(os.path.abspath(db_path)))
+    return list(dict.fromkeys(os.path.realpath(directory) for directory in directories))
 
 
 def _line(text: str) -> str:
@@ -62,37 +79,58 @@ def _line(text: str) -> str:
     return json.dumps(text) if "\n" in text or "\r" in text else text
 
 
-def write_spill(adapter: RedisAdapter, directory: str,
+def write_spill(adapter: RedisAdapter, directories: Sequence[str],
                 committed: Collection[str] = ()) -> SpillResult | None:
-    """Write every event pending in Redis to a new spill file in ``directory``, fsync it, then
-    delete from Redis the lists it holds. None if nothing was pending.
+    """Write every event pending in Redis to a new spill file in the first of ``directories``
+    that takes it whole, fsync it, then delete from Redis the lists it holds. None if nothing
+    was pending.
 
     ``committed`` names staged lists whose rows are in the table already (their DEL failed): they
     are not written, only deleted with the others.
 
     Live lists are staged first (one RENAME each, atomic), so an event appended meanwhile lands
     in a fresh list that is neither written nor deleted. The name is unique per call:
-    ``reactions-spill-YYYYmmddTHHMMSSZ-<random>.jsonl``. Raises OSError if the file cannot be
-    written; then nothing is deleted from Redis.
+    ``reactions-spill-YYYYmmddTHHMMSSZ-<random>.jsonl``. A directory whose file cannot be
+    written whole (no permission, disk full, file size limit) gets its partial file removed and
+    the next is tried; if none takes it, SpillError is raised and nothing is deleted from Redis.
     """
     adapter.stage_all(adapter.match_data_keys(), new_batch())
     keys = [key for key in adapter.staged_keys() if key not in committed]
     if not keys:
         return None
+    errors: dict[str, OSError] = {}
+    for directory in directories:
+        try:
+            result = _write_file(adapter, keys, directory)
+        except OSError as error:
+            errors[directory] = error
+            continue
+        for key in [*keys, *committed]:
+            adapter.drop(key)
+        return result
+    raise SpillError(errors)
+
+
+def _write_file(adapter: RedisAdapter, keys: list[str], directory: str) -> SpillResult:
+    """The items of ``keys`` in a new file in ``directory``, fsynced with its directory entry;
+    on OSError the partial file is removed (a cut file must not pass for a spill)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     descriptor, path = tempfile.mkstemp(prefix=f"reactions-spill-{stamp}-", suffix=".jsonl",
                                         dir=directory)
     events = 0
-    with open(descriptor, "w", encoding="utf-8", newline="\n") as file:
-        for key in keys:
-            for chunk in adapter.iter_items(key):
-                file.writelines(_line(text) + "\n" for text in chunk)
-                events += len(chunk)
-        file.flush()
-        os.fsync(file.fileno())
-    _fsync_directory(directory)  # the file's name must survive a crash too
-    for key in [*keys, *committed]:
-        adapter.drop(key)
+    try:
+        with open(descriptor, "w", encoding="utf-8", newline="\n") as file:
+            for key in keys:
+                for chunk in adapter.iter_items(key):
+                    file.writelines(_line(text) + "\n" for text in chunk)
+                    events += len(chunk)
+            file.flush()
+            os.fsync(file.fileno())
+        _fsync_directory(directory)  # the file's name must survive a crash too
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
     return SpillResult(path, events)
 
 
@@ -134,4 +172,6 @@ def load_spill(path: str, table: ReactionsTable) -> LoadResult:
     source = SortedItems(_line_chunks(path), f"spill:{os.path.basename(path)}",
                          table.emoticon_types)
     rows, dead = table.insert_batch(source.events(), batch, source.dead_letters, source.verify)
-    return LoadResult(rows, dead, False)
+    # The ledger is checked again inside the transaction: a concurrent load of the same content
+    # that committed first makes this one skip before reading a line.
+    return LoadResult(rows, dead, not source.started)

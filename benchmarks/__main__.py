@@ -14,6 +14,8 @@ the floor the issue sets with a pass/miss column.
 6. Memory: bytes per pending event (tracemalloc); peak RSS of 60 s main.py runs; RSS over time.
 7. Batched ingest (--ingest-batch 1000 vs 1) on the in-memory server and a local redis-server:
    POSTMethod, the Poster at rate 0, vs the dict+list floor, vs raw redis-py pipelining.
+8. Lock holds: the longest time one InMemoryRedis command holds the server lock, with 1 M keys
+   present (100,000 with --quick); KEYS and FLUSHDB excepted.
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
@@ -36,6 +38,7 @@ from typing import Any, Callable, Sequence
 from . import ROOT
 from .backup import run_backup
 from .batched_ingest import run_batched_ingest
+from .lock_hold import run_lock_hold
 from .common import Result, Row, Settings, progress, quiet_logging
 from .memory import run_memory
 from .post_path import run_post_path, run_poster
@@ -44,7 +47,7 @@ from .report import format_table, write_json
 from .write_path import run_write_path
 
 ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory",
-         7: "batched_ingest"}
+         7: "batched_ingest", 8: "lock_hold"}
 """Item number -> its key in the JSON file."""
 
 
@@ -94,6 +97,7 @@ def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], lis
         5: lambda: run_backup(settings),
         6: lambda: run_memory(settings),
         7: lambda: run_batched_ingest(settings),
+        8: lambda: run_lock_hold(settings),
     }
     for item in items:
         started = time.perf_counter()

@@ -66,6 +66,8 @@ class Settings:
     """Events per repeat of the batched ingest comparisons (item 7)."""
     ingest_events_redis: int = 20_000
     """Events per repeat of one-write-per-POST vs batched on redis-server (item 7)."""
+    lock_keys: int = 1_000_000
+    """Keys present in the server while its lock holds are timed (item 8)."""
 
     @classmethod
     def full_run(cls) -> Settings:
@@ -82,7 +84,8 @@ class Settings:
                    call_budget_s=0.05, write_events_memory=20_000, write_events_file=200,
                    backup_events=30_000, lateness_repeats=1, tick_interval_s=0.05,
                    poster_cap_s=3.0, memory_events=20_000, run_seconds=4.0,
-                   ingest_events=20_000, ingest_events_redis=3_000)
+                   ingest_events=20_000, ingest_events_redis=3_000,
+                   lock_keys=100_000)
 
 
 @dataclass

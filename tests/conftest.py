@@ -1,10 +1,10 @@
 """Shared fixtures: a fresh state per test, and the Redis backends the contract tests run on.
 
 The Redis contract (test_redis_commands.py) runs against InMemoryRedis always, and against a real
-Redis server through redis-py: the tests start their own redis-server on a free loopback port
-(skipped with the reason when redis-server or redis-py is missing), or use REAL_REDIS_URL when it
-is set (e.g. redis://localhost:6379/15). That database is flushed before each test, so point it
-at a scratch one.
+Redis server through redis-py: the one at REAL_REDIS_URL when it is set (e.g.
+redis://localhost:6379/15; that database is flushed before each test, so point it at a scratch
+one), else a redis-server the tests start themselves on a free loopback port, when redis-server
+and redis-py are installed (skipped with the reason otherwise).
 """
 
 from __future__ import annotations
@@ -50,11 +50,17 @@ class Backend:
     ResponseError: type
     DataError: type
     OutOfMemoryError: type
+    WatchError: type
+    RedisError: type
 
 
-def _real_backend(request) -> Backend:
-    """redis-py on REAL_REDIS_URL if set, else on the session's own redis-server."""
-    url = os.environ.get("REAL_REDIS_URL") or request.getfixturevalue("redis_server").url
+@pytest.fixture(scope="session")
+def real_redis_url(request) -> str:
+    """The URL of a real Redis: REAL_REDIS_URL if set, else the session's own redis-server."""
+    return os.environ.get("REAL_REDIS_URL") or request.getfixturevalue("redis_server").url
+
+
+def _real_backend(url: str) -> Backend:
     redis = pytest.importorskip("redis", reason="real Redis: pip install redis to compare")
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
@@ -62,17 +68,19 @@ def _real_backend(request) -> Backend:
     except redis.exceptions.ConnectionError as error:
         pytest.skip(f"real Redis at {url} is unreachable: {error}")
     return Backend(client, redis.exceptions.ResponseError, redis.exceptions.DataError,
-                   redis.exceptions.OutOfMemoryError)
+                   redis.exceptions.OutOfMemoryError, redis.exceptions.WatchError,
+                   redis.exceptions.RedisError)
 
 
 @pytest.fixture(params=["fake", "real"])
 def backend(request) -> Backend:
-    """InMemoryRedis, then (when REAL_REDIS_URL is set) a real Redis: same tests, same asserts."""
+    """InMemoryRedis, then a real Redis (see real_redis_url): same tests, same asserts."""
     if request.param == "fake":
         backend = Backend(in_memory_redis.InMemoryRedis(), in_memory_redis.ResponseError,
-                          in_memory_redis.DataError, in_memory_redis.OutOfMemoryError)
+                          in_memory_redis.DataError, in_memory_redis.OutOfMemoryError,
+                          in_memory_redis.WatchError, in_memory_redis.RedisError)
     else:
-        backend = _real_backend(request)
+        backend = _real_backend(request.getfixturevalue("real_redis_url"))
     backend.client.flushdb()
     yield backend
     backend.client.flushdb()

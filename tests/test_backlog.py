@@ -3,6 +3,8 @@ back-off and state logging, and the backup and status still working while Redis 
 
 import logging
 import random
+import sqlite3
+import time
 
 import pytest
 
@@ -10,9 +12,10 @@ import config
 import main
 import poster as poster_module
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
-from backup_data import BackupDataManager
+from backup_data import BackupDataManager, BackupError, BackupResult
 from db import ReactionsTable
 from in_memory_redis import OutOfMemoryError
+from log_gate import Every
 from redis_adapter import get_adapter, get_redis
 
 
@@ -114,6 +117,23 @@ def test_redis_full_again_after_one_post_starts_a_new_spell(full_redis, poster, 
         "POST refused", "POSTs accepted again", "POST refused"]
 
 
+def test_posts_scheduled_during_a_back_off_are_counted_skipped(full_redis, monkeypatch):
+    """At 1,000 events/s, 10 s into the schedule, one refusal and its pause: the 9,999 posts
+    the schedule asked for meanwhile are counted as skipped, not silently dropped."""
+    monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (1e-6, 1e-6))
+    paced = poster_module.Poster(1000, random.Random(7))
+    paced._began = time.monotonic() - 10
+    post(paced, 1)
+    assert paced.refused == 1 and paced.skipped >= 9_999
+
+
+def test_status_line_shows_skipped_posts():
+    """The GET status line names the posts skipped while backing off."""
+    run = live_run()
+    run.poster._skipped = 9_000
+    assert ", skipped 9,000 while backing off, pending in Redis" in run._status()
+
+
 def test_poster_counts_other_failures_logs_them_rate_limited_and_goes_on(poster, monkeypatch,
                                                                            caplog):
     """A POST failing for another reason than bad input is counted, logged once per window,
@@ -143,12 +163,34 @@ def test_poster_dies_on_its_own_bad_reaction(poster, monkeypatch):
 def live_run(*flags):
     args = main.parse_args(list(flags))
     main.apply_settings(args)
-    return main.LiveRun(args.role)
+    return main.LiveRun()
 
 
 def reconciliation_line(caplog):
     return next(record.getMessage() for record in caplog.records
                 if record.getMessage().startswith("reconciliation:"))
+
+
+def test_failing_backups_warn_once_per_window_and_once_when_they_work_again(caplog,
+                                                                           monkeypatch):
+    """Five failed backups in a row (a locked file, a short interval) give one warning and one
+    backup line, not ten lines; the first backup that works says so once, with the count."""
+    run = live_run()
+    failure = BackupError(BackupResult(0, 0, 0.0), {"k": sqlite3.OperationalError("locked")})
+    monkeypatch.setattr(run, "_backup_log", Every(3600))
+
+    def failing():
+        raise failure
+    monkeypatch.setattr(run.manager, "run", failing)
+    with caplog.at_level(logging.INFO, logger="live_reactions"):
+        for _ in range(5):
+            assert run._backup() is False
+        monkeypatch.setattr(run.manager, "run", lambda: BackupResult(3, 1, 0.0))
+        assert run._backup() is True
+    messages = [record.getMessage() for record in caplog.records]
+    assert [message.split(":")[0].split(" 3 ")[0] for message in messages] == [
+        "backup", "backup moved 0 events (lists", "backups work again after 5 failed",
+        "backup moved"]
 
 
 def test_a_dead_poster_fails_the_run(caplog):
@@ -198,3 +240,33 @@ def test_a_foreign_key_fails_its_posts_without_slowing_the_others(poster, monkey
         POSTMethod(1, 1, "heart")
     assert poster._post_or_back_off() is True
     assert (poster.failed, poster.posted, pauses) == (1, 0, [])
+
+
+def test_status_pending_reads_no_keyspace(monkeypatch):
+    """With the in-memory Redis the status's pending count comes from the run's own tallies:
+    no SCAN, so it costs the same with 10 keys or a million, and it equals the lists' count."""
+    run = live_run("--matches", "3")
+    for _ in range(5):
+        run.poster.post_one()
+    run.manager.run()
+    for _ in range(4):
+        run.poster.post_one()
+    listed = run.adapter.pending_events()
+    monkeypatch.setattr(get_redis(), "scan", None)  # a SCAN now would fail
+    assert run._pending() == listed == 4
+
+
+def test_foreign_items_in_a_list_are_explained_by_a_hint(caplog):
+    """Items this run did not post (written into its lists by someone else) make the
+    reconciliation MISMATCH; a hint line says why instead of leaving the sums unexplained."""
+    run = live_run("--matches", "1")
+    run.poster.post_one()
+    get_redis().rpush("match_data_1", "written by someone else")
+    with caplog.at_level(logging.INFO, logger="live_reactions"):
+        run._final_backup()
+        assert run._summary() == 1
+    line = reconciliation_line(caplog)
+    assert "database_rows=1" in line and "dead_lettered=1" in line and line.endswith("MISMATCH")
+    assert any(record.getMessage().startswith("hint: the table, dead letters and Redis hold "
+                                              "more events than this run posted")
+               for record in caplog.records)

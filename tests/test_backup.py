@@ -2,7 +2,10 @@
 
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,8 @@ from api_layer import POSTMethod, read_counts
 from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
 from redis_adapter import RedisAdapter, get_adapter, get_redis
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -342,3 +347,48 @@ def test_snapshot_matches_the_seed_format():
                         "match_data_5": records[:2], "match_data_6": records[2:]}
     assert all(isinstance(snapshot[key], int) for key in ("5_happy", "5_sad", "6_sad"))
 
+
+
+class LockedLedger(ReactionsTable):
+    """A table whose ledger cleanup fails (the file locked by another process) while told to."""
+
+    locked = False
+
+    def forget_batch(self, batch, deadline=None):
+        if self.locked:
+            raise sqlite3.OperationalError("database is locked")
+        super().forget_batch(batch, deadline)
+
+
+def ledger(table):
+    with table._reading() as connection:
+        return [batch for (batch,) in connection.execute("select batch from backup_batches")]
+
+
+def test_list_moved_whose_ledger_row_stays_is_reported_moved():
+    """A lock between a list's DEL and its ledger cleanup: the run still reports every list
+    moved (no BackupError), Redis is empty, and the next run drops the ledger rows."""
+    table = LockedLedger(":memory:")
+    table.locked = True
+    for match_id in (1, 2, 3):
+        POSTMethod(1, match_id, "sad")
+    manager = BackupDataManager(table=table)
+    result = manager.run()
+    assert (result.events, result.keys) == (3, 3)
+    assert get_adapter().pending_events() == 0 and not manager.committed
+    assert len(ledger(table)) == len(manager.unforgotten) == 3
+    table.locked = False
+    assert manager.run().keys == 0
+    assert ledger(table) == [] and not manager.unforgotten
+
+
+def test_batch_names_of_two_processes_differ_in_their_process_part():
+    """Two processes (one ledger, one Redis) never name a run alike: each name carries the
+    pid and a random part drawn per process, and stays a valid staging key."""
+    code = "from backup_data import new_batch; print(new_batch())"
+    names = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True, check=True,
+                            capture_output=True, timeout=60).stdout.strip() for _ in range(2)]
+    names.append(new_batch())
+    assert len({name.split(".", 1)[1].rsplit(".", 1)[0] for name in names}) == 3
+    assert all(get_adapter().layout.is_staged(get_adapter().layout.staging_key(
+        "match_data_1", name)) for name in names)

@@ -38,7 +38,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     figures = json.loads(out.read_text())
 
     assert figures["meta"]["mode"] == "quick"
-    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7]
+    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7, 8]
     positive(figures["meta"], "repeats", "seconds")
 
     # 1. POST path against the dict+list floor
@@ -95,3 +95,8 @@ def test_quick_run_reports_every_figure(tmp_path):
         for case in ("ingest", "poster", "raw"):
             positive(ingest["redis_server"][case], "a_eps", "b_eps", "ratio")
         has_verdict(ingest["redis_server"]["raw"], "min_ratio")
+    
+    # 8. the longest lock hold of one command, with many keys present
+    hold = figures["lock_hold"]
+    positive(hold, "keys", "calls", "worst_ms", "key_table_growth_ms", "keys_added_to_grow")
+    assert all(ms > 0 for ms in hold["longest_hold_ms"].values())

@@ -4,6 +4,7 @@ flag are set in a copy of the program's config.py."""
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -123,9 +124,9 @@ def test_unwritable_database_is_refused_at_start(public_dir, mode):
 
 
 def test_locked_database_at_the_final_backup_spills_every_pending_event(tmp_path):
-    """A file locked by another process during the final backup: the pending events go to a
-    spill file named in one line, exit 3; --load-spill then loads them once, twice adds nothing,
-    and the table holds exactly what was posted."""
+    """A file locked by another process during the final backup: the shutdown says how long it
+    may wait, the pending events go to a spill file named in one line, exit 3; --load-spill then
+    loads them once, twice adds nothing, and the table holds exactly what was posted."""
     program = copy_program(tmp_path / "program", DB_BUSY_TIMEOUT_SECONDS="0.5")
     path = tmp_path / "reactions.db"
     process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "0.3",
@@ -147,6 +148,7 @@ def test_locked_database_at_the_final_backup_spills_every_pending_event(tmp_path
     assert Path(spill_file).parent == tmp_path
     assert len(Path(spill_file).read_text().splitlines()) == spilled
     assert not any("next run" in line or "Traceback" in line for line in lines)
+    assert any("waiting up to 0.5s for a locked database" in line for line in lines)
     for _ in range(2):
         result = subprocess.run([sys.executable, "-B", "main.py", "--load-spill", spill_file,
                                  "--db", str(path)], cwd=ROOT, text=True, capture_output=True,
@@ -185,10 +187,10 @@ def test_full_redis_refuses_posts_counts_them_and_loses_nothing(tmp_path):
     """With a small maxmemory and the database locked, posts are refused (counted, one warning
     per spell), then taken again once backups free Redis; every accepted post ends in the
     table."""
-    program = copy_program(tmp_path / "program", REDIS_MAXMEMORY_BYTES="60_000",
+    program = copy_program(tmp_path / "program", REDIS_MAXMEMORY_BYTES="1024 ** 2",
                            DB_BUSY_TIMEOUT_SECONDS="0.1")
     path = tmp_path / "reactions.db"
-    process = start("--db", str(path), "--rate", "3000", "--get-interval", "0.2",
+    process = start("--db", str(path), "--rate", "20000", "--get-interval", "0.2",
                     "--backup-interval", "0.2", cwd=program)
     lines = read_until(process, lambda line: " backup moved" in line)
     holder = lock(path)
@@ -196,7 +198,7 @@ def test_full_redis_refuses_posts_counts_them_and_loses_nothing(tmp_path):
     lines += read_until(process, lambda line: refused_in(line) > before)
     holder.rollback()
     holder.close()
-    # At 3,000/s a 60 KB Redis fills again between backups 0.2 s apart, so refusals may go on
+    # At 20,000/s a 1 MiB Redis fills again between backups 0.2 s apart, so refusals may go on
     # as one spell (no "accepted again"): wait for backups moving events once more.
     lines += read_until(process, lambda line: re.search(r" backup moved [1-9]", line))
     process.send_signal(signal.SIGINT)
@@ -246,7 +248,9 @@ def test_two_runs_on_one_file_at_once_both_reconcile(tmp_path):
                                             ("DB_BUSY_TIMEOUT_SECONDS", "float('inf')"),
                                             ("DB_BUSY_TIMEOUT_SECONDS", "'5'"),
                                             ("REDIS_MAXMEMORY_BYTES", "True"),
-                                            ("REDIS_MAXMEMORY_BYTES", "1.5")])
+                                            ("REDIS_MAXMEMORY_BYTES", "1.5"),
+                                            ("REDIS_MAXMEMORY_BYTES", "1"),
+                                            ("REDIS_MAXMEMORY_BYTES", "1024 ** 2 - 1")])
 def test_bad_config_only_setting_is_refused(tmp_path, setting, value):
     """A config.py value outside what is allowed exits 2 with one line naming it; no run."""
     program = copy_program(tmp_path / "program", **{setting: value})
@@ -257,10 +261,88 @@ def test_bad_config_only_setting_is_refused(tmp_path, setting, value):
 
 @pytest.mark.parametrize("flags, words", [
     (["--load-spill", "x.jsonl"], "--load-spill needs --db FILE"),
-    (["--load-spill", "/nonexistent/x.jsonl", "--db", "{db}"], "cannot read spill file"),
+    (["--load-spill", "{dir}/missing.jsonl", "--db", "{dir}/typo.db"], "no spill file"),
+    (["--load-spill", "{dir}/s.jsonl", "--db", "{dir}/typo.db"], "no database file"),
 ])
 def test_load_spill_refuses_what_it_cannot_do(tmp_path, flags, words):
-    """--load-spill into :memory:, or of a file it cannot read: exit 2, one line."""
-    flags = [flag.format(db=tmp_path / "reactions.db") for flag in flags]
+    """--load-spill into :memory:, of a missing file or into a missing database: exit 2, one
+    line, and no database file created."""
+    (tmp_path / "s.jsonl").write_text("")
+    flags = [flag.format(dir=tmp_path) for flag in flags]
     status, lines = finish(start(*flags))
-    assert status == 2 and len(lines) == 1 and words in lines[0]
+    assert status == 2 and len(lines) == 1 and words in lines[0], lines
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_load_spill_with_dead_letters_warns_and_exits_4(tmp_path):
+    """A spill whose lines the table refuses (here: not JSON) is loaded with them as dead
+    letters, a warning names how many, and the status is 4, not 0."""
+    path = tmp_path / "reactions.db"
+    finish(start("--db", str(path), "--duration", "0.1"))
+    spill = tmp_path / "s.jsonl"
+    spill.write_text("not json\nnor this\n")
+    status, lines = finish(start("--load-spill", str(spill), "--db", str(path)))
+    assert status == 4, lines
+    assert any("WARNING: 2 lines of" in line and "dead_letters" in line for line in lines)
+    assert rows_in(path, "dead_letters") == 2
+
+
+def test_stdout_that_cannot_be_written_stops_the_run_with_one_line(tmp_path):
+    """`main.py > /dev/full`: the first failed write (ENOSPC) is a stop request, as a closed
+    stdout is: the run ends long before its --duration, with one line on stderr, no "Logging
+    error" traces, status 0 (an OK reconciliation), the database made."""
+    path = tmp_path / "reactions.db"
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-B", "main.py", "--db", str(path),
+                                 "--duration", "1000"], cwd=ROOT, text=True, stdout=full,
+                                stderr=subprocess.PIPE, timeout=RUN_TIMEOUT_SECONDS)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 0, lines
+    assert len(lines) == 1 and lines[0].startswith("stdout cannot be written ("), lines
+    assert "No space left on device" in lines[0]
+    assert path.exists()
+
+
+def test_sighup_stops_the_run_with_a_final_backup(tmp_path):
+    """SIGHUP (the terminal closed) stops like Ctrl-C: final backup, OK, every posted event in
+    the file, though no periodic backup ran."""
+    path = tmp_path / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000")
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    process.send_signal(signal.SIGHUP)
+    status, lines = finish(process, lines)
+    match = reconciliation(lines)
+    assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
+    assert int(match.group(1)) == rows_in(path) > 0
+
+
+def test_spill_falls_back_to_the_working_directory_and_its_command_works_anywhere(public_dir):
+    """As uid 65534, the database's directory made read-only mid-run: the final backup fails,
+    the spill goes to the working directory instead (exit 3), and the printed command, run from
+    another directory, loads it into that same database file."""
+    user = as_nobody()
+    program = copy_program(public_dir / "program")
+    data = public_dir / "data"
+    data.mkdir()
+    if user:
+        for directory in (program, data):
+            os.chown(directory, NOBODY, NOBODY)
+    path = data / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000",
+                    cwd=program, user=user)
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    data.chmod(0o555)  # no journal can be made beside the database any more
+    process.send_signal(signal.SIGINT)
+    status, lines = finish(process, lines)
+    data.chmod(0o755)
+    match = reconciliation(lines)
+    assert status == 3 and match.group("verdict") == "OK", "\n".join(lines)
+    [spill_line] = [line for line in lines if "--load-spill" in line]
+    spill_file, command = re.search(r"spilled [\d,]+ pending events to (\S+); load them with: "
+                                    r"(.+)$", spill_line).groups()
+    assert Path(spill_file).parent == program
+    result = subprocess.run(shlex.split(command), cwd=public_dir, text=True,
+                            capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert rows_in(path) == int(match.group(1)) > 0
+    assert not (public_dir / "reactions.db").exists()

@@ -92,3 +92,268 @@ def test_maxmemory_must_be_bytes(value):
     """maxmemory is an int of bytes, 0 or more."""
     with pytest.raises(ValueError):
         InMemoryRedis(maxmemory=value)
+
+
+# -- SCAN pages: Redis's guarantees, a bounded call ------------------------------------------------
+
+import random  # noqa: E402
+import threading  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import in_memory_redis  # noqa: E402
+from in_memory_redis import ResponseError, WatchError  # noqa: E402
+
+
+def test_scan_call_looks_at_count_keys(server):
+    """One SCAN call answers COUNT keys (10 by default), not the keyspace."""
+    for number in range(1000):
+        server.set(f"k{number}", "v")
+    assert len(server.scan(0)[1]) == 10
+    assert len(server.scan(0, count=100)[1]) == 100
+
+
+def test_scan_call_visits_at_most_ten_empty_slots_per_key(server):
+    """A sparse keyspace: a call visits at most 10 x COUNT slots, answering none if all empty."""
+    for number in range(1000):
+        server.set(f"k{number}", "v")
+    server.delete(*[f"k{number}" for number in range(999)])
+    cursor, keys = server.scan(0, count=5)
+    assert (cursor, keys) == (50, [])
+
+
+def test_scan_slot_of_a_deleted_key_is_reused(server):
+    """A new key takes the lowest free slot, so the slot array does not grow with churn."""
+    for number in range(100):
+        server.set(f"k{number}", "v")
+    for round_ in range(50):
+        server.delete(f"k{round_}")
+        server.set(f"new{round_}", "v")
+    assert len(server._slots) == 100
+
+
+def test_scan_slots_shrink_when_the_tail_empties(server):
+    """Deleting the newest keys shrinks the slot array, so a later SCAN ends sooner."""
+    for number in range(100):
+        server.set(f"k{number}", "v")
+    server.delete(*[f"k{number}" for number in range(99, 9, -1)])
+    assert len(server._slots) == 10
+
+
+def test_scan_slots_shrink_a_bounded_number_per_delete(server):
+    """One deletion drops at most SLOTS_SHRUNK_PER_DELETE empty slots: its cost is bounded."""
+    for number in range(200):
+        server.set(f"k{number}", "v")
+    server.delete(*[f"k{number}" for number in range(10, 199)])
+    server.delete("k199")
+    assert len(server._slots) == 200 - in_memory_redis.SLOTS_SHRUNK_PER_DELETE
+    server.set("new", "v")  # takes the lowest free slot, not the end
+    assert server._slot_of["new"] == 10
+
+
+def test_scan_releases_the_lock_between_calls(server):
+    """Another thread's command runs between two pages of one iteration."""
+    for number in range(100):
+        server.set(f"k{number}", "v")
+    iterator = server.scan_iter(count=10)
+    first = [next(iterator) for _ in range(10)]
+    done = threading.Event()
+    threading.Thread(target=lambda: (server.set("other", "v"), done.set())).start()
+    assert done.wait(timeout=10)
+    assert len(set(first) | set(iterator)) == 100 + 1  # "other" took a free slot at the end
+
+
+operations = st.lists(st.tuples(st.sampled_from(["set", "del", "scan"]),
+                                st.integers(min_value=0, max_value=60)), max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(initial=st.integers(min_value=0, max_value=60), steps=operations)
+def test_scan_guarantees_under_interleaved_writes(initial, steps):
+    """Keys present throughout come at least once; keys deleted before the start never come."""
+    server = InMemoryRedis()
+    for number in range(initial):
+        server.set(f"k{number}", "v")
+    cursor, seen, deleted, touched = 0, [], set(), set()
+    started = False
+    for action, number in steps + [("scan", 0)] * 200:
+        key = f"k{number}"
+        if action == "set":
+            server.set(key, "v")
+            touched.add(key)
+        elif action == "del":
+            server.delete(key)
+            touched.add(key)
+            if not started:
+                deleted.add(key)
+        else:
+            cursor, keys = server.scan(cursor, count=3)
+            started = True
+            seen += keys
+            if cursor == 0:
+                break
+    assert cursor == 0
+    present_throughout = {f"k{n}" for n in range(initial)} - touched
+    assert present_throughout <= set(seen)
+    assert not (deleted - touched_after(steps, deleted)) & set(seen)
+
+
+def touched_after(steps, deleted):
+    """Keys set again after being deleted (they may rightly come back)."""
+    return {f"k{number}" for action, number in steps if action == "set"} & deleted
+
+
+def test_scan_guarantee_with_a_concurrent_writer(server, fast_thread_switching):
+    """Keys never touched by a thread churning other keys are all returned by scan_iter."""
+    stable = {f"stable{number}" for number in range(2000)}
+    for key in stable:
+        server.set(key, "v")
+    stop = threading.Event()
+
+    def churn():
+        rng = random.Random(7)
+        while not stop.is_set():
+            key = f"churn{rng.randrange(500)}"
+            server.delete(key) if rng.random() < 0.5 else server.set(key, "v")
+
+    writer = threading.Thread(target=churn)
+    writer.start()
+    try:
+        seen = set(server.scan_iter(count=7))
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+    assert stable <= seen
+
+
+# -- expiry with a clock the test controls -----------------------------------------------------------
+
+class Clock:
+    """A settable clock in Unix seconds."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def timed(clock):
+    return InMemoryRedis(clock=clock)
+
+
+def test_key_expires_when_its_time_comes(timed, clock):
+    """SET EX 10: there at 9.999 s, gone at 10 s."""
+    timed.set("k", "v", ex=10)
+    clock.now += 9.999
+    assert timed.get("k") == "v" and timed.pttl("k") == 1
+    clock.now += 0.001
+    assert timed.get("k") is None and timed.ttl("k") == -2
+
+
+def test_expired_key_frees_its_memory_and_slot(timed, clock):
+    """An expired key is removed with its share of used memory and its SCAN slot."""
+    timed.set("k", "v", px=5)
+    clock.now += 1
+    assert timed.exists("k") == 0
+    assert timed.used_memory == 0 and timed._slots == []
+
+
+def test_active_expiry_reclaims_keys_no_one_reads(timed, clock):
+    """Expired keys nobody asks for are removed by later commands (Redis's active expiry)."""
+    for number in range(50):
+        timed.set(f"k{number}", "v", ex=1)
+    clock.now += 2
+    for _ in range(3):
+        timed.get("other")
+    assert timed.dbsize() == 0 and timed.used_memory == 0
+
+
+def test_keys_and_scan_skip_expired_keys(timed, clock):
+    """KEYS and SCAN do not answer a key past its expiry."""
+    timed.set("gone", "v", ex=1)
+    timed.set("kept", "v")
+    clock.now += 2
+    timed._deadlines.clear()  # as if the active expiry had not reached it yet
+    assert timed.keys() == ["kept"] and timed.scan(0)[1] == ["kept"]
+
+
+def test_ttl_rounds_to_the_nearest_second(timed, clock):
+    """TTL is (ms + 500) // 1000, as Redis computes it."""
+    timed.set("k", "v", px=1500)
+    assert timed.ttl("k") == 2
+    clock.now += 0.001
+    assert timed.ttl("k") == 1
+
+
+def test_watched_key_expiring_fails_exec(timed, clock):
+    """A watched key that expires before EXEC fails it, as Redis 6.0.9+ does."""
+    timed.set("k", "v", ex=1)
+    with timed.pipeline() as pipe:
+        pipe.watch("k")
+        clock.now += 2
+        pipe.multi()
+        pipe.get("k")
+        with pytest.raises(WatchError):
+            pipe.execute()
+
+
+@pytest.mark.parametrize("write", [
+    lambda s: s.set("k", "abcdef", keepttl=True), lambda s: s.set("k", "abcdef", ex=5),
+    lambda s: s.set("k", "abcdef", get=True), lambda s: s.set("k", "abcdef", xx=True)])
+def test_used_memory_exact_for_set_variants(server, write):
+    """Every SET form replacing a 3-byte value with a 6-byte one adds exactly 3 bytes."""
+    server.set("k", "abc")
+    write(server)
+    assert server.used_memory == KEY_OVERHEAD_BYTES + 1 + 6
+
+
+def test_used_memory_non_utf8_value_counts_its_bytes(server):
+    """A value kept as bytes costs its length in bytes."""
+    server.set("k", b"\xff\xfe\xfd")
+    assert server.used_memory == KEY_OVERHEAD_BYTES + 1 + 3
+
+
+# -- no argument list crashes the server --------------------------------------------------------------
+
+TOKENS = ["SET", "GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS", "EXPIRE",
+          "PERSIST", "TTL", "PTTL", "RENAME", "RENAMENX", "TYPE", "KEYS", "SCAN", "DBSIZE",
+          "FLUSHDB", "PING", "WATCH", "UNWATCH", "set", "scan", "expire", "k", "l", "*", "[",
+          "\\", "NX", "XX", "GT", "LT", "GET", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "MATCH",
+          "COUNT", "TYPE", "ASYNC", "SYNC", "0", "1", "-1", "10", "+1", "", " ", "1.5",
+          "9223372036854775807", "-9223372036854775808", "99999999999999999999", "é",
+          b"\xff", b"\x80abc", 3, -7, 2.5]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=7), max_size=6))
+def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
+    """Random token lists: each command answers a reply or a ResponseError, never a Python error;
+    inside a transaction every command still runs."""
+    server = InMemoryRedis()
+    server.rpush("l", "a")
+    server.set("k", "1")
+    for command in commands:
+        try:
+            server.execute_command(*command)
+        except (ResponseError, UnicodeDecodeError):
+            pass
+    # WATCH switches a pipeline to immediate mode (tested elsewhere): left out of the queue here.
+    commands = [command for command in commands if str(command[0]).upper() != "WATCH"]
+    pipe = server.pipeline()
+    for command in commands:
+        pipe.execute_command(*command)
+    pipe.execute_command("SET", "last", "done")
+    try:
+        replies = pipe.execute(raise_on_error=False)
+    except (ResponseError, UnicodeDecodeError):  # EXECABORT (arity) or an undecodable reply
+        return
+    assert len(replies) == len(commands) + 1 and server.get("last") == "done"
+    assert server.used_memory == sum(in_memory_redis._key_size(key, value)
+                                     for key, value in server._data.items())

@@ -1,5 +1,6 @@
 """Batched ingest: one MULTI/EXEC per flush, on size, age and close; retries never double-count."""
 
+import logging
 import threading
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 import config
 from api_layer import InvalidReactionError, POSTMethod
 from ingest import IngestBuffer, get_ingest_buffer
+from log_gate import Every
 from redis_adapter import InMemoryRedis, RedisAdapter, RedisError, get_adapter, make_event
 
 
@@ -42,6 +44,13 @@ class FailingExec:
         pipe, wrapper = self.client.pipeline(transaction), self
 
         class Pipe:
+            def __enter__(self):
+                pipe.__enter__()
+                return self
+
+            def __exit__(self, *exc_info):
+                return pipe.__exit__(*exc_info)
+
             def __getattr__(self, name):
                 attribute = getattr(pipe, name)
                 if name != "execute":
@@ -159,3 +168,16 @@ def test_main_with_batched_ingest_reconciles(tmp_path):
     assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
     posted, counters, rows, pending = map(int, match.groups()[:4])
     assert posted == counters == rows > 0 and pending == 0
+
+
+def test_flush_failures_that_come_and_go_log_one_pair_per_window(adapter, caplog):
+    """Flushes failing and succeeding in turn log one failed / works-again pair per window
+    (here an hour), not a pair per flip."""
+    buffer = IngestBuffer(adapter, 1000, 60.0)
+    buffer._failure_log = Every(3600)
+    with caplog.at_level(logging.WARNING, logger="ingest"):
+        for _ in range(5):
+            buffer._note_state(failing=True, error=RedisError("OOM"))
+            buffer._note_state(failing=False)
+    assert [record.getMessage().split(" (")[0].split(";")[0] for record in caplog.records] == [
+        "ingest flush failed", "ingest flush works again"]

@@ -43,14 +43,16 @@ POISON = {
     "string timestamp": (with_fields(timestamp="now"), "timestamp 'now' is not a finite"),
     "emoticon the CHECK refuses": (with_fields(emoticon_type="angry"),
                                    "emoticon_type 'angry' is not one of the table's"),
+    "repeated field": (json.dumps(GOOD)[:-1] + ', "user_id": 4}', "repeated field user_id"),
+    "another match's record": (with_fields(match_id=2), "match_id 2 is not its list's (4)"),
 }
 
 
 @pytest.mark.parametrize("name", POISON)
 def test_poison_reason_names_the_fault(name):
-    """poison_reason says what is wrong with each kind of poison item."""
+    """poison_reason says what is wrong with each kind of poison item (of list match_data_4)."""
     text, reason = POISON[name]
-    assert reason in records.poison_reason(text, TYPES)
+    assert reason in records.poison_reason(text, TYPES, GOOD["match_id"])
 
 
 def test_a_valid_record_has_no_poison_reason():
@@ -74,6 +76,19 @@ def test_poison_item_is_dead_lettered_and_its_list_moves(table, name):
     assert letter["raw"] == text and reason in letter["reason"]
     assert letter["source_key"].startswith("match_data_4:backup:")
     assert get_adapter().pending_events() == 0
+
+
+def test_a_repeated_field_is_poison_even_among_valid_records():
+    """The fast path (one json.loads for the whole chunk) does not let a repeated field through
+    as its last value: the item is poison, its neighbours events."""
+    repeated = json.dumps(GOOD)[:-1] + ', "user_id": 4}'
+    events, poison = records.sort_items([json.dumps(GOOD), repeated, json.dumps(GOOD)], TYPES)
+    assert events == [GOOD, GOOD] and poison == [(repeated, "repeated field user_id")]
+
+
+def test_a_spill_line_of_any_match_is_an_event():
+    """Without a list's match (a spill file mixes matches), any match_id is accepted."""
+    assert records.poison_reason(json.dumps(dict(GOOD, match_id=9)), TYPES) is None
 
 
 def test_items_that_only_join_into_valid_records_are_poison(table):
@@ -100,8 +115,8 @@ def test_count_mismatch_rolls_back_and_keeps_the_list(table, monkeypatch):
     """If rows + dead letters differ from the items read, nothing is committed or deleted."""
     POSTMethod(1, 1, "sad")
     POSTMethod(2, 1, "sad")
-    monkeypatch.setattr(records, "sort_items", lambda texts, types: ([], []))
-    monkeypatch.setattr("backup_data.sort_items", lambda texts, types: ([], []))
+    monkeypatch.setattr(records, "sort_items", lambda texts, types, match_id=None: ([], []))
+    monkeypatch.setattr("backup_data.sort_items", lambda texts, types, match_id=None: ([], []))
     with pytest.raises(BackupError) as excinfo:
         BackupDataManager(table=table).run()
     [error] = excinfo.value.errors.values()

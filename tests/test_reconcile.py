@@ -94,7 +94,7 @@ class BusyRedis(InMemoryRedis):
         execute = pipe.execute
 
         def execute_after_a_post(raise_on_error=True):
-            if any(args[0] == "KEYS" for args in pipe.command_stack):  # a reconcile view
+            if any(args[0] == "KEYS" for args, _ in pipe.command_stack):  # a reconcile view
                 self.matches += 1
                 RedisAdapter(self, prefix="").record_reaction(1, self.matches, "heart", 0.0)
             return execute(raise_on_error)

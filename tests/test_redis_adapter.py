@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from backup_data import new_batch
 from redis_adapter import (MATCH_DATA_PATTERN, SEED_LAYOUT, STAGING_PATTERN, InMemoryRedis, KeyLayout,
                            RedisAdapter, counter_key, decode_events, encode_event, match_data_key,
                            staging_key)
@@ -327,3 +328,35 @@ def test_ingest_marker_expires_by_itself(client):
     adapter.record_batch([{"user_id": 1, "emoticon_type": "sad", "timestamp": 1.0,
                            "match_id": 1}], "ingest_x", 1)
     assert INGEST_MARKER_TTL_SECONDS - 1 <= client.ttl("ingest_x") <= INGEST_MARKER_TTL_SECONDS
+
+
+class RepeatingScan(InMemoryRedis):
+    """A server whose SCAN iteration returns every key twice, as Redis may under rehashing."""
+
+    def scan_iter(self, *args, **kwargs):
+        for key in super().scan_iter(*args, **kwargs):
+            yield key
+            yield key
+
+
+def test_scan_repeats_do_not_double_count():
+    """counter_total, pending_events, match_data_keys, staged_keys and snapshot tolerate repeats."""
+    adapter = RedisAdapter(RepeatingScan())
+    adapter.record_reaction(1, 5, "heart", 1.0)
+    adapter.record_reaction(2, 6, "heart", 1.0)
+    adapter.stage_all(["match_data_6"], "b1")
+    assert adapter.counter_total() == 2 and adapter.pending_events() == 2
+    assert adapter.match_data_keys() == ["match_data_5"]
+    assert adapter.staged_keys() == ["match_data_6:backup:b1"]
+    assert sorted(adapter.snapshot()) == ["5_heart", "6_heart", "match_data_5",
+                                          "match_data_6:backup:b1"]
+
+
+@pytest.mark.parametrize("prefix", ["", "live:", "match_data_9:"])
+def test_list_match_id_reads_live_and_staged_lists(prefix):
+    """A live list's and a staged list's match is read past the prefix, whatever it holds."""
+    layout = KeyLayout(prefix)
+    live = layout.match_data_key(42)
+    assert layout.list_match_id(live) == 42
+    assert layout.list_match_id(layout.staging_key(live, new_batch())) == 42
+    assert layout.list_match_id(f"{live}:backup:{new_batch()}") == 42  # the suffix shape too

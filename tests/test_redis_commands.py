@@ -9,8 +9,6 @@ import threading
 
 import pytest
 
-from in_memory_redis import InMemoryRedis
-
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_AN_INTEGER = "value is not an integer or out of range"
 
@@ -230,50 +228,6 @@ def test_lrange_bad_index(r, backend):
     with pytest.raises(backend.ResponseError) as excinfo:
         r.lrange("l", "first", -1)
     assert error_text(excinfo) == NOT_AN_INTEGER
-
-
-def test_set_ex_gives_a_ttl_and_plain_set_clears_it(r):
-    """SET ... EX n: TTL n (rounded); a plain SET removes the expiry; a missing key is -2."""
-    assert r.set("k", "v", ex=100) is True
-    assert 99 <= r.ttl("k") <= 100
-    r.set("k", "w")
-    assert (r.ttl("k"), r.ttl("missing")) == (-1, -2)
-
-
-def test_expiry_survives_incr_and_rename(r):
-    """INCR keeps a key's expiry, and RENAME moves it with the value."""
-    r.set("n", 1, ex=100)
-    assert r.incr("n") == 2 and 99 <= r.ttl("n") <= 100
-    r.rename("n", "m")
-    assert 99 <= r.ttl("m") <= 100
-
-
-@pytest.mark.parametrize("seconds, text", [(0, "invalid expire time in 'set' command"),
-                                           (-5, "invalid expire time in 'set' command")])
-def test_set_ex_not_positive(r, backend, seconds, text):
-    """SET ... EX 0 or below fails with Redis's error and stores nothing."""
-    with pytest.raises(backend.ResponseError) as excinfo:
-        r.set("k", "v", ex=seconds)
-    assert error_text(excinfo) == text and r.exists("k") == 0
-
-
-def test_expired_key_is_gone():
-    """A key past its expiry is never served (the in-memory server's clock injected)."""
-    now = [0.0]
-    server = InMemoryRedis(clock=lambda: now[0])
-    server.set("marker", 3, ex=10)
-    now[0] = 9.9
-    assert server.get("marker") == "3"
-    now[0] = 10.0
-    assert (server.get("marker"), server.exists("marker"), server.keys("*")) == (None, 0, [])
-
-
-def test_setnx_sets_only_a_missing_key(r):
-    """SETNX sets a missing key (True) and leaves an existing one, of any type (False)."""
-    assert r.setnx("k", "a") is True
-    assert r.setnx("k", "b") is False and r.get("k") == "a"
-    r.rpush("l", "x")
-    assert r.setnx("l", "b") is False and r.lrange("l", 0, -1) == ["x"]
 
 
 @pytest.mark.parametrize("count, removed, left", [
@@ -671,3 +625,398 @@ def test_maxmemory_plain_pipeline_refuses_per_command(full, backend):
     assert replies[0] == "v"
     assert isinstance(replies[1], backend.OutOfMemoryError)
     assert full.llen("l") == 1
+
+
+# -- SET's options and expiry -----------------------------------------------------------------------
+
+def test_set_nx_only_when_missing(r):
+    """SET NX sets a missing key (True) and leaves an existing one (None)."""
+    assert r.set("k", "a", nx=True) is True
+    assert r.set("k", "b", nx=True) is None
+    assert r.get("k") == "a"
+
+
+def test_set_xx_only_when_present(r):
+    """SET XX leaves a missing key missing (None) and replaces an existing one (True)."""
+    assert r.set("k", "a", xx=True) is None
+    assert r.exists("k") == 0
+    r.set("k", "a")
+    assert r.set("k", "b", xx=True) is True
+    assert r.get("k") == "b"
+
+
+def test_set_get_returns_old_value(r):
+    """SET GET answers the old string (None if missing) and sets the new one."""
+    assert r.set("k", "a", get=True) is None
+    assert r.set("k", "b", get=True) == "a"
+    assert r.get("k") == "b"
+
+
+def test_set_nx_get_on_existing_key(r):
+    """SET NX GET on an existing key answers its value and changes nothing (Redis 7)."""
+    r.set("k", "a")
+    assert r.set("k", "b", nx=True, get=True) == "a"
+    assert r.get("k") == "a"
+
+
+def test_set_get_on_a_list_is_wrongtype(r, backend):
+    """SET GET on a list fails with WRONGTYPE and leaves the list."""
+    r.rpush("l", "x")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.set("l", "v", get=True)
+    assert error_text(excinfo) == WRONGTYPE
+    assert r.lrange("l", 0, -1) == ["x"]
+
+
+@pytest.mark.parametrize("option, amount, low, high", [
+    ("ex", 100, 99, 100), ("px", 100_000, 99, 100)])
+def test_set_with_expiry_has_ttl(r, option, amount, low, high):
+    """SET EX/PX gives the key a TTL in seconds (TTL rounds, as Redis)."""
+    r.set("k", "v", **{option: amount})
+    assert low <= r.ttl("k") <= high
+    assert 98_000 < r.pttl("k") <= 100_000
+
+
+def test_set_exat_in_the_past_expires_at_once(r):
+    """SET EXAT/PXAT with a past Unix time: the key is gone at once."""
+    r.set("k", "v", exat=1)
+    r.set("p", "v", pxat=1)
+    assert r.get("k") is None and r.exists("p") == 0 and r.ttl("k") == -2
+
+
+def test_set_removes_ttl_unless_keepttl(r):
+    """A plain SET drops the key's TTL; SET KEEPTTL keeps it."""
+    r.set("k", "v", ex=100)
+    r.set("k", "w", keepttl=True)
+    assert r.ttl("k") > 0
+    r.set("k", "x")
+    assert r.ttl("k") == -1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["EX", "0"], "invalid expire time in 'set' command"),
+    (["PX", "-5"], "invalid expire time in 'set' command"),
+    (["EX", "9223372036854775"], "invalid expire time in 'set' command"),
+    (["EX", "abc"], NOT_AN_INTEGER),
+    (["PX", "1.5"], NOT_AN_INTEGER),
+    (["NX", "XX"], "syntax error"),
+    (["EX", "10", "PX", "100"], "syntax error"),
+    (["KEEPTTL", "EX", "1"], "syntax error"),
+    (["EX"], "syntax error"),
+    (["FOO"], "syntax error"),
+])
+def test_set_raw_bad_options(r, backend, args, message):
+    """Raw SET with bad options answers Redis's error and stores nothing."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.execute_command("SET", "k", "v", *args)
+    assert error_text(excinfo) == message
+    assert r.exists("k") == 0
+
+
+def test_set_raw_options_any_case_and_repeated(r):
+    """SET's options are case-insensitive; GET twice and EX twice are accepted, as Redis does.
+
+    Sent raw, without redis-py's get=True option, the old value meets the OK check: False.
+    """
+    assert r.execute_command("set", "k", "v", "nx", "ex", "100", "EX", "100") is True
+    assert r.execute_command("SET", "k", "w", "get", "GET") is False
+    assert r.execute_command("SET", "k", "x", "GET", get=True) == "w"
+
+
+def test_set_conflicting_options_data_error(r, backend):
+    """redis-py refuses ex with px, and nx with xx, before sending anything."""
+    with pytest.raises(backend.DataError):
+        r.set("k", "v", ex=1, px=1)
+    with pytest.raises(backend.DataError):
+        r.set("k", "v", nx=True, xx=True)
+
+
+def test_ttl_of_missing_and_persistent_keys(r):
+    """TTL and PTTL answer -2 for a missing key and -1 for a key without expiry."""
+    r.set("k", "v")
+    assert (r.ttl("nothing"), r.pttl("nothing"), r.ttl("k"), r.pttl("k")) == (-2, -2, -1, -1)
+
+
+def test_expire_sets_ttl_and_persist_removes_it(r):
+    """EXPIRE gives a TTL (True); PERSIST removes it (True), then has nothing to remove (False)."""
+    r.rpush("l", "x")
+    assert r.expire("l", 100) is True
+    assert 99 <= r.ttl("l") <= 100
+    assert r.persist("l") is True
+    assert r.persist("l") is False
+    assert r.ttl("l") == -1
+
+
+def test_expire_missing_key_is_false(r):
+    """EXPIRE and PERSIST of a missing key answer False."""
+    assert r.expire("nothing", 10) is False
+    assert r.persist("nothing") is False
+
+
+def test_expire_negative_deletes_now(r):
+    """EXPIRE with a time <= 0 deletes the key at once, answering True."""
+    r.set("k", "v")
+    assert r.expire("k", -1) is True
+    assert r.exists("k") == 0
+
+
+@pytest.mark.parametrize("flags, has_ttl, seconds, expected", [
+    ({"nx": True}, False, 50, True), ({"nx": True}, True, 50, False),
+    ({"xx": True}, False, 50, False), ({"xx": True}, True, 50, True),
+    ({"gt": True}, False, 50, False), ({"gt": True}, True, 500, True),
+    ({"gt": True}, True, 50, False), ({"lt": True}, False, 50, True),
+    ({"lt": True}, True, 50, True), ({"lt": True}, True, 500, False),
+    ({"xx": True, "gt": True}, True, 500, True),
+])
+def test_expire_flags(r, flags, has_ttl, seconds, expected):
+    """EXPIRE NX/XX/GT/LT (Redis 7): set only when the flag's condition holds (no TTL = forever)."""
+    r.set("k", "v", ex=100 if has_ttl else None)
+    assert r.expire("k", seconds, **flags) is expected
+
+
+@pytest.mark.parametrize("args, message", [
+    (["10", "NX", "XX"], "NX and XX, GT or LT options at the same time are not compatible"),
+    (["10", "GT", "LT"], "GT and LT options at the same time are not compatible"),
+    (["10", "foo"], "Unsupported option foo"),
+    (["ten"], NOT_AN_INTEGER),
+    (["9999999999999999"], "invalid expire time in 'expire' command"),
+])
+def test_expire_raw_bad_arguments(r, backend, args, message):
+    """Raw EXPIRE with bad flags or time answers Redis's error."""
+    r.set("k", "v")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.execute_command("EXPIRE", "k", *args)
+    assert error_text(excinfo) == message
+
+
+def test_rename_carries_the_ttl(r):
+    """RENAME moves the key's TTL with it and drops the destination's own."""
+    r.set("a", "1", ex=100)
+    r.set("b", "2", ex=5000)
+    r.rename("a", "b")
+    assert 99 <= r.ttl("b") <= 100
+
+
+def test_incr_keeps_the_ttl(r):
+    """INCR changes the value in place: the TTL stays."""
+    r.set("n", "1", ex=100)
+    r.incr("n")
+    assert r.ttl("n") > 0
+
+
+# -- any argument list, any case -----------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [("FLUSHDB", "ASYNC"), ("flushdb", "sync"), ("FlushDB",)])
+def test_flushdb_modes(r, args):
+    """FLUSHDB takes ASYNC or SYNC, in any case, and empties the database."""
+    r.set("k", "v")
+    assert r.execute_command(*args) is True
+    assert r.dbsize() == 0
+
+
+def test_flushdb_asynchronous_argument(r):
+    """redis-py's flushdb(asynchronous=True) sends ASYNC."""
+    r.set("k", "v")
+    assert r.flushdb(asynchronous=True) is True
+    assert r.dbsize() == 0
+
+
+def test_flushdb_bad_mode(r, backend):
+    """FLUSHDB with another word is a syntax error and deletes nothing."""
+    r.set("k", "v")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.execute_command("FLUSHDB", "NOW")
+    assert error_text(excinfo) == "syntax error"
+    assert r.dbsize() == 1
+
+
+def test_command_names_in_any_case(r):
+    """Redis takes command names in any case, and redis-py's reply callbacks still apply."""
+    r.execute_command("rpush", "l", "a")
+    assert r.execute_command("get", "nothing") is None
+    assert r.execute_command("LlEn", "l") == 1
+    assert r.execute_command("rename", "l", "m") is True
+    assert r.execute_command("scan", 0) == (0, ["m"])
+
+
+def test_unknown_command(r, backend):
+    """An unknown command answers Redis's error, naming it and its first arguments."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.execute_command("NOSUCH", "a", "b")
+    assert error_text(excinfo) == "unknown command 'NOSUCH', with args beginning with: 'a' 'b' "
+
+
+def test_raw_transaction_with_a_bad_option_runs_the_rest(r, backend):
+    """A raw command that fails inside MULTI/EXEC fails alone: the others still run."""
+    pipe = r.pipeline()
+    pipe.execute_command("SET", "a", "1", "NX", "XX")
+    pipe.execute_command("FLUSHDB", "ASYNC", "x")
+    pipe.set("b", "2")
+    replies = pipe.execute(raise_on_error=False)
+    assert [type(reply) for reply in replies[:2]] == [backend.ResponseError] * 2
+    assert replies[2] is True and r.get("b") == "2"
+
+
+# -- values that are not UTF-8 -----------------------------------------------------------------------
+
+def test_non_utf8_value_is_stored_and_fails_only_when_decoded(r):
+    """Redis stores any bytes; a decoding client fails on reading them (UnicodeDecodeError)."""
+    assert r.set("k", b"\xff\xfe") is True
+    assert r.rpush("l", b"\x80") == 1
+    with pytest.raises(UnicodeDecodeError):
+        r.get("k")
+    assert r.execute_command("GET", "k", NEVER_DECODE=True) == b"\xff\xfe"
+    assert r.execute_command("LRANGE", "l", 0, -1, NEVER_DECODE=True) == [b"\x80"]
+    assert r.llen("l") == 1 and r.type("k") == "string"
+
+
+def test_never_decode_and_keys_options(r):
+    """execute_command's client-side options (NEVER_DECODE, keys=...) are accepted."""
+    r.set("k", "v")
+    assert r.execute_command("GET", "k", keys=["k"]) == "v"
+    assert r.execute_command("GET", "k", NEVER_DECODE=True) == b"v"
+
+
+# -- the client and pipeline as Python objects ---------------------------------------------------
+
+def test_client_mapping_protocol(r):
+    """r[k] = v, r[k], k in r and del r[k] are SET, GET, EXISTS and DEL; r[missing] is KeyError."""
+    r["k"] = "v"
+    assert r["k"] == "v" and "k" in r
+    del r["k"]
+    assert "k" not in r
+    with pytest.raises(KeyError):
+        r["k"]
+
+
+def test_client_context_manager(r):
+    """`with r:` gives the client back."""
+    with r as client:
+        assert client.ping() is True
+
+
+def test_empty_pipeline_is_true(r):
+    """An empty pipeline is truthy, as redis-py's is (it defines __bool__)."""
+    assert bool(r.pipeline()) is True and len(r.pipeline()) == 0
+
+
+def test_pipeline_shard_hint(r):
+    """pipeline(shard_hint=...) is accepted, as redis-py accepts it."""
+    pipe = r.pipeline(transaction=True, shard_hint="k")
+    pipe.set("k", "v")
+    assert pipe.execute() == [True]
+
+
+# -- WATCH / MULTI / EXEC ---------------------------------------------------------------------------
+
+def test_watch_unchanged_key_exec_runs(r):
+    """WATCH, read at once (immediate mode), MULTI, queue, EXEC: runs when nothing changed."""
+    r.set("n", "5")
+    with r.pipeline() as pipe:
+        pipe.watch("n")
+        value = int(pipe.get("n"))
+        pipe.multi()
+        pipe.set("n", value + 1)
+        assert pipe.execute() == [True]
+    assert r.get("n") == "6"
+
+
+def test_watch_changed_key_raises_watch_error(r, backend):
+    """A watched key changed by another client before EXEC: WatchError, nothing runs."""
+    r.set("n", "5")
+    with r.pipeline() as pipe:
+        pipe.watch("n")
+        r.set("n", "7")
+        pipe.multi()
+        pipe.set("other", "x")
+        with pytest.raises(backend.WatchError):
+            pipe.execute()
+    assert r.get("n") == "7" and r.exists("other") == 0
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r.delete("n"), lambda r: r.incr("n"), lambda r: r.expire("n", 100),
+    lambda r: r.rename("n", "m"), lambda r: r.flushdb(), lambda r: r.set("n", "5")])
+def test_watch_sees_every_kind_of_change(r, backend, change):
+    """DEL, INCR, EXPIRE, RENAME, FLUSHDB, even SET of the same value all fail the EXEC."""
+    r.set("n", "5")
+    with r.pipeline() as pipe:
+        pipe.watch("n")
+        change(r)
+        pipe.multi()
+        pipe.get("n")
+        with pytest.raises(backend.WatchError):
+            pipe.execute()
+
+
+def test_watch_failed_command_is_no_change(r):
+    """A command that changes nothing (INCR failing, SET NX refused) does not fail the EXEC."""
+    r.set("n", "x")
+    with r.pipeline() as pipe:
+        pipe.watch("n")
+        with pytest.raises(Exception):
+            r.incr("n")
+        r.set("n", "y", nx=True)
+        pipe.multi()
+        pipe.get("n")
+        assert pipe.execute() == ["x"]
+
+
+def test_unwatch_forgets_the_keys(r):
+    """After UNWATCH a change no longer fails the EXEC."""
+    r.set("n", "5")
+    with r.pipeline() as pipe:
+        pipe.watch("n")
+        pipe.unwatch()
+        r.set("n", "6")
+        pipe.multi()
+        pipe.get("n")
+        assert pipe.execute() == ["6"]
+
+
+def test_watch_after_multi_is_refused(r, backend):
+    """redis-py refuses WATCH after MULTI, and a second MULTI."""
+    pipe = r.pipeline()
+    pipe.multi()
+    with pytest.raises(backend.RedisError):
+        pipe.watch("n")
+    with pytest.raises(backend.RedisError):
+        pipe.multi()
+
+
+def test_multi_after_queued_commands_is_refused(r, backend):
+    """multi() once commands are queued without WATCH is refused by redis-py."""
+    pipe = r.pipeline()
+    pipe.get("n")
+    with pytest.raises(backend.RedisError):
+        pipe.multi()
+
+
+def test_watch_then_execute_with_nothing_queued(r):
+    """WATCH with nothing queued: execute() runs an empty transaction and answers []."""
+    with r.pipeline() as pipe:
+        pipe.watch("n")
+        assert pipe.execute() == []
+
+
+# -- glob at scale and its bytes ----------------------------------------------------------------
+
+def test_glob_many_stars_does_not_backtrack(r):
+    """31 'a*' groups against 31 'a's and a 'b' is answered (no exponential backtracking)."""
+    r.set("a" * 31, "1")
+    r.set("a" * 30 + "b", "2")
+    assert r.keys("a*" * 31) == ["a" * 31]
+    assert r.keys("a*" * 31 + "b") == []
+
+
+@pytest.mark.parametrize("pattern, key, matches", [
+    ("[é-z]", "m", True),  # é is C3 A9: the range is A9-'z', signed -87..122, which holds 'm'
+    ("[é-z]", "{", False),  # '{' (123) lies between 'z' and A9 unsigned, not signed
+    ("[é-z]", "é", False),  # a two-byte key against a one-byte pattern
+    ("[é-z]?", "é", True),  # C3 is a member, A9 any byte
+    ("[^é-z]", "{", True),
+])
+def test_glob_ranges_with_high_bytes(r, pattern, key, matches):
+    """Ranges whose ends are >= 0x80 compare them as signed chars, as redis-server does."""
+    r.set(key, "v")
+    assert (r.keys(pattern) == [key]) is matches
