@@ -27,7 +27,7 @@ from typing import Any, Collection, Iterable, Iterator
 
 from db import DeadLetter, ReactionsTable, get_reactions_table
 from records import sort_items
-from redis_adapter import RedisAdapter, get_adapter
+from redis_adapter import RedisAdapter, error_text, get_adapter
 
 __all__ = ["BackupDataManager", "BackupResult", "BackupError", "CountMismatchError",
            "SortedItems"]
@@ -64,7 +64,7 @@ class BackupError(Exception):
         self.result, self.errors = result, errors
         key, error = next(iter(errors.items()))
         super().__init__(f"{len(errors)} of {result.keys + len(errors)} lists not moved, "
-                         f"kept staged in Redis; first: {key}: {error!r}")
+                         f"kept staged in Redis; first: {key}: {error_text(error)}")
 
 
 class CountMismatchError(RuntimeError):
@@ -151,12 +151,13 @@ class BackupDataManager:
         with self._run_lock:
             started = time.monotonic()
             deadline = started + self.busy_timeout
+            dataset = self.adapter.source_id()
             leftovers = self.adapter.staged_keys()
             staged = self.adapter.stage_all(self.adapter.match_data_keys(), new_batch())
             events, dead, errors = 0, 0, {}
             for key in leftovers + staged:
                 try:
-                    rows, letters = self._insert(key, deadline)
+                    rows, letters = self._insert(key, deadline, dataset)
                 except Exception as error:  # the list stays staged; the next run retries it
                     errors[key] = error
                     continue
@@ -178,12 +179,13 @@ class BackupDataManager:
                 raise BackupError(result, errors) from next(iter(errors.values()))
             return result
 
-    def _insert(self, staged: str, deadline: float) -> tuple[int, int]:
-        """Insert one staged list with its dead letters (recorded in the ledger)."""
+    def _insert(self, staged: str, deadline: float, dataset: str) -> tuple[int, int]:
+        """Insert one staged list with its dead letters (recorded in the ledger, its rows
+        counted for ``dataset``: RedisAdapter.source_id)."""
         source = SortedItems(self.adapter.iter_items(staged), staged, self.table.emoticon_types,
                              self.adapter.layout.list_match_id(staged))
         rows, dead = self.table.insert_batch(source.events(), staged, source.dead_letters,
-                                             source.verify, deadline)
+                                             source.verify, deadline, dataset)
         logger.debug("backed up %d events and %d dead letters from %s", rows, dead, staged)
         return rows, dead
 

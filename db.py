@@ -12,9 +12,12 @@ import functools
 import itertools
 import json
 import operator
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -53,6 +56,21 @@ INSERT_DEAD_LETTER = """
 insert into dead_letters (raw, reason, source_key, time) values (?, ?, ?, ?)"""
 # The start-up write probe: a row written to the file and its journal, committed, then removed.
 WRITE_PROBE = "write probe"
+# Rows per source and (match, emoticon), written in each backup's own transaction. A source is
+# one Redis dataset under one key prefix (RedisAdapter.source_id), so the reconciliation can
+# compare that prefix's counters with the rows that came from it alone, in a file other
+# prefixes, other Redis servers or earlier in-memory runs also fill.
+CREATE_SOURCES = """
+create table if not exists backup_sources (
+    source text not null,
+    match_id integer not null,
+    emoticon_type text not null,
+    rows integer not null,
+    primary key (source, match_id, emoticon_type)
+)"""
+ADD_SOURCE_ROWS = """
+insert into backup_sources (source, match_id, emoticon_type, rows) values (?, ?, ?, ?)
+on conflict (source, match_id, emoticon_type) do update set rows = rows + excluded.rows"""
 # (name, declared type, NOT NULL, primary key) of each column, as pragma table_info reports them.
 COLUMNS = [("id", "INTEGER", 1, 1), ("user_id", "INTEGER", 1, 0), ("match_id", "INTEGER", 1, 0),
            ("emoticon_type", "TEXT", 1, 0), ("timestamp", "REAL", 1, 0)]
@@ -153,6 +171,30 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
 
+def _connect(path: str, read_only: bool, busy_timeout: float) -> sqlite3.Connection:
+    """A connection to ``path``; read-only through a ``mode=ro`` URI (never creates the file)."""
+    if not read_only:
+        return sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                               timeout=busy_timeout)
+    if path == ":memory:":
+        raise SchemaMismatchError("a read-only :memory: database holds no reactions_table")
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    try:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None,
+                               timeout=busy_timeout)
+    except sqlite3.OperationalError as error:
+        raise SchemaMismatchError(f"{path} cannot be opened read-only: {error}") from None
+
+
+def _check_ours(connection: sqlite3.Connection, path: str) -> None:
+    """Raise SchemaMismatchError unless the file holds a reactions_table (another application's
+    SQLite file is not this program's database: nothing is created in it)."""
+    if connection.execute("select 1 from sqlite_master where type = 'table' "
+                          "and name = 'reactions_table'").fetchone() is None:
+        raise SchemaMismatchError(f"{path} holds no reactions_table: not a Live Reactions "
+                                  "database (give the --db file the backup writes)")
+
+
 class ReactionsTable:
     """The table ``reactions_table`` (seed: ReactionsTable) in the SQLite database at ``path``.
 
@@ -163,11 +205,15 @@ class ReactionsTable:
     SchemaMismatchError if the file's table was made for another set, and sqlite3.Error if the
     file cannot be opened or written (a write probe commits a row and removes it). Every method
     is safe to call from any thread.
+
+    ``read_only=True`` is for a process that never writes (``--reconcile``, a post or get
+    role): the file is opened read-only, nothing is created, probed or locked for writing, and
+    a file that does not exist or holds no reactions_table raises SchemaMismatchError.
     """
 
     def __init__(self, path: str = ":memory:",
                  emoticon_types: Sequence[str] | None = None,
-                 busy_timeout: float | None = None) -> None:
+                 busy_timeout: float | None = None, read_only: bool = False) -> None:
         self.path = path
         self.emoticon_types = tuple(config.EMOTICON_TYPES if emoticon_types is None
                                     else emoticon_types)
@@ -175,16 +221,20 @@ class ReactionsTable:
                              else busy_timeout)
         self._lock = threading.Lock()
         # isolation_level=None: transactions are begun and ended explicitly in _transaction().
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                           timeout=self.busy_timeout)
+        self._connection = _connect(path, read_only, self.busy_timeout)
         self._rows_per_insert = _max_rows_per_insert(self._connection)
         allowed = ", ".join(_sql_string(emoticon) for emoticon in self.emoticon_types)
         try:
+            if read_only:
+                _check_ours(self._connection, path)
+                _check_schema(self._connection, path, allowed, self.emoticon_types)
+                return
             with self._transaction() as connection:
                 connection.execute(CREATE_TABLE.format(allowed=allowed))
                 connection.execute(CREATE_INDEX)
                 connection.execute(CREATE_BATCHES)
                 connection.execute(CREATE_DEAD_LETTERS)
+                connection.execute(CREATE_SOURCES)
                 _check_schema(connection, path, allowed, self.emoticon_types)
             self._probe_writes()
         except BaseException:
@@ -235,21 +285,24 @@ class ReactionsTable:
         # SQLite's busy handler is per connection: each use sets its own, or inherits the last.
         self._connection.execute(f"pragma busy_timeout = {max(0, int(seconds * 1000))}")
 
-    def insert_many(self, events: Iterable[Mapping[str, Any]], batch: str | None = None) -> int:
+    def insert_many(self, events: Iterable[Mapping[str, Any]], batch: str | None = None,
+                    source: str | None = None) -> int:
         """Insert event records ``{user_id, match_id, emoticon_type, timestamp}`` in one transaction.
 
         ``events`` may be any iterable, a generator included (consumed once, streaming, and only
         if the rows go in). Returns the number of rows inserted. All or nothing: if any row fails
         (sqlite3.Error, e.g. an emoticon outside the CHECK) or the iterable raises, none stays.
         ``batch`` names the batch (the backup passes its staged list's key): it is recorded with
-        the rows, and a batch already recorded inserts nothing and returns 0.
+        the rows, and a batch already recorded inserts nothing and returns 0. ``source``: see
+        insert_batch.
         """
-        return self.insert_batch(events, batch)[0]
+        return self.insert_batch(events, batch, source=source)[0]
 
     def insert_batch(self, events: Iterable[Mapping[str, Any]], batch: str | None = None,
                      dead_letters: Iterable[DeadLetter] = (),
                      verify: Callable[[int, int], None] | None = None,
-                     deadline: float | None = None) -> tuple[int, int]:
+                     deadline: float | None = None,
+                     source: str | None = None) -> tuple[int, int]:
         """insert_many, plus the batch's poison items: ``(rows inserted, dead letters inserted)``.
 
         ``dead_letters`` is read after ``events`` is exhausted (so a generator of events may fill
@@ -257,13 +310,21 @@ class ReactionsTable:
         ``verify(rows, dead_letters)``, if given, runs before the commit; whatever it raises rolls
         everything back. A batch already in the ledger inserts nothing: ``(0, 0)``. ``deadline``:
         see _transaction. Raises sqlite3.Error (all rolled back) when SQLite refuses.
+        ``source`` (the backup passes its Redis dataset and prefix, RedisAdapter.source_id) adds
+        the rows per ``(match_id, emoticon_type)`` to that source's count, in the same
+        transaction: the reconciliation compares a prefix's counters with those alone.
         """
         with self._transaction(deadline) as connection:
             if batch is not None:
                 if _recorded(connection, batch):
                     return 0, 0
                 connection.execute("insert into backup_batches (batch) values (?)", (batch,))
-            rows = self._insert_rows(connection, map(_ROW_OF_EVENT, events))
+            cells: Counter = Counter()
+            rows = self._insert_rows(connection, _counted(map(_ROW_OF_EVENT, events), cells))
+            if source is not None:
+                connection.executemany(ADD_SOURCE_ROWS, [
+                    (source, match_id, emoticon, count)
+                    for (match_id, emoticon), count in cells.items()])
             now = time.time()
             letters = [(letter.raw, letter.reason, letter.source_key, now)
                        for letter in dead_letters]
@@ -304,26 +365,58 @@ class ReactionsTable:
             rows = connection.execute(AGGREGATE_QUERY, (match_id,)).fetchall()
         return {emoticon: count for count, emoticon in rows}
 
-    def census(self) -> tuple[dict[tuple[int, str], int], frozenset[str]]:
+    def census(self, source: str | None = None
+               ) -> tuple[dict[tuple[int, str], int], frozenset[str]]:
         """Rows per ``(match_id, emoticon_type)`` and the ledger's batch names, read in one
-        read transaction (one consistent view of the file, whatever other processes commit)."""
+        read transaction (one consistent view of the file, whatever other processes commit).
+
+        With ``source``, only the rows that source's backups inserted (insert_batch); a file
+        written before sources were recorded has none."""
+        with self.held_census(source) as census:
+            return census
+
+    @contextmanager
+    def held_census(self, source: str | None = None
+                    ) -> Iterator[tuple[dict[tuple[int, str], int], frozenset[str]]]:
+        """census(), with its read transaction held open until the block ends.
+
+        In SQLite's rollback-journal mode (this file's) a held read lock makes every other
+        connection's COMMIT wait (up to its busy timeout), so no backup commits between the
+        census and whatever the block reads meanwhile -- the reconciliation's Redis view: a
+        consistent cut of the file and Redis. Keep the block short; nothing is written."""
         with self._reading():
             self._connection.execute("begin")
             try:
-                rows = self._connection.execute(
-                    "select match_id, emoticon_type, count(*) from reactions_table "
-                    "group by match_id, emoticon_type").fetchall()
+                if source is None:
+                    rows = self._connection.execute(
+                        "select match_id, emoticon_type, count(*) from reactions_table "
+                        "group by match_id, emoticon_type").fetchall()
+                else:
+                    rows = self._source_rows(source)
                 ledger = self._connection.execute("select batch from backup_batches").fetchall()
+                yield ({(match_id, emoticon): count for match_id, emoticon, count in rows},
+                       frozenset(batch for (batch,) in ledger))
             finally:
                 self._connection.execute("commit")
-        return {(match_id, emoticon): count for match_id, emoticon, count in rows}, \
-            frozenset(batch for (batch,) in ledger)
 
-    def dead_letter_cells(self) -> dict[tuple[int, str], int]:
+    def _source_rows(self, source: str) -> list[tuple[int, str, int]]:
+        try:
+            return self._connection.execute(
+                "select match_id, emoticon_type, rows from backup_sources where source = ?",
+                (source,)).fetchall()
+        except sqlite3.OperationalError:  # no such table: a file from before sources, read-only
+            return []
+
+    def dead_letter_cells(self, from_key: Callable[[str], bool] | None = None
+                          ) -> dict[tuple[int, str], int]:
         """Dead letters per ``(match_id, emoticon_type)``, for those whose text is a JSON object
-        naming both (an event that was counted in Redis, then spoiled): reconcile.py's sink."""
+        naming both (an event that was counted in Redis, then spoiled): reconcile.py's sink.
+        ``from_key(source_key)``, if given, keeps only the letters of those Redis lists (e.g.
+        one prefix's staged lists: KeyLayout.is_staged)."""
         cells: dict[tuple[int, str], int] = {}
         for letter in self.dead_letters():
+            if from_key is not None and not from_key(letter["source_key"]):
+                continue
             try:
                 record = json.loads(letter["raw"])
                 cell = (record["match_id"], record["emoticon_type"])
@@ -348,6 +441,14 @@ class ReactionsTable:
         """Close the connection (a ``:memory:`` table is gone after this)."""
         with self._lock:
             self._connection.close()
+
+
+def _counted(rows: Iterator[tuple], cells: Counter) -> Iterator[tuple]:
+    """``rows`` (INSERT's order: user, match, emoticon, time) passed on, each counted in
+    ``cells`` by ``(match_id, emoticon_type)``."""
+    for row in rows:
+        cells[row[1], row[2]] += 1
+        yield row
 
 
 _table: ReactionsTable | None = None

@@ -593,6 +593,11 @@ class Commands:
         """LRANGE: the items ``start``..``end`` inclusive, negative counting from the end."""
         return self.execute_command("LRANGE", name, start, end)
 
+    def lrem(self, name: str, count: int, value: Any) -> Any:
+        """LREM: remove up to ``count`` items equal to ``value`` from the head (count > 0), from
+        the tail (count < 0), or all of them (0); how many went. An emptied list is deleted."""
+        return self.execute_command("LREM", name, count, value)
+
     def llen(self, name: str) -> Any:
         """LLEN: the length of the list at ``name`` (0 if missing). WRONGTYPE on a string."""
         return self.execute_command("LLEN", name)
@@ -718,13 +723,13 @@ class InMemoryRedis(Commands):
     OutOfMemoryError and changes nothing, until DEL or FLUSHDB brings it back under.
     """
 
-    # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
-    # redis-py answers mget([]) with [] itself, so -1 here.
+    # Redis's arity: argc counting the name, negative for "at least" (mget([]) still answers
+    # [], through redis-py's EMPTY_RESPONSE).
     _ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -2, "INCRBY": 3, "INCR": 2, "DECR": 2,
-              "DECRBY": 3, "RPUSH": -3, "LRANGE": 4, "LLEN": 2, "DEL": -2, "EXISTS": -2,
-              "EXPIRE": -3, "PERSIST": 2, "TTL": 2, "PTTL": 2, "RENAME": 3, "RENAMENX": 3,
-              "TYPE": 2, "KEYS": 2, "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1, "WATCH": -2,
-              "UNWATCH": 1, "EXEC": 1, "DISCARD": 1}
+              "DECRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2, "DEL": -2,
+              "EXISTS": -2, "EXPIRE": -3, "PERSIST": 2, "TTL": 2, "PTTL": 2, "RENAME": 3,
+              "RENAMENX": 3, "TYPE": 2, "KEYS": 2, "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1,
+              "WATCH": -2, "UNWATCH": 1, "EXEC": 1, "DISCARD": 1}
 
     # What MULTI queues without a second look.
     _MULTI_ARITY = {name: arity for name, arity in _ARITY.items() if name not in _NOT_QUEUED}
@@ -1195,6 +1200,23 @@ class InMemoryRedis(Commands):
         if self._watches:
             self._touch(key)
         return len(items)
+
+    def _lrem(self, key: str | bytes, count: str | bytes, value: str | bytes) -> int:
+        limit = _parse_int(count)
+        items = self._list(key)
+        if not items:
+            return 0
+        # Walk from the tail for a negative count; remove at most |count| (0 = every match).
+        order = range(len(items) - 1, -1, -1) if limit < 0 else range(len(items))
+        found = [i for i in order if items[i] == value][:abs(limit) or None]
+        for i in sorted(found, reverse=True):
+            del items[i]
+        self._used_memory -= (_nbytes(value) + ITEM_OVERHEAD_BYTES) * len(found)
+        if not items:
+            self._forget(key)
+        elif found and self._watches:
+            self._touch(key)
+        return len(found)
 
     def _lrange(self, key: str | bytes, start: str | bytes, end: str | bytes) -> list:
         first, last = _parse_int(start), _parse_int(end)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import config
 from log_gate import Every
-from redis_adapter import RedisAdapter, get_adapter
+from redis_adapter import RedisAdapter, WrongTypeError, get_adapter
 
 __all__ = ["IngestBuffer", "get_ingest_buffer", "close_ingest_buffer", "held_events"]
 
@@ -54,6 +54,8 @@ class IngestBuffer:
         self._flushes = 0  # number of the last flush attempted
         self._flush_at = max_events  # 1 once closed: every later add flushes at once
         self._failing = False
+        self.dropped = 0  # acknowledged events lost to another application's keys (WrongTypeError)
+        self._bad_keys: set[str] = set()  # those keys, each logged once
         self._failure_told = False  # the warning of this spell of failed flushes was logged
         # A small maxmemory can make flushes fail and succeed in turn every few ms: the pair of
         # lines is logged at most once per STATE_LOG_SECONDS (log_gate.py).
@@ -114,9 +116,7 @@ class IngestBuffer:
             batch, self._events = self._events, []
             self._flushes += 1
             self._in_doubt = batch  # until Redis answers the EXEC
-            self.adapter.record_batch(batch, self.marker, self._flushes)
-            self._in_doubt = None
-            written += len(batch)
+            written += self._applied(self.adapter.record_batch, batch)
         self._note_state(failing=False)
         return written
 
@@ -125,9 +125,23 @@ class IngestBuffer:
         if self._in_doubt is None:
             return 0
         batch = self._in_doubt
-        applied_now = self.adapter.record_batch_once(batch, self.marker, self._flushes)
+        return self._applied(self.adapter.record_batch_once, batch)
+
+    def _applied(self, write: Callable[..., Any], batch: list[dict[str, Any]]) -> int:
+        """Run ``write`` (record_batch or record_batch_once) on the batch in doubt; the events
+        it wrote now. A WrongTypeError means the flush happened without the events of another
+        application's keys: they are lost, counted in ``dropped`` and logged (once per key)."""
+        try:
+            applied_now = write(batch, self.marker, self._flushes)
+        except WrongTypeError as error:
+            self._in_doubt = None
+            self.dropped += error.dropped
+            if not set(error.keys) <= self._bad_keys:
+                self._bad_keys.update(error.keys)
+                logger.error("ingest flush: %s (%d dropped so far)", error, self.dropped)
+            return len(batch) - error.dropped
         self._in_doubt = None
-        return len(batch) if applied_now else 0
+        return len(batch) if applied_now is not False else 0
 
     def _flush_quietly(self) -> None:
         try:

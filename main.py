@@ -41,20 +41,22 @@ from typing import Awaitable, Callable, Sequence
 
 try:
     import config
-except Exception as error:  # config.py is the user's to edit: a slip there is one line, not a trace
+# config.py is the user's to edit: a slip there is one line, not a trace -- even one that raises
+# KeyboardInterrupt or SystemExit (which would end the run silently, with its own status).
+except BaseException as error:
     sys.stderr.write(f"config.py cannot be loaded: {type(error).__name__}: {error}\n")
     sys.exit(2)  # as for a bad setting
-from api_layer import read_counts, weighted_means
+from api_layer import read_counts_many, weighted_means
 from backup_data import BackupDataManager, BackupError
 from db import ReactionsTable, SchemaMismatchError, get_reactions_table
 from ingest import close_ingest_buffer, get_ingest_buffer, held_events
 from log_gate import Every
 from poster import Poster
-from reconcile import reconcile
-from redis_adapter import RedisAdapter, get_adapter, set_adapter
+from reconcile import Reconciliation, reconcile
+from redis_adapter import RedisAdapter, error_text, get_adapter, set_adapter
 from redis_client import RedisUnavailableError, connect, redacted
 from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
-                      SettingsError, describe_value, validate_settings)
+                      SettingsError, shown_value, validate_settings)
 from spill import load_spill, spill_directories, write_spill
 
 logger = logging.getLogger("live_reactions")
@@ -65,6 +67,7 @@ EXIT_USAGE = 2  # as argparse exits for a bad flag
 EXIT_SPILLED = 3  # the final backup failed; the pending events are in a spill file
 EXIT_DEAD_LETTERS = 4  # --load-spill loaded the file, but some lines became dead letters
 BACKUP_WARNING_SECONDS = 10.0  # while backups keep failing, their warning at most this often
+EXIT_NOT_CHECKED = 5  # no consistent view of Redis and the table could be read: try again
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
 ROLES = ("all", "post", "get", "backup")
 """--role: all = the three parts in one process (the seed); the others run one part each."""
@@ -125,7 +128,7 @@ def add_redis_flags(parser: argparse.ArgumentParser) -> None:
 
 def _flag(parser: argparse.ArgumentParser, name: str, metavar: str | None, text: str) -> None:
     """Add the flag of setting ``name`` (its spelling is in settings.SETTINGS); None if absent."""
-    default = describe_value(getattr(config, name, None)).replace("%", "%%")
+    default = shown_value(name, getattr(config, name, None)).replace("%", "%%")
     options = {"action": "store_true"} if metavar is None else {"metavar": metavar}
     parser.add_argument(SETTINGS[name].flag, dest=name, default=None,
                         help=f"{text} (default {default})", **options)
@@ -187,12 +190,15 @@ class LiveRun:
     """One live run of the pipeline: the poster thread, the GET and backup tasks, the shutdown."""
 
     def __init__(self, role: str = "all") -> None:
-        self.adapter = get_adapter()
-        self.table = get_reactions_table()
-        self.manager = BackupDataManager(self.adapter, self.table)
-        self.poster = Poster(config.POSTS_PER_SECOND, random.Random(config.RANDOM_SEED))
-        self.rows_before = self.table.count()
         self.role = role  # --role: which parts of the pipeline this process runs
+        self.adapter = get_adapter()
+        # Only a process that backs up writes the database: a post or get process does not
+        # open it (nor lock it) until its summary reads it, read-only (shared_table()).
+        self.table = get_reactions_table() if self.runs("backup") else None
+        self.manager = (BackupDataManager(self.adapter, self.table) if self.table is not None
+                        else None)
+        self.poster = Poster(config.POSTS_PER_SECOND, random.Random(config.RANDOM_SEED))
+        self.rows_before = self.table.count() if self.table is not None else 0
         self.backups = 0
         self.spilled = 0  # events the final backup wrote to a spill file
         self._failed_backups = 0  # backups failed in a row, for the rate-limited warning
@@ -256,7 +262,7 @@ class LiveRun:
         try:
             return f"{self._pending():,}"
         except Exception as error:  # exiting anyway: say so rather than raise
-            return f"an unknown number of ({error!r})"
+            return f"an unknown number of ({error_text(error)})"
 
     def _pending(self, posted: int | None = None) -> int:
         """Events posted and not yet in the table, for the status line and a second Ctrl-C.
@@ -276,30 +282,46 @@ class LiveRun:
                    - self.spilled)
 
     def _log_banner(self) -> None:
+        """Two or three lines saying what this process does: only the parts its role runs."""
+        for line in self._banner_lines():
+            logger.info("%s", line)
+
+    def _banner_lines(self) -> list[str]:
         rate = config.POSTS_PER_SECOND
-        pace = "as fast as it can" if rate == 0 else f"{rate:,g} events/s"
-        rows = f" (already {self.rows_before:,} rows)" if self.rows_before else ""
-        seed = "random" if config.RANDOM_SEED is None else config.RANDOM_SEED
+        first = (f"Live Reactions: {config.MAX_MATCHES:,} matches, {config.MAX_USERS:,} users, "
+                 f"emoticons {'/'.join(config.EMOTICON_TYPES)}")
+        parts = []
+        if self.runs("post"):
+            first += ", posting " + ("as fast as it can" if rate == 0 else f"{rate:,g} events/s")
+            seed = "random" if config.RANDOM_SEED is None else config.RANDOM_SEED
+            parts.append(f"seed {seed}")
+        if self.runs("get"):
+            parts.append(f"GET every {config.GET_INTERVAL_SECONDS:g}s")
+        elif self.runs("post"):
+            parts.append(f"status every {config.GET_INTERVAL_SECONDS:g}s")
+        if self.runs("backup"):
+            rows = f" (already {self.rows_before:,} rows)" if self.rows_before else ""
+            parts.append(f"backup every {config.BACKUP_INTERVAL_SECONDS:g}s to database "
+                         f"{config.DB_PATH}{rows}")
         duration = config.DURATION_SECONDS
         until = "Ctrl-C to stop" if duration is None else f"stops after {duration:g}s"
-        logger.info("Live Reactions: %s matches, %s users, emoticons %s, posting %s",
-                    f"{config.MAX_MATCHES:,}", f"{config.MAX_USERS:,}",
-                    "/".join(config.EMOTICON_TYPES), pace)
-        logger.info("GET every %gs, backup every %gs, database %s%s, seed %s; %s",
-                    config.GET_INTERVAL_SECONDS, config.BACKUP_INTERVAL_SECONDS, config.DB_PATH,
-                    rows, seed, until)
+        lines = [first, ", ".join(parts) + "; " + until]
         batch = config.INGEST_BATCH_EVENTS
         if config.REDIS_URL or batch > 1:
-            ingest = (f"ingest batches of {batch:,} events or {config.INGEST_FLUSH_SECONDS:g}s"
-                      if batch > 1 else "one write per POST")
-            logger.info("Redis %s, key prefix %r, role %s, %s",
-                        redacted(config.REDIS_URL) if config.REDIS_URL else "in-memory",
-                        config.KEY_PREFIX, self.role, ingest)
+            redis = f"Redis {redacted(config.REDIS_URL)}" if config.REDIS_URL else "Redis in-memory"
+            third = f"{redis}, key prefix {config.KEY_PREFIX!r}, role {self.role}"
+            if self.runs("post"):
+                third += (f", ingest batches of {batch:,} events or "
+                          f"{config.INGEST_FLUSH_SECONDS:g}s" if batch > 1
+                          else ", one write per POST")
+            lines.append(third)
+        return lines
 
     async def get_tick(self) -> None:
         """GET: log every match's weighted means (raw counts), and the status.
 
-        It calls read_counts, the one MGET GETMethod makes, and weighted_means on that same
+        It reads each match's counters with the one MGET GETMethod makes (read_counts_many:
+        pipelined, a round trip per thousand matches) and applies weighted_means to that same
         read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
         """
         rows = await asyncio.to_thread(self._table_rows)  # many matches: keep the loop free
@@ -314,7 +336,7 @@ class LiveRun:
     def _table_rows(self) -> list[tuple[int, dict[str, int]]]:
         """Every match's counters, or the busiest GET_TABLE_MAX_ROWS (ties: lowest id first),
         read in one pass that keeps only those (up to MAX_MATCHES_LIMIT matches a tick)."""
-        rows = ((match_id, read_counts(match_id)) for match_id in range(1, config.MAX_MATCHES + 1))
+        rows = read_counts_many(range(1, config.MAX_MATCHES + 1))
         if config.MAX_MATCHES <= GET_TABLE_MAX_ROWS:
             return list(rows)
         return heapq.nlargest(GET_TABLE_MAX_ROWS, rows, key=lambda row: sum(row[1].values()))
@@ -450,7 +472,7 @@ class LiveRun:
             if self._backup(final=True):
                 return
         except Exception as error:
-            logger.error("final backup failed: %r", error)
+            logger.error("final backup failed: %s", error_text(error))
         if not config.REDIS_URL:
             self._spill()
 
@@ -462,7 +484,7 @@ class LiveRun:
             result = write_spill(self.adapter, directories, self.manager.committed)
         except Exception as error:  # SpillError mostly; Redis too: nothing was deleted then
             logger.error("could not write a spill file (%s): the %s events still pending are "
-                         "lost with the process", error, self._abandoned())
+                         "lost with the process", error_text(error), self._abandoned())
             return
         if result is not None:
             self.spilled = result.events
@@ -491,7 +513,8 @@ class LiveRun:
                     poster.posted, counters, rows, pending, poster.refused, poster.failed, dead,
                     self.spilled, verdict)
         if poster.error is not None:
-            logger.error("the posting thread died during the run (%r): not OK", poster.error)
+            logger.error("the posting thread died during the run (%s): not OK",
+                         error_text(poster.error))
         if rows + dead + self.spilled + pending > poster.posted:
             logger.info("hint: the table, dead letters and Redis hold more events than this run "
                         "posted: items it did not post were written to its lists (see the table "
@@ -504,8 +527,10 @@ class LiveRun:
         """With a real Redis: this process's own part, then the system-wide reconciliation.
 
         Other processes may share the Redis and the table, so this one claims only what it did
-        (a posting process no rows, a backup process no posts); whether every counter adds up
-        is the system-wide check, which sets the exit status (0 if OK).
+        (a posting process no rows, a backup process no posts). The system-wide check needs the
+        database file: a post or get process without one says it did not run it (``--reconcile``
+        does it at any time). Exit status: 0 if OK (or not run), 1 on MISMATCH or a dead poster,
+        EXIT_NOT_CHECKED if no consistent view could be read.
         """
         parts = [f"ran {time.monotonic() - self._started:.1f}s, role {self.role}"]
         if self.runs("post"):
@@ -517,22 +542,64 @@ class LiveRun:
             parts.append(f"backups run {self.backups}, moved {self.manager.events:,} events to "
                          f"the table, dead-lettered {self.manager.dead_lettered:,}")
         logger.info("summary: %s", "; ".join(parts))
-        try:
-            result = reconcile(self.adapter, self.table, [self.table.dead_letter_cells])
-        except Exception as error:
-            logger.error("system-wide reconciliation could not be read: %s", error)
-            return 1
-        logger.info("%s", result.line())
+        status = self._system_wide()
         if self.poster.error is not None:
-            logger.error("the posting thread died during the run (%r): not OK", self.poster.error)
+            logger.error("the posting thread died during the run (%s): not OK",
+                         error_text(self.poster.error))
             return 1
-        return 0 if result.ok else 1
+        return status
+
+    def _system_wide(self) -> int:
+        """Log the system-wide reconciliation line (or why it was not run); its exit status."""
+        if self.table is None and (config.DB_PATH == ":memory:"
+                                   or not os.path.isfile(config.DB_PATH)):
+            missing = ("without --db FILE" if config.DB_PATH == ":memory:" else
+                       f"whose --db {config.DB_PATH} no backup has made yet")
+            logger.info("system-wide reconciliation: not run (a %s process %s has no table to "
+                        "compare; run --reconcile with the backup's --db)", self.role, missing)
+            return 0
+        try:
+            table = (self.table if self.table is not None
+                     else ReactionsTable(config.DB_PATH, read_only=True))
+            return log_reconciliation(reconcile(self.adapter, table,
+                                                [dead_letter_sink(self.adapter, table)]))
+        except Exception as error:
+            logger.error("system-wide reconciliation could not be read: %s", error_text(error))
+            return 1
+
+
+def dead_letter_sink(adapter: RedisAdapter, table: ReactionsTable
+                     ) -> Callable[[], dict[tuple[int, str], int]]:
+    """The dead letters of ``adapter``'s prefix (taken from its staged lists) per cell, as a
+    reconcile() sink; none in a file made before dead letters were kept (opened read-only, it
+    cannot gain the table)."""
+    def sink() -> dict[tuple[int, str], int]:
+        try:
+            return table.dead_letter_cells(adapter.layout.is_staged)
+        except sqlite3.OperationalError:  # no such table: dead_letters
+            return {}
+    return sink
+
+
+def log_reconciliation(result: Reconciliation) -> int:
+    """Log the reconciliation line and the first ten counters that differ; the exit status:
+    0 OK, 1 MISMATCH, EXIT_NOT_CHECKED when no consistent view was read."""
+    logger.info("%s", result.line())
+    for (match_id, emoticon), (counter, held) in sorted(result.mismatches.items())[:10]:
+        logger.info("  match %d %s: counter %d, rows + pending %d", match_id, emoticon, counter,
+                    held)
+    if not result.consistent:
+        return EXIT_NOT_CHECKED
+    return 0 if result.ok else 1
 
 
 def run_reconcile() -> int:
     """--reconcile: the system-wide reconciliation of --redis-url and --db.
 
-    Exit status 0 if OK, 1 if not, 2 without a Redis URL and a database file."""
+    The database file is opened read-only: nothing is created or locked in it, and a file
+    without reactions_table is refused (SchemaMismatchError). Exit status 0 if OK, 1 on
+    MISMATCH, EXIT_NOT_CHECKED if no consistent view could be read, 2 without a Redis URL and
+    a database file."""
     if not config.REDIS_URL or config.DB_PATH == ":memory:":
         logger.error("--reconcile needs --redis-url URL and --db FILE: an in-memory Redis or "
                      "database lives only inside its own process")
@@ -540,14 +607,9 @@ def run_reconcile() -> int:
     if not os.path.isfile(config.DB_PATH):
         logger.error("--reconcile: no database file %s", config.DB_PATH)
         return EXIT_USAGE
-    table = ReactionsTable(config.DB_PATH)
-    result = reconcile(RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX), table,
-                       [table.dead_letter_cells])
-    logger.info("%s", result.line())
-    for (match_id, emoticon), (counter, held) in sorted(result.mismatches.items())[:10]:
-        logger.info("  match %d %s: counter %d, rows + pending %d", match_id, emoticon, counter,
-                    held)
-    return 0 if result.ok else 1
+    table = ReactionsTable(config.DB_PATH, read_only=True)
+    adapter = RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX)
+    return log_reconciliation(reconcile(adapter, table, [dead_letter_sink(adapter, table)]))
 
 
 def use_redis() -> None:
@@ -673,6 +735,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role != "all" and not config.REDIS_URL:
         logger.error("--role %s needs --redis-url: with the in-memory Redis the other parts "
                      "would not see this process's data", args.role)
+        return EXIT_USAGE
+    if config.REDIS_URL and args.role in ("all", "backup") and config.DB_PATH == ":memory:":
+        logger.error("--role %s with --redis-url needs --db FILE: its backups would move the "
+                     "shared Redis's events into a :memory: table that ends with this process",
+                     args.role)
         return EXIT_USAGE
     try:
         if args.reconcile:

@@ -10,6 +10,7 @@ when they start and when they stop, never once per post (docs/failures.md).
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -17,6 +18,7 @@ import time
 import config
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
 from log_gate import Every
+from redis_adapter import WrongTypeError, error_text
 
 __all__ = ["Poster", "Every", "BACKOFF_SECONDS"]
 
@@ -24,7 +26,11 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_SECONDS = (0.05, 2.0)  # the first and longest pause after a refused or failed POST
 FAILURE_LOG_SECONDS = 10.0  # a failed POST is logged at most this often (with the count)
-STATE_LOG_SECONDS = 1.0  # "refused" / "accepted again" pairs: at most one a second
+STATE_LOG_SECONDS = 1.0
+"""A spell of refusals ends only after this many seconds without one (then "accepted again"),
+and a new spell's warning waits as long after the last: a Redis refusing now and then (a full
+Redis freed list by list, one key of another application) is one spell, not a warning pair per
+post."""
 
 
 class Poster(threading.Thread):
@@ -33,7 +39,8 @@ class Poster(threading.Thread):
     The pace follows a fixed schedule from the start, so a slow moment is caught up. ``posted``
     counts the POSTs that succeeded, ``refused`` those Redis refused or could not take
     (ReactionRefusedError), ``failed`` those that failed otherwise; refused and failed ones are
-    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s);
+    dropped, not retried, and the thread pauses (BACKOFF_SECONDS: 0.05 s, doubling up to 2 s),
+    except after a WrongTypeError: one key of another application, not a failing server;
     ``skipped`` counts the posts the schedule asked for during those pauses.
     Only this thread writes the counts. ``error`` is what killed the thread, if anything did
     (its own bad reaction: InvalidReactionError, a bug). ``seconds`` is how long it has been
@@ -53,6 +60,8 @@ class Poster(threading.Thread):
         self._skipped = 0  # posts the schedule asked for during stalls, never attempted
         self._backoff = 0.0
         self._refusals_told = False  # the warning of this spell of refusals was logged
+        self._last_refused = -math.inf  # clock() of the latest refusal
+        self.clock = time.monotonic  # seconds; tests put a fake clock here
         # A backup frees a full Redis list by list, so at --rate 0 refused/accepted may flip at
         # every DEL: the pair is logged at most once per STATE_LOG_SECONDS.
         self._refusal_log = Every(STATE_LOG_SECONDS)
@@ -90,7 +99,7 @@ class Poster(threading.Thread):
                         break
         except BaseException as error:  # the run must not end OK without its poster
             self.error = error
-            logger.error("posting thread died: %r; no more posts this run", error,
+            logger.error("posting thread died: %s; no more posts this run", error_text(error),
                          exc_info=not isinstance(error, InvalidReactionError))
         finally:
             self._ended = time.monotonic()
@@ -107,6 +116,7 @@ class Poster(threading.Thread):
             self.post_one()
         except ReactionRefusedError as error:
             self.refused += 1
+            self._last_refused = self.clock()
             if not self._refusals_told and self._refusal_log.ready():
                 self._refusals_told = True
                 logger.warning("POST refused (%s); refused posts are counted and dropped, "
@@ -118,16 +128,16 @@ class Poster(threading.Thread):
         except Exception as error:
             self.failed += 1
             if self._failure_log.ready():
-                logger.warning("POST failed (%s so far), posting goes on: %r",
-                               f"{self.failed:,}", error)
+                logger.warning("POST failed (%s so far), posting goes on: %s",
+                               f"{self.failed:,}", error_text(error))
+            if isinstance(error, WrongTypeError):
+                return True  # one key of another application: the other cells post at pace
             self._back_off()
             return False
-        if self._backoff:
-            self._backoff = 0.0
-            if self._refusals_told:
-                self._refusals_told = False
-                logger.warning("POSTs accepted again after %s refused in all",
-                               f"{self.refused:,}")
+        self._backoff = 0.0
+        if self._refusals_told and self.clock() - self._last_refused >= STATE_LOG_SECONDS:
+            self._refusals_told = False
+            logger.warning("POSTs accepted again after %s refused in all", f"{self.refused:,}")
         return True
 
     def _back_off(self) -> None:

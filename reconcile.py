@@ -1,10 +1,13 @@
 """The system-wide reconciliation of one Redis key prefix and one database file, at any time.
 
-Every counter ``{prefix}{match_id}_{emoticon}`` must equal the rows of that match and emoticon in
-ReactionsTable plus its events still pending in Redis (live or staged lists), plus those another
-sink holds (dead letters, spill files: ``sinks``). It holds at every instant, even while
-several processes post and back up: a POST counts and appends in one MULTI/EXEC, and the backup
-commits rows before it deletes their list.
+What is compared: each counter ``{prefix}{match_id}_{emoticon}`` of this prefix in this Redis
+must equal the rows that this Redis dataset's backups put in ReactionsTable for that match and
+emoticon (the table counts them per source: RedisAdapter.source_id), plus its events still
+pending in Redis (live or staged lists), plus those another sink holds (dead letters, spill
+files: ``sinks``). Rows from other prefixes, other Redis servers or in-memory runs sharing the
+file are not part of it. It holds at every instant, even while several processes post and back
+up: a POST counts and appends in one MULTI/EXEC, and the backup commits rows before it deletes
+their list.
 
 Read with ``python3 main.py --reconcile --redis-url URL --db FILE [--key-prefix P]``.
 """
@@ -12,14 +15,16 @@ Read with ``python3 main.py --reconcile --redis-url URL --db FILE [--key-prefix 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
+import config
 from db import ReactionsTable
 from redis_adapter import RedisAdapter, decode_events
 
-__all__ = ["Reconciliation", "reconcile", "Sink"]
+__all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +32,11 @@ Sink = Callable[[], dict[tuple[int, str], int]]
 """Another place events can end up (issue 6: dead letters, spill files): a function returning
 its events per ``(match_id, emoticon_type)``. reconcile() adds them to the rows and pending."""
 
-_TRIES = 20  # views taken until one had no backup commit inside it; then the last is reported
+_TRIES = 20  # views taken at most until one is consistent
+RECONCILE_SECONDS = 10.0
+"""The longest reconcile() keeps taking views before it reports that it found none consistent."""
+NO_SOURCE = ""
+"""The source asked of the table before any backup has recorded this Redis's id: no rows."""
 
 
 @dataclass
@@ -37,7 +46,7 @@ class Reconciliation:
     counters: int
     """Sum of the counters: reactions ever counted."""
     rows: int
-    """Rows in the table (of the counted matches and emoticons)."""
+    """Rows in the table that came from this Redis dataset and prefix."""
     pending: int
     """Events in Redis lists not yet in the table."""
     sinks: int = 0
@@ -45,40 +54,63 @@ class Reconciliation:
     mismatches: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     """``{(match_id, emoticon): (counter, rows + pending + sinks)}`` where they differ."""
     consistent: bool = True
-    """False if every view read had a backup commit in it (a busy system): then best effort."""
+    """False if no view read was consistent (backups committing or lists appearing between
+    the reads every time, up to the time limit): then nothing is claimed either way."""
+    unreadable: int = 0
+    """Items of our lists that are not event records (poison): not attributable to a counter."""
+    tries: int = 1
+    """Views taken."""
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return self.consistent and not self.mismatches
+
+    @property
+    def verdict(self) -> str:
+        """``OK``, ``MISMATCH in N counters`` or ``NOT CHECKED`` (no consistent view)."""
+        if not self.consistent:
+            return "NOT CHECKED"
+        return "OK" if self.ok else f"MISMATCH in {len(self.mismatches)} counters"
 
     def line(self) -> str:
-        """One line: ``counters=N database_rows=N pending_in_redis=N ... OK|MISMATCH``."""
+        """One line: ``counters=N database_rows=N pending_in_redis=N ... OK|MISMATCH ...``."""
         extra = f" other_sinks={self.sinks}" if self.sinks else ""
-        verdict = "OK" if self.ok else f"MISMATCH in {len(self.mismatches)} counters"
-        caveat = "" if self.consistent else " (backups committed while reading: best effort)"
+        if self.unreadable:
+            extra += f" unreadable_in_redis={self.unreadable}"
+        caveat = ("" if self.consistent else
+                  f" (no consistent view in {self.tries} tries: backups committed or lists "
+                  "appeared between the reads every time; run --reconcile again)")
         return (f"system-wide reconciliation: redis_counters={self.counters} "
                 f"database_rows={self.rows} pending_in_redis={self.pending}{extra} "
-                f"{verdict}{caveat}")
+                f"{self.verdict}{caveat}")
 
 
-def reconcile(adapter: RedisAdapter, table: ReactionsTable,
-              sinks: Iterable[Sink] = ()) -> Reconciliation:
-    """Compare every counter of ``adapter``'s prefix with the rows, pending events and sinks.
+def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink] = (),
+              seconds: float = RECONCILE_SECONDS,
+              clock: Callable[[], float] = time.monotonic) -> Reconciliation:
+    """Compare every counter of ``adapter``'s prefix with its rows, pending events and sinks.
 
-    Reads Redis in one MULTI/EXEC between two reads of the table, and takes the view again
-    while a backup committed in between (the same events would be both rows and pending).
-    A staged list whose rows are committed but which is not deleted yet is in the ledger: it is
-    counted as rows, not pending.
+    One view is a consistent cut: the table's census is read in a read transaction held open
+    (ReactionsTable.held_census: no backup can commit meanwhile) while Redis is read in one
+    MULTI/EXEC. A view that missed a key made after the keys were chosen (the MULTI's KEYS
+    show it) is taken again, with the keys KEYS showed; at most _TRIES views and ``seconds``
+    seconds, then the result says NOT CHECKED instead of a verdict. A staged list whose rows
+    are committed but which is not deleted yet is in the ledger: counted as rows, not pending.
     """
-    for _ in range(_TRIES):
-        # The ledger as it was before Redis was read: a list staged then is deleted, and only
-        # afterwards forgotten, after the read; a later ledger might have forgotten it already.
-        rows_before, ledger = table.census()
-        counters, pending = _redis_view(adapter)
-        rows, _ = table.census()
-        if rows == rows_before:
+    deadline = clock() + seconds
+    keys = _scanned_keys(adapter)
+    tries = 0
+    while True:
+        tries += 1
+        source = adapter.source_id(create=False) or NO_SOURCE
+        with table.held_census(source) as (rows, ledger):
+            replies = _read_redis(adapter, *keys)  # only the MULTI under the read lock
+        view, keys = _redis_view(adapter, *keys, replies)
+        if view is not None or tries >= _TRIES or clock() >= deadline:
             break
-    consistent = rows == rows_before
+    if view is None:
+        return Reconciliation(0, sum(rows.values()), 0, consistent=False, tries=tries)
+    counters, pending, unreadable = view
     pending_counts = Counter()
     for key, counts in pending.items():
         if key not in ledger:
@@ -93,28 +125,117 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable,
             mismatches[cell] = (counters.get(cell, 0), held)
     return Reconciliation(sum(counters.values()), sum(rows.values()),
                           sum(pending_counts.values()), sum(other.values()), mismatches,
-                          consistent)
+                          True, unreadable, tries)
 
 
-def _redis_view(adapter: RedisAdapter
-                ) -> tuple[dict[tuple[int, str], int], dict[str, Counter]]:
-    """Counters per (match, emoticon) and each pending list's events per (match, emoticon),
-    read in one MULTI/EXEC; SCANned again until no key appeared or went meanwhile."""
-    counter_keys, list_keys = adapter.counter_keys(), sorted(adapter.pending_keys())
-    for _ in range(_TRIES):
-        pipe = adapter.redis.pipeline(transaction=True)
-        if counter_keys:
-            pipe.mget(list(counter_keys))
-        for key in list_keys:
-            pipe.lrange(key, 0, -1)
-        replies = pipe.execute()
-        keys_then = (counter_keys, list_keys)
-        counter_keys, list_keys = adapter.counter_keys(), sorted(adapter.pending_keys())
-        if (counter_keys, list_keys) == keys_then:
-            break
-    values = replies.pop(0) if keys_then[0] else []
-    counters = {cell: int(value or 0) for cell, value in zip(keys_then[0].values(), values)}
-    pending = {key: Counter((event["match_id"], event["emoticon_type"])
-                            for event in decode_events(texts))
-               for key, texts in zip(keys_then[1], replies)}
-    return counters, pending
+def _scanned_keys(adapter: RedisAdapter) -> tuple[list[str], list[str]]:
+    """This layout's counter keys and pending lists, found with SCAN (types checked)."""
+    return list(adapter.counter_keys()), sorted(adapter.pending_keys())
+
+
+def _read_redis(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[str]
+                ) -> list[Any]:
+    """One MULTI/EXEC: KEYS of our two patterns (what existed at that very instant), LRANGE
+    of each of ``list_keys``, MGET of ``counter_keys``; the raw replies, errors as values."""
+    layout = adapter.layout
+    pipe = adapter.redis.pipeline(transaction=True)
+    pipe.keys(layout.counter_pattern)
+    pipe.keys(layout.pending_pattern)
+    for key in list_keys:
+        pipe.lrange(key, 0, -1)
+    if counter_keys:
+        pipe.mget(counter_keys)
+    return pipe.execute(raise_on_error=False)
+
+
+def _redis_view(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[str],
+                replies: list[Any]
+                ) -> tuple[tuple[dict[tuple[int, str], int], dict[str, Counter], int] | None,
+                           tuple[list[str], list[str]]]:
+    """The view in ``replies`` (_read_redis of ``counter_keys`` and ``list_keys``).
+
+    Returns the view -- counters per (match, emoticon), each pending list's events per (match,
+    emoticon), the unreadable items -- or None if it missed a key of ours (made or staged
+    after the keys were chosen), and the keys the next view should read: those KEYS showed.
+    A key of our shape holding the other type (another application's string named like a
+    list, or list named like a counter) is not ours: its error reply or None is left out.
+    """
+    layout = adapter.layout
+    emoticons = frozenset(config.EMOTICON_TYPES)
+    now_counters = sorted(key for key in _decoded(replies[0])
+                          if layout.parse_counter(key, emoticons) is not None)
+    now_lists = sorted(key for key in _decoded(replies[1]) if layout.is_pending(key))
+    missed = (set(now_counters) - set(counter_keys)) | (set(now_lists) - set(list_keys))
+    next_keys = (now_counters, now_lists)
+    if any(_may_be_ours(adapter, key) for key in missed):
+        return None, next_keys
+    values = replies[-1] if counter_keys else []
+    counters = {}
+    for key, value in zip(counter_keys, values):
+        cell = layout.parse_counter(key, emoticons)
+        counters[cell] = counters.get(cell, 0) + _int_or_zero(value)
+    pending, unreadable = {}, 0
+    for key, texts in zip(list_keys, replies[2:]):
+        if isinstance(texts, Exception):  # WRONGTYPE: another application's value, not ours
+            continue
+        events, bad = _readable_events(texts)
+        unreadable += bad
+        pending[key] = Counter(map(_cell, events))
+    return (counters, pending, unreadable), next_keys
+
+
+def _decoded(keys: list[Any]) -> list[str]:
+    """Key names as str; a name that is not UTF-8 cannot be ours and is left out."""
+    names = []
+    for key in keys:
+        if isinstance(key, bytes):
+            try:
+                key = key.decode()
+            except UnicodeDecodeError:
+                continue
+        names.append(key)
+    return names
+
+
+def _may_be_ours(adapter: RedisAdapter, key: str) -> bool:
+    """True unless ``key`` (of our shape, unread) holds the other type: another app's value."""
+    kind = adapter.redis.type(key)
+    kind = kind.decode() if isinstance(kind, bytes) else kind
+    wanted = "list" if adapter.layout.is_pending(key) else "string"
+    return kind in (wanted, "none")
+
+
+def _int_or_zero(value: Any) -> int:
+    """A counter's value; 0 for None (gone) or a string that is not an integer (not ours)."""
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _readable_events(texts: list[Any]) -> tuple[list[dict[str, Any]], int]:
+    """The event records among a list's items, and how many items are not records (poison:
+    not JSON, not one object, no match_id or emoticon_type). One json.loads for a clean list."""
+    try:
+        events = decode_events(texts)
+        if len(events) == len(texts) and all(map(_is_record, events)):
+            return events, 0
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        pass
+    events = []
+    for text in texts:
+        try:
+            decoded = decode_events([text])
+        except ValueError:
+            continue
+        if len(decoded) == 1 and _is_record(decoded[0]):
+            events.append(decoded[0])
+    return events, len(texts) - len(events)
+
+
+def _is_record(item: Any) -> bool:
+    return isinstance(item, dict) and "match_id" in item and "emoticon_type" in item
+
+
+def _cell(event: dict[str, Any]) -> tuple[Any, Any]:
+    return event["match_id"], event["emoticon_type"]

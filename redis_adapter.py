@@ -16,10 +16,12 @@ over a real Redis (redis_client.connect), whose replies may be str or bytes.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import operator
 import re
 import threading
+import uuid
 from collections import Counter
 from typing import Any, Iterable, Iterator
 
@@ -31,6 +33,7 @@ __all__ = [
     "is_out_of_memory",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
+    "WrongTypeError", "error_text",
 ]
 
 _server: InMemoryRedis | None = None
@@ -60,6 +63,27 @@ _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _PREFIX_MAX_CHARS = 200
 
 
+def error_text(error: BaseException) -> str:
+    """``ClassName: message`` for a log line. Not repr(): redis-py 8 spells its errors'
+    repr as ``network:TimeoutError``, which hides the message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def describe(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters, for an error line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _utf8(text: str) -> bool:
+    """True if ``text`` can be sent to Redis: redis-py encodes key names as UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 _LIST_MATCH_ID = re.compile(r"match_data_([1-9][0-9]*)")
 
 
@@ -73,29 +97,36 @@ class KeyLayout:
 
     - counter: ``{prefix}{match_id}_{emoticon_type}`` (seed: ``5_heart``)
     - event list: ``{prefix}match_data_{match_id}`` (seed: ``match_data_5``)
-    - staged list: ``{prefix}backup_{batch}_match_data_{match_id}`` (backup_data.py)
+    - staged list: ``{prefix}match_data_{match_id}:backup:{batch}`` (backup_data.py)
     - ingest marker: ``{prefix}ingest_{flush_id}`` (ingest.py: a flush applied, for retries)
 
     Only keys of exactly these shapes are this run's: the ``is_*`` tests below decide what the
     adapter counts, moves or deletes, so another application's keys in the same Redis (or the
-    keys of another prefix) are never touched. Raises ValueError for a prefix that is not a str,
-    is longer than 200 characters, or ends in a digit (``"a1"`` + ``"5_heart"`` would read as
-    counter ``15_heart`` of prefix ``"a"``).
+    keys of another prefix) are never touched. A staged key cannot be read as a key of any
+    prefix's other shapes (its tail ``:backup:{batch}`` holds a colon, which no live list,
+    counter or marker ends with), and the prefix it embeds is the text before its last
+    ``match_data_``, so it is recognised only by the layout of that very prefix.
+
+    Raises ValueError for a prefix that is not a str, is longer than 200 characters, ends in a
+    digit (``"a1"`` + ``"5_heart"`` would read as counter ``15_heart`` of prefix ``"a"``) or
+    cannot be sent to Redis (not encodable as UTF-8: a lone surrogate such as ``"\\udcff"``).
     """
 
     def __init__(self, prefix: str = "") -> None:
-        if type(prefix) is not str or len(prefix) > _PREFIX_MAX_CHARS or prefix[-1:].isdigit():
-            raise ValueError(f"invalid key prefix {prefix!r}: must be a str of at most "
-                             f"{_PREFIX_MAX_CHARS} characters not ending in a digit, e.g. 'live:'")
+        if (type(prefix) is not str or len(prefix) > _PREFIX_MAX_CHARS or prefix[-1:].isdigit()
+                or not _utf8(prefix)):
+            raise ValueError(f"invalid key prefix {describe(prefix)}: must be a str of at most "
+                             f"{_PREFIX_MAX_CHARS} characters, valid UTF-8, not ending in a "
+                             "digit, e.g. 'live:'")
         self.prefix = prefix
         glob, literal = _glob_escape(prefix), re.escape(prefix)
         self.match_data_pattern = glob + "match_data_*"
-        self.staging_pattern = glob + "backup_*_match_data_*"
-        self.pending_pattern = glob + "*match_data_*"  # live and staged lists alike
-        self.counter_pattern = glob + "*_*"
+        self.staging_pattern = glob + "match_data_*:backup:*"
+        self.pending_pattern = glob + "match_data_*"  # live and staged lists alike
+        self.counter_pattern = glob + "[1-9]*_*"
         self._counter = re.compile(literal + r"([1-9][0-9]*)_(.+)", re.DOTALL)
         self._match_data = re.compile(literal + r"match_data_[1-9][0-9]*")
-        self._staged = re.compile(literal + r"backup_[0-9A-Za-z.]+_match_data_[1-9][0-9]*")
+        self._staged = re.compile(literal + r"match_data_[1-9][0-9]*:backup:([0-9A-Za-z.]+)")
 
     def counter_key(self, match_id: int | str, emoticon_type: str) -> str:
         """The counter of one emoticon in one match: ``{prefix}{match_id}_{emoticon_type}``."""
@@ -108,12 +139,18 @@ class KeyLayout:
     def staging_key(self, key: str, batch: str) -> str:
         """Where backup run ``batch`` parks the list ``key`` while it copies it to the table.
 
-        ``backup_{batch}_match_data_5`` does not match the match_data pattern, so new events of
-        match 5 start a fresh list meanwhile. Each run has its own ``batch`` (ordered by time),
-        so a list left by a failed run is never overwritten, and sorting staged keys gives their
-        age order.
+        ``match_data_5:backup:{batch}`` is not a live list, so new events of match 5 start a
+        fresh list meanwhile. Each run has its own ``batch`` (ASCII letters, digits and dots,
+        ordered by time), so a list left by a failed run is never overwritten, and sorting
+        staged keys by batch gives their age order.
         """
-        return f"{self.prefix}backup_{batch}_{key[len(self.prefix):]}"
+        return f"{key}:backup:{batch}"
+
+    @property
+    def source_key(self) -> str:
+        """``{prefix}reactions_source``: the id of this Redis dataset under this prefix
+        (RedisAdapter.source_id), which the table records with the rows backed up from it."""
+        return f"{self.prefix}reactions_source"
 
     def ingest_marker_key(self, flush_id: str) -> str:
         """The key an ingest flush sets in its own MULTI/EXEC, so a retry can tell it happened."""
@@ -133,6 +170,10 @@ class KeyLayout:
     def is_staged(self, key: str) -> bool:
         """True if ``key`` is a staged event list of this layout."""
         return self._staged.fullmatch(key) is not None
+
+    def staged_batch(self, key: str) -> str:
+        """The backup run (batch) that staged ``key``, one of this layout's staged lists."""
+        return self._staged.fullmatch(key).group(1)
 
     def is_pending(self, key: str) -> bool:
         """True if ``key`` holds events of this layout not yet in the table (live or staged)."""
@@ -161,6 +202,11 @@ def _counter_keys(layout: KeyLayout, match_id: int,
     return [layout.counter_key(match_id, emoticon) for emoticon in emoticon_types]
 
 
+INGEST_MARKER_TTL_SECONDS = 86_400
+"""How long an ingest marker lives after its buffer's last flush, in seconds (a day). A clean
+stop deletes it; a killed poster's marker goes by itself then. A flush in doubt must be retried
+within that time (Redis back within a day), or its marker may be gone and the retry apply it
+again."""
 _CELL_OF_EVENT = operator.itemgetter("match_id", "emoticon_type")  # in C: once per buffered POST
 _READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
 
@@ -195,6 +241,47 @@ def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
     return json.loads("[" + ",".join(texts) + "]")
 
 
+def _counts(emoticon_types: tuple[str, ...], values: list[Any]) -> dict[str, int]:
+    """``{emoticon: count}`` from one MGET's replies; 0 where the counter is missing."""
+    return {emoticon: 0 if value is None else int(value)
+            for emoticon, value in zip(emoticon_types, values)}
+
+
+def _cells(events: list[dict[str, Any]]) -> Counter:
+    """``{(match_id, emoticon_type): events}`` in first-seen order: one INCRBY each."""
+    return Counter(map(_CELL_OF_EVENT, events))
+
+
+def _by_match(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """``{match_id: its events in order}`` in first-seen order: one RPUSH each."""
+    by_match: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        by_match.setdefault(event["match_id"], []).append(event)
+    return by_match
+
+
+UNRECORDED_SOURCE = "unrecorded"
+"""The source of rows backed up while Redis was too full to store its id (see source_id)."""
+
+
+class WrongTypeError(RedisError):
+    """A counter or list key of this layout holds another application's value (WRONGTYPE, or a
+    string that is not an integer), so some events could not be stored; what ran of them was
+    undone. ``keys`` are the keys at fault, ``error`` the first Redis error, ``dropped`` the
+    events not stored, ``uncounted`` those stored without their count (their list was staged
+    by a backup before the undo could remove them; the reconciliation shows them).
+    """
+
+    def __init__(self, keys: list[str], error: BaseException, dropped: int,
+                 uncounted: int = 0) -> None:
+        self.keys, self.error, self.dropped, self.uncounted = keys, error, dropped, uncounted
+        extra = f", {uncounted} stored uncounted" if uncounted else ""
+        super().__init__(
+            f"{', '.join(keys)[:200]} hold(s) another application's value ({error}); "
+            f"{dropped} event(s) not stored{extra}: delete or rename that key, or use another "
+            "--key-prefix")
+
+
 def _text(reply: Any) -> Any:
     """A key name or status reply as str, whichever way the client decodes replies.
 
@@ -226,11 +313,21 @@ class RedisAdapter:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
 
-    def _scan(self, pattern: str, **options: Any) -> list[str]:
-        """The keys SCAN finds for ``pattern``, each once: Redis's SCAN may return a key more
-        than once (its guarantee is "at least once" for a key present throughout)."""
-        return list(dict.fromkeys(_text(key)
-                                  for key in self.redis.scan_iter(match=pattern, **options)))
+    def _scan(self, pattern: str, kind: str) -> list[str]:
+        """Keys matching ``pattern`` holding a ``kind`` ("string" or "list"), as str, each once
+        (Redis's SCAN may return a key more than once: its guarantee is "at least once" for a
+        key present throughout). A key name that is not UTF-8 (another application's binary
+        key, answered as bytes by a client at decode_responses=False) cannot be this layout's
+        and is skipped."""
+        found = {}
+        for key in self.redis.scan_iter(match=pattern, _type=kind):
+            if isinstance(key, bytes):
+                try:
+                    key = key.decode()
+                except UnicodeDecodeError:
+                    continue
+            found[key] = None
+        return list(found)
 
     def record_reaction(self, user_id: int, match_id: int, emoticon_type: str,
                         timestamp: float) -> dict[str, Any]:
@@ -238,33 +335,39 @@ class RedisAdapter:
 
         ``timestamp`` is Unix seconds. Returns the record as stored:
         ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's snapshot order).
-        Inputs are not validated here; the API layer does that.
+        Inputs are not validated here; the API layer does that. Raises WrongTypeError when the
+        counter or the list key holds another application's value: Redis runs the rest of a
+        MULTI/EXEC after a command fails, so the half that ran is undone (see _settle).
         """
         event = make_event(user_id, match_id, emoticon_type, timestamp)
         pipe = self.redis.pipeline(transaction=True)
         pipe.incr(self.layout.counter_key(match_id, emoticon_type))
         pipe.rpush(self.layout.match_data_key(match_id), encode_event(event))
-        pipe.execute()
+        self._settle([event], pipe.execute(raise_on_error=False))
         return event
 
     def record_batch(self, events: list[dict[str, Any]], marker: str, flush: int) -> None:
         """Count and append many event records in ONE MULTI/EXEC (ingest.py's flush).
 
         One INCRBY per counter touched, one RPUSH per match with its records in order, and
-        ``SET marker flush`` (an int, the buffer's flush number) in the same transaction, so a
-        retry can tell whether this flush happened (record_batch_once). Counters still equal
-        rows plus pending at every instant Redis can be observed.
+        ``SET marker flush EX INGEST_MARKER_TTL_SECONDS`` (the buffer's flush number, an int)
+        in the same transaction, so a retry can tell whether this flush happened
+        (record_batch_once). Counters still equal
+        rows plus pending at every instant Redis can be observed. Raises WrongTypeError when
+        some counter or list key holds another application's value: the flush happened (its
+        marker is set), except for the events of those keys, undone (``error.dropped``).
         """
         pipe = self.redis.pipeline(transaction=True)
         self._queue_batch(pipe, events, marker, flush)
-        pipe.execute()
+        self._settle(events, pipe.execute(raise_on_error=False))
 
     def record_batch_once(self, events: list[dict[str, Any]], marker: str, flush: int) -> bool:
         """record_batch unless flush number ``flush`` of ``marker`` is already in Redis.
 
         Returns True if it applied the batch now, False if an earlier attempt had (its reply
         was lost with the connection). WATCH makes the check and the transaction one optimistic
-        step: an earlier EXEC landing in between makes this one abort and look again.
+        step: an earlier EXEC landing in between makes this one abort and look again. Raises
+        WrongTypeError as record_batch does.
         """
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
@@ -274,22 +377,59 @@ class RedisAdapter:
                         return False
                     pipe.multi()
                     self._queue_batch(pipe, events, marker, flush)
-                    pipe.execute()
-                    return True
+                    replies = pipe.execute(raise_on_error=False)
+                    break
                 except Exception as error:
                     if type(error).__name__ != "WatchError":  # redis-py's, not importable here
                         raise
+        self._settle(events, replies)
+        return True
 
     def _queue_batch(self, pipe: Any, events: list[dict[str, Any]], marker: str,
                      flush: int) -> None:
-        for (match_id, emoticon_type), count in Counter(map(_CELL_OF_EVENT, events)).items():
+        for (match_id, emoticon_type), count in _cells(events).items():
             pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
-        by_match: dict[int, list[dict[str, Any]]] = {}
-        for event in events:
-            by_match.setdefault(event["match_id"], []).append(event)
-        for match_id, records in by_match.items():
+        for match_id, records in _by_match(events).items():
             pipe.rpush(self.layout.match_data_key(match_id), *encode_events(records))
-        pipe.set(marker, flush)
+        pipe.set(marker, flush, ex=INGEST_MARKER_TTL_SECONDS)
+
+    def _settle(self, events: list[dict[str, Any]], replies: list[Any]) -> None:
+        """Check the replies of the writes queued for ``events`` (counters, then lists, as
+        _queue_batch orders them) and undo what ran of any cell whose counter or list failed.
+
+        Redis does not roll back a MULTI/EXEC when a command fails at run time (WRONGTYPE on
+        another application's key, or a non-integer string under a counter's name); the other
+        commands run. Left so, a failed counter would leave records nobody counted, a failed
+        list counts nobody stored. So a failed counter's records are removed again (LREM, one
+        each, from the tail) and a failed list's counters decremented, in one MULTI/EXEC; then
+        WrongTypeError says how many events were not stored. A record whose list a backup
+        staged in between cannot be removed: it is stored uncounted (``error.uncounted``).
+        """
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if not errors:  # nearly always: the cells are worked out only when one failed
+            return
+        cells = _cells(events)
+        matches = _by_match(events)
+        failed_cells = {cell for cell, reply in zip(cells, replies) if isinstance(reply, Exception)}
+        failed_matches = {match for match, reply in zip(matches, replies[len(cells):])
+                          if isinstance(reply, Exception)}
+        undo = self.redis.pipeline(transaction=True)
+        removals = 0
+        for (match_id, emoticon), count in cells.items():
+            if match_id in failed_matches and (match_id, emoticon) not in failed_cells:
+                undo.incrby(self.layout.counter_key(match_id, emoticon), -count)
+            elif match_id not in failed_matches and (match_id, emoticon) in failed_cells:
+                for event in matches[match_id]:
+                    if event["emoticon_type"] == emoticon:
+                        undo.lrem(self.layout.match_data_key(match_id), -1, encode_event(event))
+                        removals += 1
+        undone = undo.execute() if len(undo) else []
+        uncounted = sum(1 for reply in undone[len(undone) - removals:] if reply == 0)
+        dropped = sum(count for cell, count in cells.items()
+                      if cell in failed_cells or cell[0] in failed_matches) - uncounted
+        keys = ([self.layout.counter_key(*cell) for cell in failed_cells]
+                + [self.layout.match_data_key(match) for match in failed_matches])
+        raise WrongTypeError(sorted(keys), errors[0], dropped, uncounted)
 
     @staticmethod
     def _applied(marker_value: Any, flush: int) -> bool:
@@ -299,12 +439,49 @@ class RedisAdapter:
         """True if flush number ``flush`` (or a later one) of ``marker``'s buffer is in Redis."""
         return self._applied(self.redis.get(marker), flush)
 
+    def source_id(self, create: bool = True) -> str | None:
+        """The id of this prefix's data in this Redis: a random hex string kept in
+        ``{prefix}reactions_source``, made (SET NX) by the first caller with ``create``.
+
+        The backup records it with the rows it inserts, so the reconciliation compares these
+        counters with the rows that came from them alone. A Redis emptied since (FLUSHDB, a
+        restart without persistence) gets a new id, as its counters start again. None if
+        there is none yet and ``create`` is False. While Redis is over maxmemory (OOM) no id
+        can be made: then UNRECORDED_SOURCE, whose rows no reconciliation counts."""
+        key = self.layout.source_key
+        value = self.redis.get(key)
+        if value is None and create:
+            try:
+                self.redis.set(key, uuid.uuid4().hex, nx=True)
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                return UNRECORDED_SOURCE  # the backup must run all the same: it frees memory
+            value = self.redis.get(key)
+        return _text(value)
+
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
         emoticon_types = tuple(emoticon_types)
-        values = self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types))
-        return {emoticon: 0 if value is None else int(value)
-                for emoticon, value in zip(emoticon_types, values)}
+        return _counts(emoticon_types,
+                       self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types)))
+
+    GET_PIPELINE_MATCHES = 1_000
+    """Matches read per round trip by get_counts_many: one MGET each, pipelined."""
+
+    def get_counts_many(self, match_ids: Iterable[int], emoticon_types: Iterable[str]
+                        ) -> Iterator[tuple[int, dict[str, int]]]:
+        """``(match_id, get_counts(match_id, emoticon_types))`` for each match id, in order,
+        the MGETs sent GET_PIPELINE_MATCHES at a time in one pipeline (not a transaction:
+        each MGET is atomic on its own, as one get_counts is)."""
+        emoticon_types = tuple(emoticon_types)
+        ids = iter(match_ids)
+        while chunk := list(itertools.islice(ids, self.GET_PIPELINE_MATCHES)):
+            pipe = self.redis.pipeline(transaction=False)
+            for match_id in chunk:
+                pipe.mget(_counter_keys(self.layout, match_id, emoticon_types))
+            for match_id, values in zip(chunk, pipe.execute()):
+                yield match_id, _counts(emoticon_types, values)
 
     def counter_keys(self, emoticon_types: Iterable[str] | None = None
                      ) -> dict[str, tuple[int, str]]:
@@ -316,7 +493,7 @@ class RedisAdapter:
         """
         emoticons = frozenset(config.EMOTICON_TYPES if emoticon_types is None else emoticon_types)
         found = {}
-        for key in self._scan(self.layout.counter_pattern, _type="string"):
+        for key in self._scan(self.layout.counter_pattern, "string"):
             parsed = self.layout.parse_counter(key, emoticons)
             if parsed is not None:
                 found[key] = parsed
@@ -330,18 +507,21 @@ class RedisAdapter:
         return sum(int(value) for value in self.redis.mget(keys) if value is not None)
 
     def match_data_keys(self) -> list[str]:
-        """The keys ``{prefix}match_data_*`` holding events not yet backed up, found with SCAN."""
-        return [key for key in self._scan(self.layout.match_data_pattern)
+        """The lists ``{prefix}match_data_{id}`` holding events not yet backed up, found with
+        SCAN. Only lists: another application's string of that name is not ours to move."""
+        return [key for key in self._scan(self.layout.match_data_pattern, "list")
                 if self.layout.is_match_data(key)]
 
     def staged_keys(self) -> list[str]:
-        """Staged lists not yet moved (left by a failed or concurrent backup), oldest first."""
-        return sorted(key for key in self._scan(self.layout.staging_pattern)
-                      if self.layout.is_staged(key))
+        """Staged lists not yet moved (left by a failed or concurrent backup), oldest batch
+        first (then by key)."""
+        keys = (key for key in self._scan(self.layout.staging_pattern, "list")
+                if self.layout.is_staged(key))
+        return sorted(keys, key=lambda key: (self.layout.staged_batch(key), key))
 
     def pending_keys(self) -> set[str]:
         """Every list of this layout holding events not yet in the table (live and staged)."""
-        return {key for key in self._scan(self.layout.pending_pattern)
+        return {key for key in self._scan(self.layout.pending_pattern, "list")
                 if self.layout.is_pending(key)}
 
     def stage_all(self, keys: list[str], batch: str) -> list[str]:

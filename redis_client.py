@@ -22,22 +22,33 @@ class RedisUnavailableError(Exception):
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password, fit for a log line."""
+    """``url`` without its secrets, fit for a log line: the password of the userinfo
+    (``user:***@``) and any query parameter whose name holds "pass" (``?password=***``), the two
+    places redis-py reads a password from."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            user, colon, _ = userinfo.partition(":")
+            netloc = f"{user}{':***' if colon else ''}@{hostport}"
+        query = "&".join(_redacted_parameter(pair) for pair in parts.query.split("&"))
+        return urlunsplit(parts._replace(netloc=netloc, query=query if parts.query else ""))
     except ValueError:
         return "<malformed URL>"
+
+
+def _redacted_parameter(pair: str) -> str:
+    name, equals, value = pair.partition("=")
+    return f"{name}{equals}***" if equals and "pass" in name.lower() else pair
 
 
 def connect(url: str) -> Any:
     """A ``redis.Redis`` for ``url`` (e.g. ``redis://127.0.0.1:6379/0``) that answered PING.
 
-    Replies are decoded (decode_responses=True; RedisAdapter copes with either). redis-py's own
+    Replies are left as bytes (decode_responses=False) and decoded by RedisAdapter: a client
+    decoding every reply fails on a whole SCAN page when another application's key name is not
+    UTF-8, while the adapter skips such a name (it cannot be one of ours). redis-py's own
     retries are turned off: it would resend a MULTI/EXEC whose EXEC may already have run after a
     dropped connection, counting events twice; the poster, the ingest buffer and the backup
     retry at their own level instead (docs/real-redis.md). Raises RedisUnavailableError.
@@ -50,7 +61,7 @@ def connect(url: str) -> Any:
         raise RedisUnavailableError(
             f"--redis-url needs redis-py, which is not installed: {INSTALL_HINT}") from None
     try:
-        client = redis.Redis.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0),
+        client = redis.Redis.from_url(url, decode_responses=False, retry=Retry(NoBackoff(), 0),
                                       socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                       socket_timeout=CONNECT_TIMEOUT_SECONDS)
     except ValueError as error:

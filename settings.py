@@ -14,11 +14,12 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 __all__ = ["SettingsError", "Rule", "Setting", "SETTINGS", "CONFIG_SOURCE", "validate_settings",
-           "describe_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT",
+           "describe_value", "shown_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT",
            "MIN_INTERVAL_SECONDS", "ID_MAX"]
 
 CONFIG_SOURCE = "config.py"
@@ -28,7 +29,8 @@ ID_MAX = 2 ** 63 - 1  # ids are SQLite INTEGERs and Redis counters: signed 64-bi
 MAX_MATCHES_LIMIT = 100_000
 """The most matches a run serves. Every GET tick reads each match's counters (5 to 8 us a match:
 0.6 s a tick at this limit, 2.4 s while posting at rate 0) and a backup may move one list per
-match (4.2 s for 100,000 on :memory:); at 1,000,000 a tick took 7.8 s, 22 s while posting."""
+match (4.2 s for 100,000 on :memory:); at 1,000,000 a tick took 7.8 s, 22 s while posting. On a
+local redis-server the tick pipelines its MGETs: 1.5 to 2.0 s at this limit (docs/real-redis.md)."""
 MAX_MATCHES_FILE_LIMIT = 1_000
 """The most matches with a database file: a backup commits each match's list on its own, 2 to
 7 ms a list on disk, so 1,000 lists took 1.9 to 3.4 s of the 10 s interval (3,000: 9 to 14 s)."""
@@ -74,8 +76,29 @@ def _where(name: str, source: str, value: Any) -> str:
     if value is MISSING:
         return f"{source}: {name}"
     if source == CONFIG_SOURCE:
-        return f"{source}: {name} = {describe_value(value)}"
-    return f"{source} {shlex.quote(value) if isinstance(value, str) else value} ({name})"
+        return f"{source}: {name} = {shown_value(name, value)}"
+    text = value if name not in SECRET_SETTINGS or not isinstance(value, str) else _redacted(value)
+    if isinstance(text, str):  # cut as config.py values are; a lone surrogate shown escaped
+        text = text if len(text) <= 60 else text[:57] + "..."
+        text = shlex.quote(text.encode("utf-8", "backslashreplace").decode())
+    return f"{source} {text} ({name})"
+
+
+SECRET_SETTINGS = frozenset({"REDIS_URL"})
+"""Settings whose value may hold a password: shown with it replaced by *** (redis_client)."""
+
+
+def _redacted(url: str) -> str:
+    from redis_client import redacted  # stdlib only: redis-py is imported by connect() alone
+    return redacted(url)
+
+
+def shown_value(name: str, value: Any) -> str:
+    """Setting ``name``'s ``value`` as an error line or --help shows it: cut to 60 characters
+    (describe_value), with any password of a secret setting replaced by ***."""
+    if name in SECRET_SETTINGS and isinstance(value, str):
+        value = _redacted(value)
+    return describe_value(value)
 
 
 def describe_value(value: Any) -> str:
@@ -126,6 +149,26 @@ def _a(value: Any) -> str:
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+_ASCII_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def parse_int(text: str) -> int:
+    """A flag's text as an int: ASCII digits with an optional sign, nothing else (int() would
+    also take spaces, underscores and other scripts' digits such as "５"). ValueError if not."""
+    if not _ASCII_INT.fullmatch(text):
+        raise ValueError(f"not an integer: {text!r}")
+    return int(text)
+
+
+def parse_float(text: str) -> float:
+    """A flag's text as a number, in ASCII decimal or exponent notation only (float() would
+    also take spaces, "inf", "nan", underscores and other scripts' digits). ValueError if not."""
+    if not _ASCII_FLOAT.fullmatch(text):
+        raise ValueError(f"not a number: {text!r}")
+    return float(text)
+
+
 def integer(low: int, high: int, allowed: str, zero: bool = False) -> Rule:
     """An int (not a bool, not a float) from ``low`` to ``high`` (or 0 if ``zero``)."""
     def check(value: Any) -> int:
@@ -134,7 +177,7 @@ def integer(low: int, high: int, allowed: str, zero: bool = False) -> Rule:
         if not (low <= value <= high or (zero and value == 0)):
             raise Refused("")
         return value
-    return Rule(allowed, check, int)
+    return Rule(allowed, check, parse_int)
 
 
 def number(low: float, high: float, allowed: str, zero: bool = False) -> Rule:
@@ -148,7 +191,7 @@ def number(low: float, high: float, allowed: str, zero: bool = False) -> Rule:
         if not (low <= value <= high or (zero and value == 0)):
             raise Refused("")
         return float(value)
-    return Rule(allowed, check, float)
+    return Rule(allowed, check, parse_float)
 
 
 def optional(rule: Rule, meaning: str) -> Rule:
@@ -193,6 +236,10 @@ def _check_redis_url(value: Any) -> str:
         raise Refused(f"{_a(value)}, not a str")
     if not value.startswith(("redis://", "rediss://", "unix://")):
         raise Refused("")
+    # redis-py reads the path as the db number and silently uses db 0 for "/abc".
+    if not value.startswith("unix://") and not re.fullmatch(r"/?([0-9]+)?",
+                                                             urlsplit(value).path):
+        raise Refused("the database after the host must be a number, e.g. /0")
     return value
 
 
@@ -241,12 +288,12 @@ SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
                            "value's run)"), "a different run each time"), "--seed"),
     Setting("SHOW_DB_OUTPUT", Rule("True or False", _check_bool), "--show-db"),
     Setting("REDIS_URL", optional(Rule(
-        "a Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... or "
+        "a Redis URL: redis://[[user]:password@]host[:port][/db number], rediss://... or "
         "unix://path (needs redis-py)", _check_redis_url), "the in-memory server"),
         "--redis-url"),
     Setting("KEY_PREFIX", Rule(
-        'a str of at most 200 characters not ending in a digit, "" = the seed\'s key names '
-        "(a1 + 5_heart would read as counter 15_heart of prefix a)", _check_key_prefix),
+        'a str of at most 200 characters, valid UTF-8, not ending in a digit, "" = the seed\'s '
+        "key names (a1 + 5_heart would read as counter 15_heart of prefix a)", _check_key_prefix),
         "--key-prefix"),
     Setting("INGEST_BATCH_EVENTS", integer(
         1, MAX_INGEST_BATCH, f"an int from 1 to {MAX_INGEST_BATCH:,} events, 1 = one write per "

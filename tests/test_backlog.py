@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import config
 import main
 import poster as poster_module
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
@@ -31,9 +32,26 @@ def full_redis():
 
 @pytest.fixture
 def poster(monkeypatch):
-    """A Poster (not started) whose pauses after a refusal are a microsecond."""
+    """A Poster (not started) whose pauses after a refusal are a microsecond, and whose clock
+    moves a whole STATE_LOG_SECONDS at each look (every spell ends at its first success)."""
     monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (1e-6, 1e-6))
-    return poster_module.Poster(0, random.Random(7))
+    poster = poster_module.Poster(0, random.Random(7))
+    ticks = iter(range(0, 10**9, int(poster_module.STATE_LOG_SECONDS) or 1))
+    poster.clock = lambda: next(ticks)
+    return poster
+
+
+def test_refusals_now_and_then_are_one_spell(full_redis, poster, caplog):
+    """Refusals alternating with successes within STATE_LOG_SECONDS: one warning, no pairs."""
+    poster.clock = lambda: 0.0  # no time passes: one spell
+    with caplog.at_level(logging.INFO, logger="poster"):
+        for _ in range(10):
+            full_redis.maxmemory = 1
+            post(poster, 1)
+            full_redis.maxmemory = 0
+            post(poster, 1)
+    messages = [record.getMessage() for record in caplog.records]
+    assert poster.refused == 10 and len(messages) == 1 and "POST refused" in messages[0]
 
 
 def post(poster, times):
@@ -127,7 +145,7 @@ def test_poster_counts_other_failures_logs_them_rate_limited_and_goes_on(poster,
         post(poster, 10)
     assert (poster.failed, poster.posted, poster.error) == (10, 0, None)
     [record] = caplog.records
-    assert "POST failed (1 so far), posting goes on: ConnectionError('injected')" in (
+    assert "POST failed (1 so far), posting goes on: ConnectionError: injected" in (
         record.getMessage())
 
 
@@ -209,6 +227,19 @@ def test_the_process_wide_redis_gets_its_maxmemory_from_config(monkeypatch):
     monkeypatch.setattr(redis_adapter, "_server", None)
     monkeypatch.setattr(config, "REDIS_MAXMEMORY_BYTES", 12_345)
     assert redis_adapter.get_redis().maxmemory == 12_345
+
+
+def test_a_foreign_key_fails_its_posts_without_slowing_the_others(poster, monkeypatch):
+    """WrongTypeError (one key of another app) is counted failed; the poster does not pause."""
+    from redis_adapter import WrongTypeError
+    pauses = []
+    monkeypatch.setattr(poster, "_back_off", lambda: pauses.append(1))
+    get_redis().set("match_data_1", "another app's value")
+    monkeypatch.setattr(config, "MAX_MATCHES", 1)
+    with pytest.raises(WrongTypeError):
+        POSTMethod(1, 1, "heart")
+    assert poster._post_or_back_off() is True
+    assert (poster.failed, poster.posted, pauses) == (1, 0, [])
 
 
 def test_status_pending_reads_no_keyspace(monkeypatch):

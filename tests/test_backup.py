@@ -93,7 +93,7 @@ def test_backup_moves_every_list_and_frees_redis(table):
     assert (result.events, result.keys) == (3, 2)
     assert result.seconds >= 0
     assert get_redis().keys("*match_data_*") == []
-    assert sorted(get_redis().keys("*")) == ["1_heart", "1_sad", "2_happy"]
+    assert sorted(get_redis().keys("*")) == ["1_heart", "1_sad", "2_happy", "reactions_source"]
     assert table_rows(table) == posted
 
 
@@ -215,21 +215,21 @@ def test_each_run_stages_under_its_own_name():
     """A list staged by a failed run is never overwritten; staged keys sort oldest first."""
     adapter = get_adapter()
     POSTMethod(1, 1, "heart")
-    assert adapter.stage_all(["match_data_1"], "b1") == ["backup_b1_match_data_1"]
+    assert adapter.stage_all(["match_data_1"], "b1") == ["match_data_1:backup:b1"]
     POSTMethod(2, 1, "heart")
     POSTMethod(3, 2, "heart")
     assert adapter.stage_all(["match_data_1", "match_data_2"], "b2") == [
-        "backup_b2_match_data_1", "backup_b2_match_data_2"]
-    assert adapter.staged_keys() == ["backup_b1_match_data_1", "backup_b2_match_data_1",
-                                     "backup_b2_match_data_2"]
-    assert get_redis().keys("match_data_*") == []
+        "match_data_1:backup:b2", "match_data_2:backup:b2"]
+    assert adapter.staged_keys() == ["match_data_1:backup:b1", "match_data_1:backup:b2",
+                                     "match_data_2:backup:b2"]
+    assert adapter.match_data_keys() == []
 
 
 def test_stage_skips_a_vanished_key():
     """A key gone since the SCAN (another run took it) is skipped, the others staged."""
     POSTMethod(1, 2, "heart")
     assert get_adapter().stage_all(["match_data_9", "match_data_2"], "b") == [
-        "backup_b_match_data_2"]
+        "match_data_2:backup:b"]
 
 
 def test_batch_names_sort_in_start_order():

@@ -189,10 +189,10 @@ def test_failed_commit_is_rolled_back_and_the_table_stays_usable(table):
 
 def test_batch_is_inserted_once(table):
     """A batch name already in the ledger inserts nothing; forgetting it frees the name."""
-    assert table.insert_many([event(), event()], batch="backup_b1_match_data_1") == 2
-    assert table.insert_many([event(), event()], batch="backup_b1_match_data_1") == 0
-    table.forget_batch("backup_b1_match_data_1")
-    assert table.insert_many([event()], batch="backup_b1_match_data_1") == 1
+    assert table.insert_many([event(), event()], batch="match_data_1:backup:b1") == 2
+    assert table.insert_many([event(), event()], batch="match_data_1:backup:b1") == 0
+    table.forget_batch("match_data_1:backup:b1")
+    assert table.insert_many([event()], batch="match_data_1:backup:b1") == 1
     assert table.count() == 3
 
 

@@ -221,3 +221,22 @@ def test_get_table_rows_are_every_match_when_they_fit():
     """Up to 10 matches, the GET tick shows each one, in match order."""
     rows = main.LiveRun.__new__(main.LiveRun)._table_rows()
     assert [match_id for match_id, _ in rows] == list(range(1, config.MAX_MATCHES + 1))
+
+
+@pytest.mark.parametrize("role, shown, hidden", [
+    ("get", ["GET every 0.2s"], ["posting", "backup every", "seed", "ingest", "write per POST"]),
+    ("post", ["posting 100 events/s", "status every 0.2s", "one write per POST", "seed 3"],
+     ["GET every", "backup every", "database"]),
+    ("backup", ["backup every 0.5s to database"], ["posting", "GET every", "seed", "POST"]),
+    ("all", ["posting 100 events/s", "GET every 0.2s", "backup every 0.5s"], []),
+])
+def test_banner_names_only_what_the_role_runs(role, shown, hidden, monkeypatch):
+    """A get, post or backup process's banner states its own part and nothing else."""
+    import config
+    monkeypatch.setattr(config, "REDIS_URL", "redis://u:s3cret@127.0.0.1:1/0?password=s3cret")
+    for name, value in [("POSTS_PER_SECOND", 100.0), ("GET_INTERVAL_SECONDS", 0.2),
+                        ("BACKUP_INTERVAL_SECONDS", 0.5), ("RANDOM_SEED", 3)]:
+        monkeypatch.setattr(config, name, value)
+    text = "\n".join(main.LiveRun(role)._banner_lines())
+    assert all(part in text for part in shown) and not any(part in text for part in hidden)
+    assert f"role {role}" in text and "s3cret" not in text

@@ -1,5 +1,6 @@
 """The Poster when Redis refuses POSTs for a while: counted, backed off, resumed, logged once."""
 
+import itertools
 import logging
 import random
 import threading
@@ -30,6 +31,8 @@ def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
     monkeypatch.setattr(main, "POSTMethod", post)
     monkeypatch.setattr(main, "BACKOFF_SECONDS", (0.001, 0.002))
     poster = main.Poster(0, random.Random(1))
+    ticks = itertools.count(step=main.STATE_LOG_SECONDS)  # a second between looks: spell ends
+    poster.clock = lambda: next(ticks)
     with caplog.at_level(logging.WARNING, logger="poster"):
         poster.start()
         assert done.wait(timeout=60)

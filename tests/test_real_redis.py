@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from db import ReactionsTable
+
 from tests.redis_server import RedisServer, require_real_redis
 from tests.test_main import ROOT, finish, read_until, start
 
@@ -95,10 +97,23 @@ def test_two_posting_processes_and_one_backup_process(redis_server, real_redis, 
 def test_reconcile_command_finds_a_missing_row(redis_server, real_redis, tmp_path):
     """--reconcile exits 1 and names the counter when a counted event is nowhere."""
     path = tmp_path / "r.db"
-    sqlite3.connect(path).close()
+    ReactionsTable(str(path)).close()
     real_redis.set("3_sad", 1)
     status, output = reconcile_command(redis_server.url, path)
     assert status == 1 and "MISMATCH" in output and "match 3 sad: counter 1" in output, output
+
+
+def test_reconcile_command_leaves_another_apps_database_alone(redis_server, real_redis,
+                                                             tmp_path):
+    """--reconcile on a SQLite file without reactions_table: exit 2, nothing created in it."""
+    path = tmp_path / "other_app.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("create table invoices (id integer)")
+    status, output = reconcile_command(redis_server.url, path)
+    assert status == 2 and "holds no reactions_table" in output, output
+    with sqlite3.connect(path) as connection:
+        tables = connection.execute("select name from sqlite_master").fetchall()
+    assert tables == [("invoices",)]
 
 
 @pytest.mark.parametrize("batch", ["1", "100"])
@@ -138,3 +153,44 @@ def test_redis_restart_loses_nothing_acknowledged(tmp_path, batch):
     else:
         assert rows == posted
     assert distinct_rows(path) == (rows, rows)
+
+
+def test_get_process_without_a_database_claims_no_reconciliation(redis_server, real_redis):
+    """--role get without --db: exit 0, the line says the check was not run (no MISMATCH)."""
+    real_redis.set("3_sad", 5)  # counted events this process cannot see in any table
+    status, lines = finish(start("--redis-url", redis_server.url, "--role", "get",
+                                 "--duration", "0.5", "--get-interval", "0.2"), [])
+    assert status == 0, "\n".join(lines)
+    assert any("system-wide reconciliation: not run" in line for line in lines)
+    assert not any("MISMATCH" in line for line in lines)
+
+
+def test_file_with_rows_of_an_earlier_in_memory_run_reconciles_ok(redis_server, real_redis,
+                                                                   tmp_path):
+    """Rows an in-memory run left in the file are not this Redis's: the real-Redis run is OK."""
+    path = str(tmp_path / "r.db")
+    status, lines = finish(start("--db", path, "--duration", "0.5", "--rate", "200"), [])
+    assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
+    status, lines = finish(start("--redis-url", redis_server.url, "--db", path, "--duration",
+                                 "0.5", "--rate", "200", "--backup-interval", "0.2"), [])
+    assert status == 0, "\n".join(lines)
+    posted, _ = posted_and_refused(lines)
+    assert system_line(lines) == (posted, posted, 0, "OK")
+
+
+def test_reconcile_and_a_poster_start_while_a_backup_holds_the_write_lock(
+        redis_server, real_redis, tmp_path):
+    """Processes that never write the database open it without taking its write lock."""
+    path = tmp_path / "r.db"
+    ReactionsTable(str(path)).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("begin immediate")  # a backup in the middle of its transaction
+    try:
+        status, output = reconcile_command(redis_server.url, path)
+        assert status == 0 and " OK" in output, output
+        status, lines = finish(start("--redis-url", redis_server.url, "--db", str(path),
+                                     "--role", "post", "--duration", "0.3", "--rate", "100"), [])
+        assert status == 0 and any("role post" in line for line in lines), "\n".join(lines)
+    finally:
+        holder.rollback()
+        holder.close()

@@ -48,7 +48,7 @@ def test_staged_list_in_the_ledger_counts_once(adapter, table):
     """A staged list whose rows are committed but not yet deleted is rows, not pending too."""
     post(adapter, (3, "happy"), (3, "happy"))
     [staged] = adapter.stage_all(adapter.match_data_keys(), "b1")
-    table.insert_many(adapter.iter_events(staged), batch=staged)
+    table.insert_many(adapter.iter_events(staged), batch=staged, source=adapter.source_id())
     result = reconcile(adapter, table)
     assert (result.ok, result.rows, result.pending) == (True, 2, 0)
 
@@ -59,3 +59,127 @@ def test_other_sinks_are_added(adapter, table):
     adapter.redis.delete("match_data_4")
     result = reconcile(adapter, table, sinks=[lambda: {(4, "sad"): 1}])
     assert result.ok and result.sinks == 1 and "other_sinks=1" in result.line()
+
+
+def test_rows_of_another_prefix_in_the_same_file_are_not_counted(adapter, table):
+    """Two prefixes backing up into one file: each reconciles its own rows, OK."""
+    other = RedisAdapter(adapter.redis, prefix="other:")
+    post(adapter, (1, "heart"))
+    post(other, (1, "heart"), (1, "heart"))
+    BackupDataManager(adapter, table).run()
+    BackupDataManager(other, table).run()
+    assert table.count() == 3
+    assert (reconcile(adapter, table).line(), reconcile(other, table).line()) == (
+        "system-wide reconciliation: redis_counters=1 database_rows=1 pending_in_redis=0 OK",
+        "system-wide reconciliation: redis_counters=2 database_rows=2 pending_in_redis=0 OK")
+
+
+def test_rows_of_an_earlier_redis_are_not_counted(adapter, table):
+    """Rows from another Redis dataset (an in-memory run) in the file: not this Redis's."""
+    earlier = RedisAdapter(InMemoryRedis(), prefix="")
+    post(earlier, (1, "heart"))
+    BackupDataManager(earlier, table).run()
+    post(adapter, (1, "heart"))
+    result = reconcile(adapter, table)
+    assert (result.ok, result.rows, result.pending) == (True, 0, 1)
+
+
+class BusyRedis(InMemoryRedis):
+    """A Redis where another process posts to a new match just before each view's MULTI."""
+
+    matches = 0
+
+    def pipeline(self, transaction=True):
+        pipe = super().pipeline(transaction)
+        execute = pipe.execute
+
+        def execute_after_a_post(raise_on_error=True):
+            if any(args[0] == "KEYS" for args, _ in pipe.command_stack):  # a reconcile view
+                self.matches += 1
+                RedisAdapter(self, prefix="").record_reaction(1, self.matches, "heart", 0.0)
+            return execute(raise_on_error)
+
+        pipe.execute = execute_after_a_post
+        return pipe
+
+
+def test_no_consistent_view_is_not_checked_rather_than_mismatch(table):
+    """When every view missed a key made meanwhile, the line says NOT CHECKED, not MISMATCH."""
+    result = reconcile(RedisAdapter(BusyRedis(), prefix=""), table, seconds=60)
+    assert not result.ok and not result.consistent and result.tries == 20
+    assert "NOT CHECKED" in result.line() and "MISMATCH" not in result.line()
+
+
+def test_time_limit_ends_the_tries(table):
+    """The tries stop at the time limit (an injected clock), not only after 20 views."""
+    ticks = iter(range(1000))
+    result = reconcile(RedisAdapter(BusyRedis(), prefix=""), table, seconds=2.5,
+                       clock=lambda: next(ticks))
+    assert not result.consistent and result.tries == 3  # clock 1, 2, then 3 >= 2.5
+
+
+def test_a_backup_cannot_commit_while_the_view_is_read(tmp_path):
+    """The census's read lock is held through the Redis read: another connection's commit
+    waits (SQLite busy), so the view is one cut of the file and Redis."""
+    import sqlite3
+    path = str(tmp_path / "r.db")
+    ReactionsTable(path).close()
+    reader = ReactionsTable(path, read_only=True)
+    writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with reader.held_census():
+        writer.execute("begin immediate")
+        writer.execute("insert into backup_batches (batch) values ('x')")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            writer.execute("commit")
+    writer.execute("commit")
+    assert "x" in reader.census()[1]
+
+
+def test_a_counter_made_during_the_scan_is_read_again(adapter, table, monkeypatch):
+    """A cell posted between the SCAN and the MULTI makes that view incomplete: taken again."""
+    post(adapter, (1, "heart"))
+    scans = []
+    original = RedisAdapter.counter_keys
+
+    def counter_keys_then_post(self, *args):
+        found = original(self, *args)
+        if not scans:
+            post(adapter, (1, "sad"))  # new counter 1_sad, and its event in match_data_1
+        scans.append(found)
+        return found
+
+    monkeypatch.setattr(RedisAdapter, "counter_keys", counter_keys_then_post)
+    result = reconcile(adapter, table)
+    assert (result.ok, result.counters, result.pending, result.tries) == (True, 2, 2, 2)
+
+
+def test_poison_items_are_counted_unreadable_not_a_traceback(adapter, table):
+    """Items that are not one event record are counted apart; the records still reconcile."""
+    post(adapter, (2, "sad"))
+    adapter.redis.rpush("match_data_2", "not json", "1, 2", '{"user_id": 1}', "[]")
+    result = reconcile(adapter, table)
+    assert (result.ok, result.unreadable, result.pending) == (True, 4, 1)
+    assert "unreadable_in_redis=4 OK" in result.line()
+
+
+def test_foreign_keys_of_our_shape_and_the_other_type_do_not_block(adapter, table):
+    """Another app's string named like a list (and list named like a counter): view is OK."""
+    adapter.redis.set("match_data_7", "x")
+    adapter.redis.rpush("7_sad", "y")
+    adapter.redis.set("7_heart", "not a number")
+    post(adapter, (1, "heart"))
+    result = reconcile(adapter, table)
+    assert (result.ok, result.tries, result.counters) == (True, 1, 1)
+
+
+def test_dead_letters_of_another_prefix_are_not_counted(adapter, table):
+    """The dead-letter sink keeps the letters of this prefix's staged lists only."""
+    import main
+    other = RedisAdapter(adapter.redis, prefix="other:")
+    for layout_adapter in (adapter, other):
+        post(layout_adapter, (5, "sad"))
+        layout_adapter.redis.rpush(layout_adapter.layout.match_data_key(5),
+                                   '{"user_id": 1, "emoticon_type": "sad", "match_id": 5}')
+        BackupDataManager(layout_adapter, table).run()
+    assert len(table.dead_letters()) == 2
+    assert main.dead_letter_sink(adapter, table)() == {(5, "sad"): 1}

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from backup_data import new_batch
-from redis_adapter import (MATCH_DATA_PATTERN, STAGING_PATTERN, InMemoryRedis, KeyLayout,
+from redis_adapter import (MATCH_DATA_PATTERN, SEED_LAYOUT, STAGING_PATTERN, InMemoryRedis, KeyLayout,
                            RedisAdapter, counter_key, decode_events, encode_event, match_data_key,
                            staging_key)
 
@@ -23,10 +23,39 @@ def test_key_formats_are_the_seeds():
     assert MATCH_DATA_PATTERN == "match_data_*"
 
 
-def test_staging_keys_are_outside_the_match_data_pattern():
-    """A staged list is not found again by the scan for match_data_*."""
-    assert staging_key("match_data_5", "0001") == "backup_0001_match_data_5"
-    assert STAGING_PATTERN == "backup_*_match_data_*"
+def test_staging_keys_are_not_live_lists():
+    """A staged list is not taken for a live list, nor is any live list taken for a staged one."""
+    assert staging_key("match_data_5", "0001") == "match_data_5:backup:0001"
+    assert STAGING_PATTERN == "match_data_*:backup:*"
+    assert not SEED_LAYOUT.is_match_data("match_data_5:backup:0001")
+    assert SEED_LAYOUT.is_staged("match_data_5:backup:0001")
+
+
+@pytest.mark.parametrize("prefix, key", [
+    ("", "backup_v2_match_data_3"),  # another app's list, and the old staging shape
+    ("", "backup_v2_match_data_3:backup:0001"),  # staged by prefix "backup_v2_"
+    ("live:", "live:backup_x_match_data_3"),
+    ("live:", "live:x:match_data_3:backup:0001"),
+    ("a:", "a:match_data_3:backup:00:01"),
+])
+def test_staged_key_of_another_shape_or_prefix_is_not_ours(prefix, key):
+    """Only a staged key embedding exactly this prefix is recognised as staged."""
+    assert not KeyLayout(prefix).is_staged(key) and not KeyLayout(prefix).is_match_data(key)
+
+
+def test_prefixes_never_share_a_key():
+    """Every key of one prefix is none of the keys of another (shapes and prefixes tried)."""
+    prefixes = ["", "backup_v2_", "live:", "match_data_", "x_", "1_"]
+    for p in prefixes:
+        layout = KeyLayout(p)
+        keys = [layout.counter_key(5, "heart"), layout.match_data_key(5),
+                layout.staging_key(layout.match_data_key(5), "0001.0002"),
+                layout.ingest_marker_key("ab12")]
+        for q in prefixes:
+            if q != p:
+                other = KeyLayout(q)
+                assert not any(other.is_pending(k) or other.parse_counter(k, ["heart"])
+                               for k in keys), (p, q)
 
 
 @pytest.mark.parametrize("event", [
@@ -114,7 +143,8 @@ def client(request):
 
 FOREIGN = {"session:42": "a string", "cache_match_data_3": "not a list", "7_likes": "99",
            "other:5_heart": "1000"}
-FOREIGN_LISTS = {"other:match_data_5": ["x"], "backup_1_other:match_data_5": ["y"]}
+FOREIGN_LISTS = {"other:match_data_5": ["x"], "backup_1_other:match_data_5": ["y"],
+                 "backup_v2_match_data_3": ["z"], "match_data_7:backup:0001_x": ["w"]}
 
 
 def put_foreign_keys(client):
@@ -137,13 +167,13 @@ def test_prefix_goes_before_every_key():
     layout = KeyLayout("live:")
     assert layout.counter_key(5, "heart") == "live:5_heart"
     assert layout.match_data_key(5) == "live:match_data_5"
-    assert layout.staging_key("live:match_data_5", "b1") == "live:backup_b1_match_data_5"
+    assert layout.staging_key("live:match_data_5", "b1") == "live:match_data_5:backup:b1"
     assert KeyLayout("").counter_key(5, "heart") == counter_key(5, "heart") == "5_heart"
 
 
-@pytest.mark.parametrize("prefix", [5, None, "a1", "x" * 201])
+@pytest.mark.parametrize("prefix", [5, None, "a1", "x" * 201, "\udcff:"])
 def test_prefix_refused_when_ambiguous_or_not_text(prefix):
-    """A prefix ending in a digit (or not a str, or over 200 characters) is a ValueError."""
+    """A prefix ending in a digit (or not a str, over 200 characters, not UTF-8) is refused."""
     with pytest.raises(ValueError, match="invalid key prefix"):
         KeyLayout(prefix)
 
@@ -207,6 +237,99 @@ def test_record_batch_counts_and_appends_in_one_step(client):
     assert adapter.counter_total() == adapter.pending_events() == 4
 
 
+# -- another application's value under one of our names: no half-applied event -----------------
+
+def test_post_on_a_foreign_list_key_is_undone(client):
+    """A POST whose list key is another app's string is not stored and not counted."""
+    from redis_adapter import WrongTypeError
+    client.set("match_data_3", "x")
+    adapter = RedisAdapter(client, prefix="")
+    with pytest.raises(WrongTypeError) as excinfo:
+        adapter.record_reaction(1, 3, "heart", 1.0)
+    assert (excinfo.value.keys, excinfo.value.dropped) == (["match_data_3"], 1)
+    assert adapter.get_counts(3, ["heart"]) == {"heart": 0}
+    assert client.get("match_data_3") in ("x", b"x")
+
+
+def test_post_on_a_foreign_counter_key_is_undone(client):
+    """A POST whose counter key is another app's list is not appended to the event list."""
+    from redis_adapter import WrongTypeError
+    client.rpush("4_sad", "y")
+    adapter = RedisAdapter(client, prefix="")
+    with pytest.raises(WrongTypeError):
+        adapter.record_reaction(1, 4, "sad", 1.0)
+    assert adapter.pending_events() == 0 and client.llen("4_sad") == 1
+
+
+def test_batch_with_foreign_keys_keeps_the_other_cells(client):
+    """A flush stores every cell but those of foreign keys; counters still match the lists."""
+    from redis_adapter import WrongTypeError
+    client.set("match_data_3", "x")
+    client.rpush("4_sad", "y")
+    adapter = RedisAdapter(client, prefix="")
+    cells = [(3, "heart"), (4, "sad"), (4, "heart"), (5, "sad"), (4, "sad")]
+    events = [{"user_id": 1, "emoticon_type": e, "timestamp": float(n), "match_id": m}
+              for n, (m, e) in enumerate(cells)]
+    with pytest.raises(WrongTypeError) as excinfo:
+        adapter.record_batch(events, "ingest_x", 1)
+    assert excinfo.value.dropped == 3
+    assert adapter.counter_total() == adapter.pending_events() == 2
+    assert list(adapter.iter_events("match_data_4")) == [events[2]]
+
+
+def test_foreign_string_named_like_a_list_is_not_staged(client):
+    """A backup leaves another app's string match_data_3 alone (only lists are staged)."""
+    from backup_data import BackupDataManager
+    from db import ReactionsTable
+    client.set("match_data_3", "x")
+    adapter = RedisAdapter(client, prefix="")
+    adapter.record_reaction(1, 2, "heart", 1.0)
+    assert BackupDataManager(adapter, ReactionsTable(":memory:")).run().events == 1
+    assert client.get("match_data_3") in ("x", b"x") and client.keys("*backup*") == []
+
+
+def test_foreign_list_shaped_like_an_old_staged_list_is_left_alone(client):
+    """backup_v2_match_data_3 (another app's list) is neither moved nor deleted."""
+    from backup_data import BackupDataManager
+    from db import ReactionsTable
+    client.rpush("backup_v2_match_data_3", "z")
+    table = ReactionsTable(":memory:")
+    assert BackupDataManager(RedisAdapter(client, prefix=""), table).run().events == 0
+    assert client.llen("backup_v2_match_data_3") == 1 and table.count() == 0
+
+
+def test_live_lists_of_prefix_backup_v2_are_not_taken_by_the_empty_prefix(client):
+    """The empty prefix's backup does not move prefix backup_v2_'s live lists."""
+    from backup_data import BackupDataManager
+    from db import ReactionsTable
+    RedisAdapter(client, prefix="backup_v2_").record_reaction(1, 3, "heart", 1.0)
+    assert BackupDataManager(RedisAdapter(client, prefix=""),
+                             ReactionsTable(":memory:")).run().events == 0
+    assert client.llen("backup_v2_match_data_3") == 1
+
+
+def test_non_utf8_foreign_key_is_skipped(client):
+    """Another app's binary key name does not break the scans of a bytes-answering client."""
+    if not isinstance(client, InMemoryRedis) and client.get_encoder().decode_responses:
+        pytest.skip("a client decoding every reply cannot read such a key name at all")
+    if isinstance(client, InMemoryRedis):
+        pytest.skip("the in-memory server holds str key names only")
+    client.set(b"1_\xff\xd8", b"x")
+    client.rpush(b"match_data_\xff", b"x")
+    adapter = RedisAdapter(client, prefix="")
+    adapter.record_reaction(1, 2, "heart", 1.0)
+    assert adapter.counter_total() == adapter.pending_events() == 1
+
+
+def test_ingest_marker_expires_by_itself(client):
+    """A flush's marker carries a day's expiry: a killed poster's marker does not stay forever."""
+    from redis_adapter import INGEST_MARKER_TTL_SECONDS
+    adapter = RedisAdapter(client, prefix="")
+    adapter.record_batch([{"user_id": 1, "emoticon_type": "sad", "timestamp": 1.0,
+                           "match_id": 1}], "ingest_x", 1)
+    assert INGEST_MARKER_TTL_SECONDS - 1 <= client.ttl("ingest_x") <= INGEST_MARKER_TTL_SECONDS
+
+
 class RepeatingScan(InMemoryRedis):
     """A server whose SCAN iteration returns every key twice, as Redis may under rehashing."""
 
@@ -224,9 +347,9 @@ def test_scan_repeats_do_not_double_count():
     adapter.stage_all(["match_data_6"], "b1")
     assert adapter.counter_total() == 2 and adapter.pending_events() == 2
     assert adapter.match_data_keys() == ["match_data_5"]
-    assert adapter.staged_keys() == ["backup_b1_match_data_6"]
-    assert sorted(adapter.snapshot()) == ["5_heart", "6_heart", "backup_b1_match_data_6",
-                                          "match_data_5"]
+    assert adapter.staged_keys() == ["match_data_6:backup:b1"]
+    assert sorted(adapter.snapshot()) == ["5_heart", "6_heart", "match_data_5",
+                                          "match_data_6:backup:b1"]
 
 
 @pytest.mark.parametrize("prefix", ["", "live:", "match_data_9:"])

@@ -31,7 +31,8 @@ def test_main_imports_no_redis_py():
 
 def test_missing_redis_py_is_one_line_and_exit_2():
     """--redis-url without redis-py: one line saying how to install it, exit status 2."""
-    status, output = run("--redis-url", "redis://127.0.0.1:6379/0", code=WITHOUT_REDIS_PY)
+    status, output = run("--redis-url", "redis://127.0.0.1:6379/0", "--role", "get",
+                         code=WITHOUT_REDIS_PY)
     assert status == 2
     assert output.endswith("needs redis-py, which is not installed: python3 -m pip install redis")
     assert len(output.splitlines()) == 1
@@ -41,7 +42,7 @@ def test_unreachable_redis_is_one_line_and_exit_2():
     """A server that does not answer: one line naming it, exit status 2."""
     pytest.importorskip("redis", reason="redis-py missing (python3 -m pip install redis)")
     url = f"redis://127.0.0.1:{free_port()}/0"
-    status, output = run("--redis-url", url, "--duration", "1")
+    status, output = run("--redis-url", url, "--role", "post", "--duration", "1")
     assert status == 2 and f"cannot reach Redis at {url}" in output
     assert len(output.splitlines()) == 1
 
@@ -51,6 +52,14 @@ def test_role_needs_a_real_redis(role):
     """A role other than all with the in-memory server is refused with exit status 2."""
     status, output = run("--role", role, "--duration", "1")
     assert status == 2 and f"--role {role} needs --redis-url" in output
+
+
+@pytest.mark.parametrize("role", ["all", "backup"])
+def test_backup_role_on_a_real_redis_refuses_a_memory_database(role):
+    """A process that backs up a shared Redis into :memory: would lose its events: exit 2."""
+    status, output = run("--redis-url", "redis://127.0.0.1:1/0", "--role", role)
+    assert status == 2 and len(output.splitlines()) == 1
+    assert f"--role {role} with --redis-url needs --db FILE" in output
 
 
 def test_reconcile_needs_a_redis_url_and_a_file():
@@ -74,11 +83,22 @@ def test_password_is_not_logged():
     assert redacted("redis://user:secret@host:6380/1") == "redis://user:***@host:6380/1"
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("redis://127.0.0.1:6379/0?password=s3cret&db=1", "redis://127.0.0.1:6379/0?password=***&db=1"),
+    ("redis://:s3cret@h/0", "redis://:***@h/0"),
+    ("unix://:s3cret@/tmp/r.sock?db=0", "unix://:***@/tmp/r.sock?db=0"),
+    ("http://user:s3cret@127.0.0.1:1/0", "http://user:***@127.0.0.1:1/0"),
+])
+def test_password_in_userinfo_or_query_is_not_logged(url, shown):
+    """Both places redis-py reads a password from are redacted."""
+    assert redacted(url) == shown
+
+
 def test_connect_gives_a_client_that_answers(redis_server):
-    """connect() returns a decoding client without redis-py's own retries."""
+    """connect() returns a client answering bytes (the adapter decodes), no own retries."""
     client = connect(redis_server.url)
     assert client.ping() is True
-    assert client.get_connection_kwargs()["decode_responses"] is True
+    assert client.get_connection_kwargs()["decode_responses"] is False
     client.close()
 
 

@@ -230,6 +230,36 @@ def test_lrange_bad_index(r, backend):
     assert error_text(excinfo) == NOT_AN_INTEGER
 
 
+@pytest.mark.parametrize("count, removed, left", [
+    (1, 1, ["b", "a", "c", "a"]),
+    (-1, 1, ["a", "b", "a", "c"]),
+    (-2, 2, ["a", "b", "c"]),
+    (0, 3, ["b", "c"]),
+    (10, 3, ["b", "c"]),
+])
+def test_lrem_counts_from_head_or_tail(r, count, removed, left):
+    """LREM removes up to count matches from the head (>0), the tail (<0), or all (0)."""
+    r.rpush("l", "a", "b", "a", "c", "a")
+    assert r.lrem("l", count, "a") == removed
+    assert r.lrange("l", 0, -1) == left
+
+
+def test_lrem_empties_and_deletes_the_list(r):
+    """A list LREM empties is deleted; a missing key removes nothing."""
+    r.rpush("l", "a")
+    assert r.lrem("l", 0, "a") == 1
+    assert r.exists("l") == 0
+    assert r.lrem("l", 0, "a") == 0
+
+
+def test_lrem_wrong_type(r, backend):
+    """LREM on a string fails with WRONGTYPE."""
+    r.set("s", "1")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.lrem("s", 0, "1")
+    assert error_text(excinfo) == WRONGTYPE
+
+
 def test_llen(r):
     """LLEN counts a list's items; 0 for a missing key."""
     assert r.llen("l") == 0

@@ -159,6 +159,53 @@ def test_bad_flag_is_refused_by_its_flag(name, text):
     assert str(error).startswith(f"{flag} {text or repr(text)} ({name}) is not allowed")
 
 
+@pytest.mark.parametrize("name, text", [
+    ("MAX_MATCHES", "５"), ("MAX_MATCHES", "١٠"), ("MAX_MATCHES", " 7 "), ("MAX_MATCHES", "1_0"),
+    ("RANDOM_SEED", "５"), ("POSTS_PER_SECOND", "１"), ("POSTS_PER_SECOND", " 5"),
+    ("POSTS_PER_SECOND", "1_000"), ("DURATION_SECONDS", "Infinity"),
+])
+def test_flag_numbers_are_ascii_digits_only(name, text):
+    """A number flag takes ASCII digits only: other scripts' digits, spaces and _ are refused."""
+    assert refusal({name: text}).source == SETTINGS[name].flag
+
+
+@pytest.mark.parametrize("name, text, used", [
+    ("MAX_MATCHES", "+7", 7), ("POSTS_PER_SECOND", "1e3", 1000.0),
+    ("POSTS_PER_SECOND", ".5", 0.5), ("DURATION_SECONDS", "2.", 2.0),
+])
+def test_flag_numbers_in_ascii_notation_are_accepted(name, text, used):
+    """Signs, decimals and exponents in ASCII are numbers."""
+    assert validate_settings(config_values(), {name: text})[name] == used
+
+
+def test_long_flag_value_is_cut_in_the_error():
+    """A 50,000-character flag value is shown cut, as config.py values are."""
+    error = str(refusal({"KEY_PREFIX": "x" * 50_000}))
+    assert len(error) < 500 and "xxx..." in error
+
+
+@pytest.mark.parametrize("prefix", ["\udcff:", "a\ud800"])
+def test_prefix_that_is_not_utf8_is_refused(prefix):
+    """A key prefix redis-py cannot encode is refused at start-up, shown escaped."""
+    error = refusal({"KEY_PREFIX": prefix})
+    assert error.name == "KEY_PREFIX" and "\\ud" in str(error) and "UTF-8" in str(error)
+    assert refusal(KEY_PREFIX=prefix).source == CONFIG_SOURCE
+
+
+@pytest.mark.parametrize("url", ["http://user:s3cret@127.0.0.1:1/0",
+                                 "redis://127.0.0.1:1/abc?password=s3cret"])
+def test_refused_redis_url_hides_its_password(url):
+    """A refused URL is named without its password, from a flag or from config.py."""
+    for error in (refusal({"REDIS_URL": url}), refusal(REDIS_URL=url)):
+        assert "s3cret" not in str(error) and "***" in str(error)
+
+
+def test_redis_url_with_a_database_that_is_not_a_number_is_refused():
+    """redis://host/abc would silently be db 0 in redis-py: refused instead."""
+    assert "must be a number" in str(refusal({"REDIS_URL": "redis://127.0.0.1:6379/abc"}))
+    assert validate_settings(config_values(), {"REDIS_URL": "redis://h:1/15"})["REDIS_URL"]
+
+
 def test_flag_overrides_config():
     """A flag's value wins over config.py's, parsed from its text."""
     values = validate_settings(config_values(), {"POSTS_PER_SECOND": "0", "MAX_MATCHES": "3",
@@ -284,6 +331,25 @@ def test_largest_matches_with_a_file_run_end_to_end(tmp_path):
     assert status == 0, lines
     assert any(f"the busiest 10 of {MAX_MATCHES_FILE_LIMIT:,} matches" in line for line in lines)
     assert lines[-1].endswith(" OK") and not any("Traceback" in line for line in lines)
+
+
+@pytest.mark.parametrize("line, error", [("raise KeyboardInterrupt", "KeyboardInterrupt"),
+                                         ("raise SystemExit(0)", "SystemExit")])
+def test_main_refuses_a_config_that_raises_in_one_line(tmp_path, line, error):
+    """A config.py raising KeyboardInterrupt or SystemExit: one line, exit 2, no traceback."""
+    path = copy_with_setting(tmp_path, "MAX_USERS", "100") / "config.py"
+    path.write_text(path.read_text() + f"\n{line}\n")
+    status, lines = run_main(tmp_path, "--duration", "1")
+    assert status == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"config.py cannot be loaded: {error}"), lines
+
+
+def test_help_hides_a_password_in_config(tmp_path):
+    """REDIS_URL with a password in config.py: --help shows it as ***."""
+    cwd = copy_with_setting(tmp_path, "REDIS_URL", '"redis://u:s3cret@h:1/0?password=s3cret"')
+    status, lines = run_main(cwd, "--help")
+    assert status == 0 and "s3cret" not in "\n".join(lines)
+    assert "u:***@h:1/0?password=***" in "".join(lines)
 
 
 @pytest.mark.parametrize("text, error", [("(", "SyntaxError"), ("undefined_name", "NameError")])
