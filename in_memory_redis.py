@@ -135,9 +135,11 @@ def _encode(value: Any) -> str | bytes:
 
 def _pack(args: tuple) -> list[str | bytes]:
     """The command as Redis receives it: the name, then every argument encoded."""
-    if type(args[0]) is not str or args[0] not in _COMMAND_NAMES:  # "GET k", "get", b"GET"
-        args = _split_name(args)
-    return [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
+    command = [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
+    if command[0] in _COMMAND_NAMES:  # the usual case: an offered name, as redis-py spells it
+        return command
+    words = _split_name(args)  # "GET k", or just "get" or b"GET"
+    return command if words is args else _pack(words)
 
 
 def _split_name(args: tuple) -> tuple:
@@ -145,7 +147,7 @@ def _split_name(args: tuple) -> tuple:
     ``execute_command("FLUSHDB ASYNC")`` sends FLUSHDB and ASYNC (a bytes name only if it holds
     a space). A name of whitespace only leaves the next argument as the name."""
     name = args[0]
-    if isinstance(name, str):
+    if isinstance(name, str) and not name.isalpha():
         words = tuple(name.encode().split())
     elif isinstance(name, (bytes, bytearray)) and b" " in name:
         words = tuple(name.split())
@@ -784,11 +786,11 @@ class InMemoryRedis(Commands):
         """
         command = _pack(args)
         plain = command[0] in _PLAIN_REPLIES
-        matchers = None if plain else _compile_patterns([command])
-        with self._lock:
-            if matchers:
-                self._matchers = matchers
-            reply = self._run(command)
+        if plain:  # the GET path: no glob pattern to compile first
+            with self._lock:
+                reply = self._run(command)
+        else:
+            reply = self._run_locked(command)
         if isinstance(reply, ResponseError):
             if EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
@@ -859,19 +861,25 @@ class InMemoryRedis(Commands):
             # the first refusal.
             arity = self._MULTI_ARITY
             over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
-            for number, command in enumerate(commands, 1):
+            for command in commands:
                 expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
                 if over or not (len(command) == expected if expected > 0
                                 else expected and len(command) >= -expected):
-                    refusal = self._refusal(command, in_transaction=True)
-                    if refusal is not None:
-                        raise _annotate(refusal, number, command)
+                    self._refuse_transaction(commands)
+                    break
             if watch is not None:
                 dirty = watch.dirty or self._watched_key_expired(watch)
                 self._unwatch(watch)
                 if dirty:
                     return None
             return [self._dispatch(command) for command in commands]
+
+    def _refuse_transaction(self, commands: list[list]) -> None:
+        """Raise the first command's refusal, annotated with its place, if any is refused."""
+        for number, command in enumerate(commands, 1):
+            refusal = self._refusal(command, in_transaction=True)
+            if refusal is not None:
+                raise _annotate(refusal, number, command)
 
     def _run_locked(self, command: list, watch: _Watch | None = None) -> Any:
         matchers = None if command[0] in _NO_PATTERN else _compile_patterns([command])
@@ -1572,7 +1580,7 @@ class Pipeline(Commands):
             replies = self._server._execute_pipeline(sent, transaction, None, self._plain)
         if replies is None:
             raise WatchError("Watched variable changed.")
-        if len(sent) < len(commands):
+        if sent is not commands and len(sent) < len(commands):
             answered = iter(replies)
             replies = [options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else next(answered)
                        for _, options in stack]
