@@ -30,10 +30,11 @@ import re
 import textwrap
 import threading
 import time
-from typing import Any, Callable, Iterator
+import weakref
+from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "DataError", "WatchError",
-           "InMemoryRedis", "Pipeline", "NEVER_DECODE"]
+__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "ExecAbortError", "DataError",
+           "WatchError", "InMemoryRedis", "Pipeline", "NEVER_DECODE", "EMPTY_RESPONSE"]
 
 # Error texts as redis-py shows them: it strips a leading "ERR " and keeps other prefixes.
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -48,12 +49,19 @@ OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
 
 NEVER_DECODE = "NEVER_DECODE"
 """execute_command option (redis-py's name): answer bytes, whatever decode_responses says."""
+EMPTY_RESPONSE = "EMPTY_RESPONSE"
+"""execute_command option (redis-py's name): the reply to give if Redis answers an error (a
+pipeline does not send the command at all); mget([]) answers [] this way."""
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _CURSOR = re.compile(r"[+-]?[0-9]+|")  # compiled here, not on a first SCAN under the lock
 SCAN_DEFAULT_COUNT = 10  # Redis's default COUNT
 SCAN_EMPTY_SLOTS_PER_KEY = 10  # Redis visits at most 10 * COUNT buckets per SCAN call
 SLOTS_SHRUNK_PER_DELETE = 64  # empty slots dropped off SCAN's array by one deletion at most
+# SCAN counts the keys in each block of 2**8 slots and of 2**16 slots, and steps over an empty
+# block as over one empty slot: a keyspace emptied by mass deletion keeps its slots (no key can
+# move to a lower slot without a SCAN under way missing it), but is scanned in a few calls.
+SMALL_BLOCK_BITS, LARGE_BLOCK_BITS = 8, 16
 ACTIVE_EXPIRE_KEYS = 20  # expired keys reclaimed per command at most (Redis: 20 per sample)
 
 
@@ -71,6 +79,10 @@ class OutOfMemoryError(ResponseError):
     Redis's ``noeviction`` policy: nothing is evicted; commands that can add data are refused
     until memory is freed (by DEL, say), and the data already stored is untouched.
     """
+
+
+class ExecAbortError(ResponseError):
+    """Redis discarded a transaction (its EXECABORT reply; redis.exceptions.ExecAbortError)."""
 
 
 class DataError(RedisError):
@@ -123,7 +135,25 @@ def _encode(value: Any) -> str | bytes:
 
 def _pack(args: tuple) -> list[str | bytes]:
     """The command as Redis receives it: the name, then every argument encoded."""
-    return [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
+    command = [arg if type(arg) is str and arg.isascii() else _encode(arg) for arg in args]
+    if command[0] in _COMMAND_NAMES:  # the usual case: an offered name, as redis-py spells it
+        return command
+    words = _split_name(args)  # "GET k", or just "get" or b"GET"
+    return command if words is args else _pack(words)
+
+
+def _split_name(args: tuple) -> tuple:
+    """redis-py's pack: a name holding whitespace is split into words, so
+    ``execute_command("FLUSHDB ASYNC")`` sends FLUSHDB and ASYNC (a bytes name only if it holds
+    a space). A name of whitespace only leaves the next argument as the name."""
+    name = args[0]
+    if isinstance(name, str) and not name.isalpha():
+        words = tuple(name.encode().split())
+    elif isinstance(name, (bytes, bytearray)) and b" " in name:
+        words = tuple(name.split())
+    else:
+        return args
+    return (words + args[1:]) or args  # nothing at all: sent as it is, an unknown command
 
 
 def _raw(text: str | bytes) -> bytes:
@@ -183,21 +213,37 @@ def _glob_class(p: bytes, i: int) -> tuple[int, frozenset[int]]:
     """
     negate = p[i:i + 1] == b"^"
     i += negate
-    members: set[int] = set()
+    literals: list[int] = []
+    ranges: list[tuple[int, int]] = []
     while i < len(p) and p[i] != ord("]"):
         if p[i] == ord("\\") and i + 1 < len(p):
             i += 1
-            members.add(p[i])
+            literals.append(p[i])
         elif i + 2 < len(p) and p[i + 1] == ord("-"):
-            low, high = sorted((_signed(p[i]), _signed(p[i + 2])))
-            members.update(byte for byte in range(256) if low <= _signed(byte) <= high)
+            ranges.append((p[i], p[i + 2]))
             i += 2
         else:
-            members.add(p[i])
+            literals.append(p[i])
         i += 1
-    if negate:
-        members = set(range(256)) - members
-    return i, frozenset(members)
+    return i, _class_set(negate, tuple(literals), tuple(ranges))
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_set(negate: bool, literals: tuple[int, ...],
+               ranges: tuple[tuple[int, int], ...]) -> frozenset[int]:
+    """The bytes of a class: ``literals`` and ``ranges`` (ends as signed chars), or the others.
+
+    Cached, so a pattern repeating one class builds its set once (and its tokens compare by
+    identity when runs are grouped).
+    """
+    members = set(literals)
+    for first, last in ranges:
+        low, high = sorted((_signed(first), _signed(last)))
+        members.update(byte for byte in range(256) if low <= _signed(byte) <= high)
+    return frozenset(ANY_BYTE - members if negate else members)
+
+
+ANY_BYTE = frozenset(range(256))
 
 
 def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
@@ -210,7 +256,7 @@ def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
             if not tokens or tokens[-1] is not None:  # "**" is "*"
                 tokens.append(None)
         elif byte == ord("?"):
-            tokens.append(frozenset(range(256)))
+            tokens.append(ANY_BYTE)
         elif byte == ord("["):
             i, members = _glob_class(pattern, i + 1)
             tokens.append(members)
@@ -222,15 +268,42 @@ def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
     return tokens
 
 
+def _byte_ranges(members: Iterable[int]) -> str:
+    """Sorted bytes as the inside of a regex class: runs written ``\\xLL-\\xHH``."""
+    runs: list[list[int]] = []
+    for byte in sorted(members):
+        if runs and runs[-1][1] == byte - 1:
+            runs[-1][1] = byte
+        else:
+            runs.append([byte, byte])
+    return "".join(f"\\x{low:02x}" if low == high else f"\\x{low:02x}-\\x{high:02x}"
+                   for low, high in runs)
+
+
+@functools.lru_cache(maxsize=1024)
 def _regex_token(members: frozenset[int]) -> str:
-    """One byte of ``members`` as a regex over latin-1 text (one character per byte)."""
+    """One byte of ``members`` as a regex over latin-1 text (one character per byte).
+
+    A class is written as runs of bytes, or as the runs it leaves out when that is shorter
+    (``[^a]`` is ``[^\\x61]``, not 255 members), so its cost to compile stays small.
+    """
     if len(members) == 256:
         return "."
-    if not members:
-        return "(?!)"
     if len(members) == 1:
         return re.escape(chr(next(iter(members))))
-    return "[" + "".join(re.escape(chr(byte)) for byte in sorted(members)) + "]"
+    if len(members) <= 128:
+        return f"[{_byte_ranges(members)}]" if members else "[^\\x00-\\xff]"  # [] : none
+    return f"[^{_byte_ranges(ANY_BYTE - members)}]"
+
+
+def _regex_segment(tokens: list[frozenset[int]]) -> str:
+    """Fixed-length tokens as a regex, a run of equal tokens as one repeat: ``.{100000}``."""
+    parts = []
+    for token, run in itertools.groupby(tokens):
+        count = sum(1 for _ in run)
+        regex = _regex_token(token)
+        parts.append(regex if count == 1 else f"(?:{regex}){{{count}}}")
+    return "".join(parts)
 
 
 @functools.lru_cache(maxsize=256)
@@ -247,13 +320,13 @@ def _glob(pattern: bytes) -> Callable[[str], Any]:
     parts, segment = [], []
     for token in tokens:
         if token is None:
-            parts.append("".join(segment))
+            parts.append(_regex_segment(segment))
             segment = []
         else:
-            segment.append(_regex_token(token))
+            segment.append(token)
     if len(parts) == 0:  # no star: the whole key is one segment
-        return re.compile("".join(segment) + r"\Z", re.DOTALL).match
-    head, middles, tail = parts[0], parts[1:], "".join(segment)
+        return re.compile(_regex_segment(segment) + r"\Z", re.DOTALL).match
+    head, middles, tail = parts[0], parts[1:], _regex_segment(segment)
     regex = head + "".join(f"(?>.*?{middle})" for middle in middles) + ".*" + tail + r"\Z"
     return re.compile(regex, re.DOTALL).match
 
@@ -279,6 +352,30 @@ def glob_matcher(pattern: str | bytes) -> Callable[[str | bytes], bool]:
                         else pattern == b"")
 
 
+def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | None:
+    """The matchers of the glob patterns in ``commands`` (KEYS, SCAN ... MATCH), or None.
+
+    Called before the server lock is taken, so compiling a long pattern delays no other client.
+    """
+    matchers = None
+    for command in commands:
+        if command[0] in _NO_PATTERN:
+            continue
+        name = _word(command[0])
+        if name == "KEYS":
+            patterns = command[1:2]
+        elif name == "SCAN":
+            patterns = [value for option, value in zip(command[2::2], command[3::2])
+                        if _word(option) == "MATCH"]
+        else:
+            continue
+        for pattern in patterns:
+            if matchers is None:
+                matchers = {}
+            matchers[pattern] = glob_matcher(pattern)
+    return matchers
+
+
 # -- the estimate of used memory -----------------------------------------------------------------
 
 # Calibrated on redis-server 7.0 (INFO memory, used_memory): a key costs about 56 bytes besides
@@ -288,18 +385,42 @@ KEY_OVERHEAD_BYTES = 56
 ITEM_OVERHEAD_BYTES = 5
 
 
+def _nbytes(text: str | bytes) -> int:
+    """The length in bytes of a key or string as Redis stores it (str as UTF-8)."""
+    return len(text) if type(text) is bytes or text.isascii() else len(text.encode())
+
+
+def _items_size(items: list | tuple) -> int:
+    """Estimated bytes of list items: their text plus ITEM_OVERHEAD_BYTES each."""
+    size = ITEM_OVERHEAD_BYTES * len(items)
+    if len(items) == 1:  # the POST path pushes one event
+        return size + _nbytes(items[0])
+    return size + sum(map(_nbytes, items))
+
+
 def _value_size(value: str | bytes | int | list) -> int:
     """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES)."""
     if type(value) is int:
         return 0
     if type(value) is list:
-        return sum(map(len, value)) + ITEM_OVERHEAD_BYTES * len(value)
-    return len(value)
+        return _items_size(value)
+    return _nbytes(value)
 
 
 def _key_size(key: str | bytes, value: str | bytes | int | list) -> int:
     """Estimated bytes of one key with its value, as counted against ``maxmemory``."""
-    return KEY_OVERHEAD_BYTES + len(key) + _value_size(value)
+    return KEY_OVERHEAD_BYTES + _nbytes(key) + _value_size(value)
+
+
+def _int_encoded(value: str | bytes) -> str | bytes | int:
+    """A string value as Redis stores it: an int when it is a canonical 64-bit integer of at
+    most 20 characters (Redis's OBJ_ENCODING_INT, via string2l), else the string itself."""
+    if type(value) is str and len(value) <= 20 and value.isascii() and value.lstrip("-").isdigit():
+        try:
+            return _parse_int(value)
+        except ResponseError:
+            return value
+    return value
 
 
 # -- replies: what redis-py makes of them ------------------------------------------------------
@@ -349,16 +470,18 @@ _CALLBACKS: dict[str, Callable[..., Any]] = {
     "EXPIRE": lambda reply, **options: bool(reply),
     "PERSIST": lambda reply, **options: bool(reply),
     "PING": lambda reply, **options: reply == "PONG" or reply == b"PONG",
-    **dict.fromkeys(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS", "TTL",
-                     "PTTL", "TYPE", "KEYS", "DBSIZE"]),  # no callback: the reply as it is
+    **dict.fromkeys(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH", "LRANGE",
+                     "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "TYPE", "KEYS", "DBSIZE", "EXEC",
+                     "DISCARD"]),  # no callback: the reply as it is
 }
 for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
     _CALLBACKS[_name] = lambda reply, **options: _is_ok(reply)
 
 
 # Commands whose reply redis-py returns as read: with no bytes stored, nothing to do to it.
-_PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXISTS",
-                            "TTL", "PTTL", "KEYS", "DBSIZE"])
+# (KEYS is left out: its glob pattern is compiled first, see _compile_patterns.)
+_PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH",
+                            "LRANGE", "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "DBSIZE"])
 
 
 def _callback(name: str | bytes) -> Callable[..., Any] | None:
@@ -369,17 +492,24 @@ def _callback(name: str | bytes) -> Callable[..., Any] | None:
     return callback
 
 
-def _client_reply(command: list, reply: Any, options: dict[str, Any]) -> Any:
-    """The server's ``reply`` to ``command`` as redis-py returns it (decoded, then its callback)."""
+def _client_reply(name: Any, reply: Any, options: dict[str, Any],
+                  in_transaction: bool = False) -> Any:
+    """The server's ``reply`` to a command as redis-py returns it (decoded, then its callback).
+
+    ``name`` is the command's first argument as the caller gave it: redis-py looks its callback
+    up by that, so ``execute_command("SET k v")`` answers the raw "OK". Inside MULTI/EXEC
+    redis-py decodes every reply, NEVER_DECODE or not.
+    """
     if options or _bytes_sent:
-        reply = _undecoded(reply) if NEVER_DECODE in options else _decode(reply)
+        never_decode = NEVER_DECODE in options and not in_transaction
+        reply = _undecoded(reply) if never_decode else _decode(reply)
     elif type(reply) is _Status:
         reply = str.__str__(reply)
-    callback = _callback(command[0])
+    callback = _callback(name)
     if callback is None:
         return reply
     return callback(reply, **{key: value for key, value in options.items()
-                              if key not in (NEVER_DECODE, "keys")})
+                              if key not in (NEVER_DECODE, EMPTY_RESPONSE, "keys")})
 
 
 class Commands:
@@ -431,9 +561,12 @@ class Commands:
     def mget(self, keys: Any, *args: Any) -> Any:
         """MGET: a list with the string of each key, None where missing or not a string.
 
-        No keys at all gives [] (redis-py answers that itself rather than send a bad MGET).
+        No keys at all gives [] (redis-py's EMPTY_RESPONSE: Redis's arity error is not raised).
         """
-        return self.execute_command("MGET", *_list_or_args(keys, args))
+        keys = _list_or_args(keys, args)
+        if keys:
+            return self.execute_command("MGET", *keys)
+        return self.execute_command("MGET", **{EMPTY_RESPONSE: []})
 
     def incrby(self, name: str, amount: int = 1) -> Any:
         """INCRBY: add ``amount`` to the integer at ``name`` (missing = 0); the new value (int).
@@ -444,6 +577,15 @@ class Commands:
         return self.execute_command("INCRBY", name, amount)
 
     incr = incrby  # redis-py's incr(name, amount=1) is INCRBY too
+
+    def decrby(self, name: str, amount: int = 1) -> Any:
+        """DECRBY: subtract ``amount`` from the integer at ``name``; the new value (int).
+
+        Errors as incrby, and "decrement would overflow" for an amount of -2**63.
+        """
+        return self.execute_command("DECRBY", name, amount)
+
+    decr = decrby  # redis-py's decr(name, amount=1) is DECRBY too
 
     def rpush(self, name: str, *values: Any) -> Any:
         """RPUSH: append ``values`` to the list at ``name`` (created if missing); its new length."""
@@ -556,6 +698,11 @@ def _expiry_amount(option: str, amount: Any) -> Any:
     return amount
 
 
+# Refused inside a transaction: WATCH and UNWATCH as Redis refuses them; a raw EXEC or DISCARD
+# queued in a pipeline (redis-py's own reply bookkeeping breaks on those) as well.
+_NOT_QUEUED = ("WATCH", "UNWATCH", "EXEC", "DISCARD")
+
+
 class _Watch:
     """One client's WATCHed keys; ``dirty`` once any of them changed (Redis's CLIENT_DIRTY_CAS)."""
 
@@ -578,19 +725,19 @@ class InMemoryRedis(Commands):
     OutOfMemoryError and changes nothing, until DEL or FLUSHDB brings it back under.
     """
 
-    # Redis's arity: argc counting the name, negative for "at least". MGET is -2 in Redis, but
-    # redis-py answers mget([]) with [] itself, so -1 here.
-    _ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -1, "INCRBY": 3, "RPUSH": -3,
-              "LRANGE": 4, "LREM": 4, "LLEN": 2, "DEL": -2, "EXISTS": -2, "EXPIRE": -3, "PERSIST": 2,
-              "TTL": 2, "PTTL": 2, "RENAME": 3, "RENAMENX": 3, "TYPE": 2, "KEYS": 2,
-              "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1, "WATCH": -2, "UNWATCH": 1}
+    # Redis's arity: argc counting the name, negative for "at least" (mget([]) still answers
+    # [], through redis-py's EMPTY_RESPONSE).
+    _ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -2, "INCRBY": 3, "INCR": 2, "DECR": 2,
+              "DECRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2, "DEL": -2,
+              "EXISTS": -2, "EXPIRE": -3, "PERSIST": 2, "TTL": 2, "PTTL": 2, "RENAME": 3,
+              "RENAMENX": 3, "TYPE": 2, "KEYS": 2, "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1,
+              "WATCH": -2, "UNWATCH": 1, "EXEC": 1, "DISCARD": 1}
 
-    # What MULTI queues without a second look (WATCH and UNWATCH it refuses).
-    _MULTI_ARITY = {name: arity for name, arity in _ARITY.items()
-                    if name not in ("WATCH", "UNWATCH")}
+    # What MULTI queues without a second look.
+    _MULTI_ARITY = {name: arity for name, arity in _ARITY.items() if name not in _NOT_QUEUED}
 
     # Commands Redis flags "denyoom" (COMMAND INFO): refused while used memory is over maxmemory.
-    _DENYOOM = frozenset({"SET", "INCRBY", "RPUSH"})
+    _DENYOOM = frozenset({"SET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH"})
 
     def __init__(self, maxmemory: int = 0, clock: Callable[[], float] = time.time) -> None:
         if type(maxmemory) is not int or maxmemory < 0:
@@ -600,6 +747,12 @@ class InMemoryRedis(Commands):
         self._lock = threading.Lock()
         self._handlers = {name: getattr(self, "_" + name.lower()) for name in self._ARITY}
         self._handlers["DEL"] = self._del
+        # Watch records of pipelines dropped while watching, appended by their finalizer
+        # (which must not take the lock: the collector may run it while the lock is held) and
+        # unwatched by the server at its next WATCH or watched-key change.
+        self._abandoned: list[_Watch] = []
+        # The glob matchers compiled for the command about to run (see _compile_patterns).
+        self._matchers: dict[str | bytes, Callable] = {}
         self._reset_keyspace()
 
     def _reset_keyspace(self) -> None:
@@ -614,6 +767,8 @@ class InMemoryRedis(Commands):
         self._slots: list[str | bytes | None] = []
         self._slot_of: dict[str | bytes, int] = {}
         self._free_slots: list[int] = []  # heap of freed slot numbers (some may be stale)
+        self._small_block_keys: list[int] = []  # keys in slots [i << 8, (i + 1) << 8)
+        self._large_block_keys: list[int] = []  # keys in slots [i << 16, (i + 1) << 16)
         self._watches: dict[str | bytes, set[_Watch]] = {}
 
     @property
@@ -630,13 +785,19 @@ class InMemoryRedis(Commands):
         (for its cache; ignored), and those its response callbacks read (``get`` for SET).
         """
         command = _pack(args)
-        with self._lock:
-            reply = self._run(command)
+        plain = command[0] in _PLAIN_REPLIES
+        if plain:  # the GET path: no glob pattern to compile first
+            with self._lock:
+                reply = self._run(command)
+        else:
+            reply = self._run_locked(command)
         if isinstance(reply, ResponseError):
+            if EMPTY_RESPONSE in options:
+                return options[EMPTY_RESPONSE]
             raise reply
-        if command[0] in _PLAIN_REPLIES and not options and not _bytes_sent:
+        if plain and not options and not _bytes_sent:
             return reply  # the GET path
-        return _client_reply(command, reply, options)
+        return _client_reply(args[0], reply, options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         """A Pipeline queuing commands; with ``transaction`` its execute() is one atomic step.
@@ -683,25 +844,29 @@ class InMemoryRedis(Commands):
         return bool(self.exists(name))
 
     def _execute_pipeline(self, commands: list[list], transaction: bool,
-                          watch: _Watch | None = None) -> list[Any] | None:
+                          watch: _Watch | None = None, plain: bool = False) -> list[Any] | None:
         """Run queued commands; replies in order, an error reply as a ResponseError instance.
 
         In a transaction, None if a key in ``watch`` changed (EXEC's nil reply: nothing ran).
+        ``plain``: every command is in _PLAIN_REPLIES, so none carries a glob pattern.
         """
         if not transaction:
             return [self._run_locked(command) for command in commands]
+        matchers = None if plain else _compile_patterns(commands)
         with self._lock:
+            if matchers:
+                self._matchers = matchers
             # MULTI refuses to queue a command of wrong arity, or any command at all while used
             # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
             # the first refusal.
-            arity, over = self._MULTI_ARITY, self.maxmemory and self._used_memory > self.maxmemory
-            for number, command in enumerate(commands, 1):
+            arity = self._MULTI_ARITY
+            over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
+            for command in commands:
                 expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
                 if over or not (len(command) == expected if expected > 0
                                 else expected and len(command) >= -expected):
-                    refusal = self._refusal(command, in_transaction=True)
-                    if refusal is not None:
-                        raise _annotate(refusal, number, command)
+                    self._refuse_transaction(commands)
+                    break
             if watch is not None:
                 dirty = watch.dirty or self._watched_key_expired(watch)
                 self._unwatch(watch)
@@ -709,8 +874,18 @@ class InMemoryRedis(Commands):
                     return None
             return [self._dispatch(command) for command in commands]
 
+    def _refuse_transaction(self, commands: list[list]) -> None:
+        """Raise the first command's refusal, annotated with its place, if any is refused."""
+        for number, command in enumerate(commands, 1):
+            refusal = self._refusal(command, in_transaction=True)
+            if refusal is not None:
+                raise _annotate(refusal, number, command)
+
     def _run_locked(self, command: list, watch: _Watch | None = None) -> Any:
+        matchers = None if command[0] in _NO_PATTERN else _compile_patterns([command])
         with self._lock:
+            if matchers:
+                self._matchers = matchers
             if watch is not None and _word(command[0]) in ("WATCH", "UNWATCH"):
                 return self._run_watch(command, watch)
             return self._run(command)
@@ -724,18 +899,40 @@ class InMemoryRedis(Commands):
         if arity is None:
             name = _word(name)
             arity = self._ARITY.get(name)
-        if arity is None or (in_transaction and name in ("WATCH", "UNWATCH")):
-            if arity is not None:
-                return ResponseError(f"{name} inside MULTI is not allowed")
+        if arity is None:
             args = "".join(f"'{_shown(arg)}' " for arg in command[1:])
             return ResponseError(f"unknown command '{_shown(command[0])}', "
                                  f"with args beginning with: {args}")
         if len(command) != arity if arity > 0 else len(command) < -arity:
+            if name == "EXEC":  # Redis aborts a transaction whose EXEC is malformed
+                return ExecAbortError("Transaction discarded because of: "
+                                      + WRONG_ARITY.format("exec"))
             return ResponseError(WRONG_ARITY.format(name.lower()))
+        if in_transaction and name in _NOT_QUEUED:
+            return ResponseError(f"{name} inside MULTI is not allowed")
         if (self.maxmemory and self._used_memory > self.maxmemory
-                and (in_transaction or name in self._DENYOOM)):
+                and (in_transaction or name in self._DENYOOM) and self._still_over()):
             return OutOfMemoryError(OUT_OF_MEMORY)
         return None
+
+    def _still_over(self) -> bool:
+        """Over maxmemory once the keys past their expiry are removed? (Called when over.)
+
+        Redis's active expiry (serverCron, 10 times a second) frees expired keys whether or not
+        commands come, so a write refused for memory is accepted once their time is past. Here
+        expiry runs within commands, so before refusing one, every key already due is removed
+        (until used memory is under the limit): each key is removed once, so the cost is paid
+        once per expired key, not per refusal.
+        """
+        now = self._now_ms()
+        while self._used_memory > self.maxmemory and self._remove_one_due(now):
+            pass
+        return self._used_memory > self.maxmemory
+
+    def _matcher(self, pattern: str | bytes) -> Callable[[str | bytes], bool]:
+        """The matcher of ``pattern``, compiled before the lock was taken (else compiled now)."""
+        matcher = self._matchers.get(pattern)
+        return matcher if matcher is not None else glob_matcher(pattern)
 
     def _run(self, command: list) -> Any:
         refusal = self._refusal(command)
@@ -799,11 +996,22 @@ class InMemoryRedis(Commands):
             slots.append(None)
         slots[slot] = key
         self._slot_of[key] = slot
+        self._count_in_blocks(slot, 1)
+
+    def _count_in_blocks(self, slot: int, change: int) -> None:
+        """Add ``change`` (1 or -1) to the key counts of the blocks holding ``slot``."""
+        for counts, bits in ((self._small_block_keys, SMALL_BLOCK_BITS),
+                             (self._large_block_keys, LARGE_BLOCK_BITS)):
+            block = slot >> bits
+            if block == len(counts):  # slots are taken in order at the end: blocks are too
+                counts.append(0)
+            counts[block] += change
 
     def _free_slot(self, key: str | bytes) -> None:
         slots = self._slots
         slot = self._slot_of.pop(key)
         slots[slot] = None
+        self._count_in_blocks(slot, -1)
         if slot == len(slots) - 1:  # a cursor past the end ends its iteration: safe to shrink
             # Empty slots before it are in the free heap already; a bounded number go per call.
             for _ in range(SLOTS_SHRUNK_PER_DELETE):
@@ -816,6 +1024,8 @@ class InMemoryRedis(Commands):
     def _touch(self, key: str | bytes) -> None:
         """Mark the clients WATCHing ``key`` dirty: their EXEC will not run (signalModifiedKey)."""
         if self._watches:
+            if self._abandoned:
+                self._drop_abandoned()
             for watch in self._watches.get(key, ()):
                 watch.dirty = True
 
@@ -830,13 +1040,21 @@ class InMemoryRedis(Commands):
 
     def _expire_some(self) -> None:
         """Remove up to ACTIVE_EXPIRE_KEYS keys past their expiry (Redis's active expiry)."""
-        now, deadlines = self._now_ms(), self._deadlines
+        now = self._now_ms()
         for _ in range(ACTIVE_EXPIRE_KEYS):
-            if not deadlines or deadlines[0][0] > now:
+            if not self._remove_one_due(now):
                 return
-            when, _, key = heapq.heappop(deadlines)
-            if self._expires.get(key) == when:  # else the expiry changed since: a stale entry
-                self._forget(key)
+
+    def _remove_one_due(self, now: int) -> bool:
+        """Pop the earliest deadline if it is due at ``now`` (Unix ms), removing its key if
+        that is still the key's expiry; False when nothing is due."""
+        deadlines = self._deadlines
+        if not deadlines or deadlines[0][0] > now:
+            return False
+        when, _, key = heapq.heappop(deadlines)
+        if self._expires.get(key) == when:  # else the expiry changed since: a stale entry
+            self._forget(key)
+        return True
 
     def _ttl_ms(self, key: str | bytes) -> int:
         """Milliseconds left before ``key`` expires; -1 if never, -2 if missing (Redis's TTL)."""
@@ -879,7 +1097,7 @@ class InMemoryRedis(Commands):
         exists = self._lookup(key) is not None
         if (condition == "NX" and exists) or (condition == "XX" and not exists):
             return old
-        self._replace(key, value)
+        self._replace(key, _int_encoded(value))
         if not keepttl:
             self._expires.pop(key, None)
         if when_ms is not None:
@@ -922,7 +1140,8 @@ class InMemoryRedis(Commands):
     def _absolute_ms(self, command: str, unit: str, amount: int) -> int:
         """``amount`` of ``unit`` (EX, PX, EXAT, PXAT) as Unix ms; Redis's overflow errors."""
         if unit in ("EX", "EXAT"):
-            if not _INT64_MIN // 1000 <= amount <= _INT64_MAX // 1000:
+            # C's LLONG_MIN / 1000 truncates toward zero; Python's // would round down.
+            if not -(-_INT64_MIN // 1000) <= amount <= _INT64_MAX // 1000:
                 raise ResponseError(INVALID_EXPIRE.format(command))
             amount *= 1000
         if unit in ("EX", "PX"):
@@ -957,13 +1176,35 @@ class InMemoryRedis(Commands):
             self._touch(key)
         return number
 
+    def _incr(self, key: str | bytes) -> int:
+        return self._incrby(key, "1")
+
+    def _decr(self, key: str | bytes) -> int:
+        return self._incrby(key, "-1")
+
+    def _decrby(self, key: str | bytes, amount: str | bytes) -> int:
+        decrement = _parse_int(amount)
+        if decrement == _INT64_MIN:  # its negation does not fit in 64 bits
+            raise ResponseError("decrement would overflow")
+        return self._incrby(key, str(-decrement))
+
+    def _exec(self) -> Any:
+        raise ResponseError("EXEC without MULTI")
+
+    def _discard(self) -> Any:
+        raise ResponseError("DISCARD without MULTI")
+
     def _rpush(self, key: str | bytes, *values: str | bytes) -> int:
         items = self._list(key)
         if items is None:
             items = []
             self._store(key, items)
         items.extend(values)
-        self._used_memory += sum(map(len, values)) + ITEM_OVERHEAD_BYTES * len(values)
+        value = values[0]
+        if len(values) == 1 and type(value) is str and value.isascii():  # the POST path
+            self._used_memory += len(value) + ITEM_OVERHEAD_BYTES
+        else:
+            self._used_memory += _items_size(values)
         if self._watches:
             self._touch(key)
         return len(items)
@@ -978,7 +1219,7 @@ class InMemoryRedis(Commands):
         found = [i for i in order if items[i] == value][:abs(limit) or None]
         for i in sorted(found, reverse=True):
             del items[i]
-        self._used_memory -= (len(value) + ITEM_OVERHEAD_BYTES) * len(found)
+        self._used_memory -= (_nbytes(value) + ITEM_OVERHEAD_BYTES) * len(found)
         if not items:
             self._forget(key)
         elif found and self._watches:
@@ -1051,17 +1292,24 @@ class InMemoryRedis(Commands):
             expiry = self._expires.get(src)
             value = self._data[src]
             size = _value_size(value)
-            self._forget(dst)
             # The value moves as it is: its size is not recomputed (O(N) for a list), only the
             # key's share changes.
             self._data.pop(src)
-            self._used_memory -= KEY_OVERHEAD_BYTES + len(src) + size
+            self._used_memory -= KEY_OVERHEAD_BYTES + _nbytes(src) + size
             self._expires.pop(src, None)
             self._free_slot(src)
             self._touch(src)
-            self._data[dst] = value
-            self._used_memory += KEY_OVERHEAD_BYTES + len(dst) + size
-            self._take_slot(dst)
+            old = self._lookup(dst)
+            if old is None:
+                self._data[dst] = value
+                self._used_memory += KEY_OVERHEAD_BYTES + _nbytes(dst) + size
+                self._take_slot(dst)
+            else:
+                # An existing dst keeps its slot, as it keeps its hash bucket in Redis: a SCAN
+                # under way still reaches it (a key present for the whole iteration).
+                self._data[dst] = value
+                self._used_memory += size - _value_size(old)
+                self._expires.pop(dst, None)
             if expiry is not None:
                 self._set_expiry(dst, expiry)
             self._touch(dst)
@@ -1083,7 +1331,7 @@ class InMemoryRedis(Commands):
                 if now is None or self._expires.get(key, now + 1) > now)
         if pattern == "*":
             return list(keys)
-        return list(filter(glob_matcher(pattern), keys))
+        return list(filter(self._matcher(pattern), keys))
 
     def _scan(self, cursor: str | bytes, *options: str | bytes) -> list:
         # Redis reads the cursor with strtoul: a sign, leading zeros, even ""; no spaces, < 2**64.
@@ -1105,24 +1353,34 @@ class InMemoryRedis(Commands):
         if self._expires:  # an expired key is removed, not answered
             keys = [key for key in keys if self._lookup(key) is not None]
         if "MATCH" in settings:
-            keys = list(filter(glob_matcher(settings["MATCH"]), keys))
+            keys = list(filter(self._matcher(settings["MATCH"]), keys))
         if "TYPE" in settings:
             wanted = settings["TYPE"].lower() if type(settings["TYPE"]) is str else None
             keys = [key for key in keys if self._type(key) == wanted]
         return [str(next_cursor), keys]
 
     def _scan_slots(self, cursor: int, count: int) -> tuple[int, list]:
-        """The keys in the slots from ``cursor``: at most ``count`` keys and 10 x ``count``
-        slots; with the next cursor, 0 once past the last slot."""
-        slots, keys = self._slots, []
-        end = min(len(slots), cursor + count * SCAN_EMPTY_SLOTS_PER_KEY)
-        slot = cursor
-        while slot < end and len(keys) < count:
+        """The keys in the slots from ``cursor``: at most ``count`` keys in at most 10 x
+        ``count`` steps, a step being one slot or one empty block (at its first slot); with
+        the next cursor, 0 once past the last slot."""
+        slots, keys, size = self._slots, [], len(self._slots)
+        small, large = self._small_block_keys, self._large_block_keys
+        small_mask, large_mask = (1 << SMALL_BLOCK_BITS) - 1, (1 << LARGE_BLOCK_BITS) - 1
+        slot, steps = cursor, count * SCAN_EMPTY_SLOTS_PER_KEY
+        while slot < size and len(keys) < count and steps:
+            steps -= 1
+            if not slot & small_mask:  # a block starts here: step over it if it is empty
+                if not slot & large_mask and not large[slot >> LARGE_BLOCK_BITS]:
+                    slot += large_mask + 1
+                    continue
+                if not small[slot >> SMALL_BLOCK_BITS]:
+                    slot += small_mask + 1
+                    continue
             key = slots[slot]
             if key is not None:
                 keys.append(key)
             slot += 1
-        return (0 if slot >= len(slots) else slot), keys
+        return (0 if slot >= size else slot), keys
 
     def _dbsize(self) -> int:
         return len(self._data)
@@ -1130,7 +1388,7 @@ class InMemoryRedis(Commands):
     def _flushdb(self, *mode: str | bytes) -> _Status:
         if len(mode) > 1 or (mode and _word(mode[0]) not in ("ASYNC", "SYNC")):
             raise ResponseError(SYNTAX_ERROR)
-        for key in self._watches:  # FLUSHDB touches every watched key that existed
+        for key in list(self._watches):  # FLUSHDB touches every watched key that existed
             if key in self._data:
                 self._touch(key)
         watches = self._watches
@@ -1156,7 +1414,13 @@ class InMemoryRedis(Commands):
             watch.dirty = False
         return OK
 
+    def _drop_abandoned(self) -> None:
+        """Unwatch the keys of pipelines dropped while watching (redis-py's __del__ resets)."""
+        while self._abandoned:
+            self._unwatch(self._abandoned.pop())
+
     def _run_watch(self, command: list, watch: _Watch) -> Any:
+        self._drop_abandoned()
         refusal = self._refusal(command)
         if refusal is not None:
             return refusal
@@ -1180,6 +1444,12 @@ def _annotate(error: ResponseError, number: int, command: list) -> ResponseError
     error.args = (f"Command # {number} ({text}) of pipeline caused error: "
                   f"{error.args[0]}",)
     return error
+
+
+# The offered commands' usual upper-case names (a name in them needs no splitting), and those
+# that carry no glob pattern (the GET and POST paths skip looking for one with a set lookup).
+_COMMAND_NAMES = frozenset(InMemoryRedis._ARITY)
+_NO_PATTERN = _COMMAND_NAMES - {"KEYS", "SCAN"}
 
 
 class Pipeline(Commands):
@@ -1231,6 +1501,9 @@ class Pipeline(Commands):
         command = _pack(args)
         if self._watch is None:
             self._watch = _Watch()
+            # redis-py's Pipeline.__del__ resets, so a pipeline dropped while watching leaves
+            # no watch behind; a finalizer made only here costs the POST path nothing.
+            weakref.finalize(self, self._server._abandoned.append, self._watch).atexit = False
         reply = self._server._run_locked(command, self._watch)
         name = _word(command[0])
         if name == "UNWATCH" and not isinstance(reply, ResponseError):
@@ -1238,8 +1511,10 @@ class Pipeline(Commands):
         elif name == "WATCH" and not isinstance(reply, ResponseError):
             self.watching = True
         if isinstance(reply, ResponseError):
+            if EMPTY_RESPONSE in options:
+                return options[EMPTY_RESPONSE]
             raise reply
-        return _client_reply(command, reply, options)
+        return _client_reply(args[0], reply, options)
 
     def watch(self, *names: Any) -> Any:
         """WATCH ``names`` for this pipeline's next transaction; True. RedisError after multi()."""
@@ -1294,13 +1569,21 @@ class Pipeline(Commands):
     def _execute(self, stack: list[tuple[tuple, dict]], raise_on_error: bool) -> list[Any]:
         commands = [_pack(args) for args, _ in stack]  # DataError here: nothing is sent
         transaction = self.transaction or self.explicit_transaction
+        sent = commands
+        if not self._plain:  # redis-py does not send a command with an EMPTY_RESPONSE
+            sent = [command for command, (_, options) in zip(commands, stack)
+                    if EMPTY_RESPONSE not in options]
         if self.watching:
-            replies = self._server._execute_pipeline(commands, transaction, self._watch)
+            replies = self._server._execute_pipeline(sent, transaction, self._watch)
             self.watching = not transaction  # EXEC unwatches
         else:
-            replies = self._server._execute_pipeline(commands, transaction)
+            replies = self._server._execute_pipeline(sent, transaction, None, self._plain)
         if replies is None:
             raise WatchError("Watched variable changed.")
+        if sent is not commands and len(sent) < len(commands):
+            answered = iter(replies)
+            replies = [options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else next(answered)
+                       for _, options in stack]
         plain, self._plain = self._plain and not _bytes_sent, True
         if plain:  # the POST path: only error replies to look for
             if raise_on_error:
@@ -1309,11 +1592,12 @@ class Pipeline(Commands):
                         raise _annotate(reply, number, command)
             return replies
         results = []
-        for number, (reply, command, (_, options)) in enumerate(zip(replies, commands, stack), 1):
+        for number, (reply, command, (args, options)) in enumerate(
+                zip(replies, commands, stack), 1):
             if isinstance(reply, ResponseError):
                 if raise_on_error:
                     raise _annotate(reply, number, command)
                 results.append(reply)
             else:
-                results.append(_client_reply(command, reply, options))
+                results.append(_client_reply(args[0], reply, options, transaction))
         return results

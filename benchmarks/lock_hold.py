@@ -30,6 +30,8 @@ CALLS = 200
 EMOTICONS = ("heart", "like", "sad", "angry", "wow", "haha", "fire")
 SLOW_GLOB = "a*" * 31 + "b"
 """31 ``a*`` groups: exponential for a backtracking matcher (issue 7)."""
+LONG_GLOB = "[^\x00]" * 10_000
+"""A long pattern: compiled before the lock is taken, so only matching is timed (issue 7)."""
 
 
 class TimedLock:
@@ -94,6 +96,7 @@ def commands(server: InMemoryRedis) -> dict[str, Callable[[int], Any]]:
         "SCAN MATCH *match_data_*": scan(match="*match_data_*"),
         "SCAN COUNT 1000": scan(count=1000),
         f"SCAN MATCH {SLOW_GLOB[:8]}...b (31 a*)": scan(count=100, match=SLOW_GLOB),
+        "SCAN MATCH [^\\x00] x 10,000": scan(count=10, match=LONG_GLOB),
         "DBSIZE": lambda n: server.dbsize(),
     }
 

@@ -28,11 +28,19 @@ def test_used_memory_counter_is_int_encoded(server):
     assert server.used_memory == KEY_OVERHEAD_BYTES + 1
 
 
-def test_used_memory_string_made_counter(server):
-    """SET then INCR: the string's text no longer counts once it is int-encoded."""
+def test_used_memory_integer_string_is_int_encoded(server):
+    """SET of a canonical integer stores it int-encoded, as Redis does: its text costs nothing."""
     server.set("n", "12345")
-    server.incr("n")
     assert server.used_memory == KEY_OVERHEAD_BYTES + 1
+    assert server.get("n") == "12345"
+
+
+@pytest.mark.parametrize("text", ["012", "+1", "-0", "1 ", "9" * 20, "1.5"])
+def test_used_memory_non_canonical_integer_is_a_string(server, text):
+    """Only what Redis's string2l takes is int-encoded; other digits stay text, read back as is."""
+    server.set("n", text)
+    assert server.used_memory == KEY_OVERHEAD_BYTES + 1 + len(text)
+    assert server.get("n") == text
 
 
 def test_used_memory_set_overwrites(server):
@@ -115,11 +123,41 @@ def test_scan_call_looks_at_count_keys(server):
 
 def test_scan_call_visits_at_most_ten_empty_slots_per_key(server):
     """A sparse keyspace: a call visits at most 10 x COUNT slots, answering none if all empty."""
-    for number in range(1000):
+    for number in range(200):
         server.set(f"k{number}", "v")
-    server.delete(*[f"k{number}" for number in range(999)])
+    server.delete(*[f"k{number}" for number in range(199)])
     cursor, keys = server.scan(0, count=5)
     assert (cursor, keys) == (50, [])
+
+
+def test_scan_steps_over_empty_blocks_after_mass_deletion(server):
+    """70,000 keys, all but the last deleted: a full iteration takes 2 calls, not 700 (an
+    empty block of 2**16 or 2**8 slots costs one step)."""
+    pipe = server.pipeline(transaction=False)
+    for number in range(70_000):
+        pipe.set(f"k{number}", "v")
+    pipe.execute()
+    server.delete(*[f"k{number}" for number in range(69_999)])
+    cursor, calls, seen = None, 0, []
+    while cursor != 0:
+        cursor, keys = server.scan(cursor or 0, count=10)
+        calls, seen = calls + 1, seen + keys
+    assert (calls, seen) == (2, ["k69999"])
+
+
+def test_scan_block_counts_follow_churn(server):
+    """After random creations and deletions the block counts equal a recount, and scan_iter
+    returns exactly the keys present."""
+    rng = random.Random(3)
+    for _ in range(5000):
+        key = f"k{rng.randrange(2000)}"
+        server.delete(key) if rng.random() < 0.6 else server.set(key, "v")
+    occupied = [slot for slot, key in enumerate(server._slots) if key is not None]
+    for counts, bits in ((server._small_block_keys, in_memory_redis.SMALL_BLOCK_BITS),
+                         (server._large_block_keys, in_memory_redis.LARGE_BLOCK_BITS)):
+        assert [sum(1 for slot in occupied if slot >> bits == block)
+                for block in range(len(counts))] == counts
+    assert sorted(server.scan_iter(count=3)) == sorted(server.keys())
 
 
 def test_scan_slot_of_a_deleted_key_is_reused(server):
@@ -163,29 +201,34 @@ def test_scan_releases_the_lock_between_calls(server):
     assert len(set(first) | set(iterator)) == 100 + 1  # "other" took a free slot at the end
 
 
-operations = st.lists(st.tuples(st.sampled_from(["set", "del", "scan"]),
+operations = st.lists(st.tuples(st.sampled_from(["set", "del", "rename", "scan"]),
                                 st.integers(min_value=0, max_value=60)), max_size=200)
 
 
 @settings(max_examples=200, deadline=None)
 @given(initial=st.integers(min_value=0, max_value=60), steps=operations)
 def test_scan_guarantees_under_interleaved_writes(initial, steps):
-    """Keys present throughout come at least once; keys deleted before the start never come."""
+    """Keys present throughout come at least once (overwritten by SET or RENAME too); keys
+    removed before the start and not created again never come."""
     server = InMemoryRedis()
     for number in range(initial):
         server.set(f"k{number}", "v")
-    cursor, seen, deleted, touched = 0, [], set(), set()
+    cursor, seen, removed, removed_before, created = 0, [], set(), set(), set()
     started = False
     for action, number in steps + [("scan", 0)] * 200:
         key = f"k{number}"
         if action == "set":
             server.set(key, "v")
-            touched.add(key)
-        elif action == "del":
-            server.delete(key)
-            touched.add(key)
-            if not started:
-                deleted.add(key)
+            created.add(key)
+        elif action in ("del", "rename"):
+            # RENAME k{n} over k{n+1}: k{n} leaves, k{n+1} is overwritten (present if it was).
+            target = f"k{(number + 1) % 61}"
+            moved = action == "rename" and server.exists(key)
+            server.rename(key, target) if moved else server.delete(key)
+            removed.add(key)
+            removed_before |= set() if started else {key}
+            if moved:
+                created.add(target)
         else:
             cursor, keys = server.scan(cursor, count=3)
             started = True
@@ -193,14 +236,8 @@ def test_scan_guarantees_under_interleaved_writes(initial, steps):
             if cursor == 0:
                 break
     assert cursor == 0
-    present_throughout = {f"k{n}" for n in range(initial)} - touched
-    assert present_throughout <= set(seen)
-    assert not (deleted - touched_after(steps, deleted)) & set(seen)
-
-
-def touched_after(steps, deleted):
-    """Keys set again after being deleted (they may rightly come back)."""
-    return {f"k{number}" for action, number in steps if action == "set"} & deleted
+    assert {f"k{n}" for n in range(initial)} - removed <= set(seen)
+    assert not (removed_before - created) & set(seen)
 
 
 def test_scan_guarantee_with_a_concurrent_writer(server, fast_thread_switching):
@@ -328,7 +365,8 @@ TOKENS = ["SET", "GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXI
           "\\", "NX", "XX", "GT", "LT", "GET", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "MATCH",
           "COUNT", "TYPE", "ASYNC", "SYNC", "0", "1", "-1", "10", "+1", "", " ", "1.5",
           "9223372036854775807", "-9223372036854775808", "99999999999999999999", "é",
-          b"\xff", b"\x80abc", 3, -7, 2.5]
+          b"\xff", b"\x80abc", 3, -7, 2.5, "INCR", "decr", "DECRBY", "EXEC", "DISCARD", "GET k",
+          "FLUSHDB ASYNC", b"SET k"]
 
 
 @settings(max_examples=1500, deadline=None)
@@ -357,3 +395,113 @@ def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
     assert len(replies) == len(commands) + 1 and server.get("last") == "done"
     assert server.used_memory == sum(in_memory_redis._key_size(key, value)
                                      for key, value in server._data.items())
+
+
+# -- maxmemory and expiry ------------------------------------------------------------------------------
+
+def fill_with_expiring_keys(server) -> None:
+    """SET keys of 100 bytes expiring in 1 s until maxmemory refuses one."""
+    number = 0
+    while True:
+        try:
+            server.set(f"e{number}", "x" * 100, ex=1)
+        except OutOfMemoryError:
+            return
+        number += 1
+
+
+def test_maxmemory_expired_keys_are_reclaimed_before_refusing(timed, clock):
+    """Once their time is past, expired keys free memory for a POST's MULTI (Redis's active
+    expiry frees them in the background)."""
+    timed.maxmemory = 10_000
+    fill_with_expiring_keys(timed)
+    clock.now += 3600
+    pipe = timed.pipeline()
+    pipe.incr("c")
+    pipe.rpush("l", "ev")
+    assert pipe.execute() == [1, 1]
+
+
+def test_maxmemory_expired_keys_are_reclaimed_before_refusing_a_command(timed, clock):
+    """A single SET over maxmemory is accepted once the keys filling memory have expired."""
+    timed.maxmemory = 10_000
+    fill_with_expiring_keys(timed)
+    clock.now += 2
+    assert timed.set("new", "v") is True
+
+
+def test_maxmemory_keys_not_yet_expired_still_refuse(timed, clock):
+    """Before their time the expiring keys hold their memory: writes stay refused."""
+    timed.maxmemory = 10_000
+    fill_with_expiring_keys(timed)
+    clock.now += 0.5
+    with pytest.raises(OutOfMemoryError):
+        timed.set("new", "v")
+
+
+# -- watches of dropped pipelines ---------------------------------------------------------------------
+
+def test_dropped_watching_pipelines_leave_no_watch(server):
+    """A pipeline dropped while watching (no reset) is unwatched, as redis-py's __del__ does:
+    the server's watch registry does not grow with dropped pipelines."""
+    for _ in range(1000):
+        pipe = server.pipeline()
+        pipe.watch("c")
+        del pipe
+    server.incr("c")
+    assert server._watches == {}
+
+
+def test_dropped_watching_pipeline_is_unwatched_at_the_next_watch(server):
+    """The next WATCH drops the abandoned pipelines' watches before adding its own."""
+    for _ in range(100):
+        server.pipeline().watch("c")
+    pipe = server.pipeline()
+    pipe.watch("c")
+    assert server._watches == {"c": {pipe._watch}}
+    pipe.reset()
+
+
+# -- glob compilation: outside the lock, compact --------------------------------------------------------
+
+@pytest.mark.parametrize("run", [
+    lambda s: s.keys("[^a]x*"), lambda s: s.scan(0, match="[^a]x*", count=10),
+    lambda s: s.execute_command("scan", 0, "match", "[^a]x*"),
+    lambda s: s.pipeline().scan(0, match="[^a]x*").keys("[^a]x*").execute(),
+    lambda s: s.pipeline(transaction=False).keys("[^a]x*").execute()])
+def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
+    """KEYS and SCAN MATCH compile their pattern with the server lock free."""
+    held = []
+    real = in_memory_redis.glob_matcher
+    monkeypatch.setattr(in_memory_redis, "glob_matcher",
+                        lambda pattern: held.append(server._lock.locked()) or real(pattern))
+    server.set("bx", "v")
+    run(server)
+    assert held and not any(held)
+
+
+@pytest.mark.parametrize("pattern, regex", [
+    (b"[^a]", "[^\\x61]\\Z"), (b"[a-z0-9]", "[\\x30-\\x39\\x61-\\x7a]\\Z"),
+    (b"?" * 100000, "(?:.){100000}\\Z"), (b"[^\x00]" * 3, "(?:[^\\x00]){3}\\Z")])
+def test_glob_regex_is_compact(pattern, regex):
+    """A negated class is written as what it leaves out, ranges as runs, repeats as counts."""
+    assert in_memory_redis._glob(pattern).__self__.pattern == regex
+
+
+# -- used memory in bytes ---------------------------------------------------------------------------
+
+def test_used_memory_counts_utf8_bytes_of_values(server):
+    """A non-ASCII value costs its UTF-8 bytes (é is 2), not its characters."""
+    server.set("k", "é" * 100)
+    assert server.used_memory == KEY_OVERHEAD_BYTES + 1 + 200
+
+
+def test_used_memory_counts_utf8_bytes_of_keys_and_items(server):
+    """Non-ASCII key names and list items cost their UTF-8 bytes too, through RENAME as well."""
+    server.rpush("é" * 50, "ü", "abc")
+    size = KEY_OVERHEAD_BYTES + 100 + 2 + 3 + 2 * ITEM_OVERHEAD_BYTES
+    assert server.used_memory == size
+    server.rename("é" * 50, "ö")
+    assert server.used_memory == size - 100 + 2
+    server.delete("ö")
+    assert server.used_memory == 0

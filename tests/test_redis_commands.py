@@ -1020,3 +1020,158 @@ def test_glob_ranges_with_high_bytes(r, pattern, key, matches):
     """Ranges whose ends are >= 0x80 compare them as signed chars, as redis-server does."""
     r.set(key, "v")
     assert (r.keys(pattern) == [key]) is matches
+
+
+def test_scan_returns_a_key_overwritten_by_rename(r):
+    """A key present for the whole iteration comes back even when RENAME overwrites it."""
+    for number in range(100):
+        r.set(f"k{number}", "v")
+    r.set("dst", "old")
+    cursor, seen = r.scan(0, count=50)
+    seen = set(seen)
+    r.delete("k3")
+    r.rename("k99", "dst")
+    while cursor:
+        cursor, keys = r.scan(cursor, count=50)
+        seen |= set(keys)
+    assert "dst" in seen
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    ("[^a]" * 3, ["bcd"]), ("?" * 4, ["abcd", "bcde"]), ("[^x]" * 4 + "*", ["abcd", "bcde"]),
+    ("[a-c]" * 3 + "?", ["abcd"]), ("[^a-b]*", ["cab"])])
+def test_keys_glob_repeated_classes(r, pattern, expected):
+    """Repeated and negated classes (written compactly here) match as Redis matches them."""
+    for key in ("abc", "abcd", "bcd", "bcde", "cab"):
+        r.set(key, "v")
+    assert sorted(r.keys(pattern)) == expected
+
+
+def test_expire_below_int64_min_in_ms_is_invalid(r, backend):
+    """EXPIRE below LLONG_MIN / 1000 (C truncates: -9223372036854775) fails; the key stays."""
+    r.set("k", "v")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.expire("k", -9223372036854776)
+    assert error_text(excinfo) == "invalid expire time in 'expire' command"
+    assert r.get("k") == "v"
+
+
+def test_expire_at_int64_min_in_ms_deletes(r):
+    """EXPIRE -9223372036854775 (the lowest allowed) deletes the key, as any time in the past."""
+    r.set("k", "v")
+    assert r.expire("k", -9223372036854775) is True
+    assert r.exists("k") == 0
+
+
+# -- command names as redis-py sends them -----------------------------------------------------------
+
+@pytest.mark.parametrize("args, expected", [
+    (("GET k",), "v"), ((b"GET k",), "v"), (("  GET  ", "k"), "v"), (("GET\tk",), "v"),
+    (("SET k", "w"), "OK"), (("FLUSHDB ASYNC",), "OK"), (("", "GET", "k"), "v")])
+def test_command_name_with_spaces_is_split(r, args, expected):
+    """redis-py splits a name holding whitespace into words; the reply skips its callback."""
+    r.set("k", "v")
+    assert r.execute_command(*args) == expected
+
+
+def test_command_name_with_spaces_in_a_pipeline(r):
+    """A split name works inside MULTI/EXEC too."""
+    pipe = r.pipeline()
+    pipe.execute_command("SET k3 v3")
+    pipe.execute_command("GET k3")
+    assert pipe.execute() == ["OK", "v3"]
+
+
+def test_never_decode_is_ignored_inside_a_transaction(r):
+    """redis-py decodes every EXEC reply, NEVER_DECODE or not."""
+    r.set("k", "v")
+    pipe = r.pipeline()
+    pipe.execute_command("GET", "k", NEVER_DECODE=True)
+    assert pipe.execute() == ["v"]
+
+
+def test_never_decode_in_a_plain_pipeline(r):
+    """Outside a transaction NEVER_DECODE answers bytes, as redis-py reads each reply."""
+    r.set("k", "v")
+    pipe = r.pipeline(transaction=False)
+    pipe.execute_command("GET", "k", NEVER_DECODE=True)
+    assert pipe.execute() == [b"v"]
+
+
+def test_raw_mget_without_keys_is_an_arity_error(r, backend):
+    """A raw MGET of no keys gets Redis's arity error (only redis-py's mget([]) answers [])."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.execute_command("MGET")
+    assert error_text(excinfo) == "wrong number of arguments for 'mget' command"
+
+
+def test_raw_mget_without_keys_aborts_a_transaction(r, backend):
+    """Queued in MULTI, a raw MGET of no keys aborts the whole transaction."""
+    pipe = r.pipeline()
+    pipe.execute_command("MGET")
+    pipe.set("x", "1")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == ("Command # 1 (MGET) of pipeline caused error: "
+                                   "wrong number of arguments for 'mget' command")
+    assert r.exists("x") == 0
+
+
+@pytest.mark.parametrize("transaction", [True, False])
+def test_mget_no_keys_in_a_pipeline(r, transaction):
+    """mget([]) in a pipeline answers [] in its place (redis-py does not send it)."""
+    pipe = r.pipeline(transaction=transaction)
+    pipe.mget([])
+    pipe.set("x", "1")
+    assert pipe.execute() == [[], True]
+
+
+def test_unwatch_inside_multi_checks_arity_first(r, backend):
+    """UNWATCH x queued in MULTI gets the arity error, checked before 'not allowed in MULTI'."""
+    pipe = r.pipeline()
+    pipe.execute_command("UNWATCH", "x")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == ("Command # 1 (UNWATCH x) of pipeline caused error: "
+                                   "wrong number of arguments for 'unwatch' command")
+
+
+def test_raw_incr_decr_decrby(r):
+    """INCR, DECR and DECRBY sent raw, in any case, count as Redis counts."""
+    assert r.execute_command("incr", "n") == 1
+    assert r.execute_command("DECR", "n") == 0
+    assert r.execute_command("DecrBy", "n", 5) == -5
+
+
+def test_decr_and_decrby_methods(r):
+    """redis-py's decr(name, amount=1) and decrby send DECRBY."""
+    assert r.decr("n") == -1
+    assert r.decrby("n", 2) == -3
+    assert r.decr("n", 4) == -7
+
+
+def test_decrby_int64_min_overflows(r, backend):
+    """DECRBY -2**63 cannot be negated: Redis's 'decrement would overflow'."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.decrby("n", -2 ** 63)
+    assert error_text(excinfo) == "decrement would overflow"
+    assert r.exists("n") == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (("INCR",), "wrong number of arguments for 'incr' command"),
+    (("EXEC",), "EXEC without MULTI"), (("DISCARD",), "DISCARD without MULTI")])
+def test_raw_incr_exec_discard_errors(r, backend, args, message):
+    """Raw INCR without a key, EXEC and DISCARD outside MULTI answer Redis's errors."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.execute_command(*args)
+    assert error_text(excinfo) == message
+
+
+def test_raw_exec_with_arguments_is_an_exec_abort(r, backend):
+    """EXEC of wrong arity is Redis's EXECABORT (redis-py's ExecAbortError)."""
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.execute_command("EXEC", "x")
+    assert type(excinfo.value).__name__ == "ExecAbortError"
+    assert error_text(excinfo) == ("Transaction discarded because of: "
+                                   "wrong number of arguments for 'exec' command")
