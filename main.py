@@ -247,15 +247,22 @@ class LiveRun:
     def _on_signal(self, signum: int) -> None:
         self._interrupts += 1
         if self._interrupts > 1:
+            self._exit_now(signum)
+        logger.info("%s: stopping (again to quit at once)", signal.Signals(signum).name)
+        self._stop.set()
+
+    def _exit_now(self, signum: int) -> None:
+        """A second stop signal: say what is left behind, then exit at once (status 130)."""
+        if self.runs("backup"):
             fate = ("left pending in Redis for a later backup" if config.REDIS_URL else
                     "abandoned: the in-memory Redis ends with the process")
             logger.warning("second %s: exiting now, without the final backup; %s events not "
                            "yet in the table %s", signal.Signals(signum).name, self._abandoned(),
                            fate)
-            logging.shutdown()
-            os._exit(EXIT_INTERRUPTED)
-        logger.info("%s: stopping (again to quit at once)", signal.Signals(signum).name)
-        self._stop.set()
+        else:
+            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+        logging.shutdown()
+        os._exit(EXIT_INTERRUPTED)
 
     def _abandoned(self) -> str:
         """The events pending in Redis, for the last words of a second Ctrl-C."""
@@ -459,9 +466,10 @@ class LiveRun:
         if not self.runs("backup"):
             return self._summary()
         # Said before the silent wait, so that a locked file is not mistaken for a hang.
-        waiting = (" after the backup in progress, each" if self.manager.running else ",")
-        logger.info("posting stopped; final backup%s waiting up to %gs for a locked database",
-                    waiting, self.manager.busy_timeout)
+        waiting = (" after the backup in progress; each" if self.manager.running else
+                   "; it")
+        logger.info("posting stopped; final backup%s waits up to %gs if another process "
+                    "locks the database", waiting, self.manager.busy_timeout)
         await asyncio.to_thread(self._final_backup)  # run() waits for a backup still running
         return self._summary()
 

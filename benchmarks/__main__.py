@@ -1,8 +1,8 @@
 """``python3 -m benchmarks [--quick] [--json FILE]``: benchmark the Live Reactions pipeline.
 
-Runs the six items of the benchmark issue in this process (item 6 also starts ``python3 main.py``
+Runs the eight items below in this process (item 6 also starts ``python3 main.py``
 subprocesses) and prints ONE table: each figure's median, what it is compared with, the ratio, and
-the floor the issue sets with a pass/miss column.
+this project's floor for it with a pass/miss column (docs/performance.md).
 
 1. POST path: POSTMethod in a tight loop vs a dict-counter + list-append floor (events/s).
 2. main.Poster at rate 0 (events/s, random generation included).

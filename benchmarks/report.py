@@ -10,7 +10,7 @@ from .common import Row
 HEADERS = Row("#", "figure", "median", "reference (median)", "ratio", "floor", "pass/miss")
 NOTES = (
     "ratio = figure / reference, medians of interleaved repeats on the same generated events.",
-    "floor = the issue's target; * = this benchmark's own flatness criterion (no target given).",
+    "floor = this project's target; * = this benchmark's own flatness criterion (no target given).",
     "Full figures, every sample and the RSS series: --json FILE.",
 )
 

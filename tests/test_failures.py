@@ -148,7 +148,7 @@ def test_locked_database_at_the_final_backup_spills_every_pending_event(tmp_path
     assert Path(spill_file).parent == tmp_path
     assert len(Path(spill_file).read_text().splitlines()) == spilled
     assert not any("next run" in line or "Traceback" in line for line in lines)
-    assert any("waiting up to 0.5s for a locked database" in line for line in lines)
+    assert any("waits up to 0.5s if another process locks the database" in line for line in lines)
     for _ in range(2):
         result = subprocess.run([sys.executable, "-B", "main.py", "--load-spill", spill_file,
                                  "--db", str(path)], cwd=ROOT, text=True, capture_output=True,
