@@ -195,6 +195,9 @@ STAGING_PATTERN = SEED_LAYOUT.staging_pattern
 PENDING_PATTERN = SEED_LAYOUT.pending_pattern
 
 
+_POST_KEYS_CACHED = 30_000  # about 3 MB of keys: 10,000 matches of 3 emoticons
+
+
 @functools.lru_cache(maxsize=4096)
 def _counter_keys(layout: KeyLayout, match_id: int,
                   emoticon_types: tuple[str, ...]) -> list[str]:
@@ -312,6 +315,9 @@ class RedisAdapter:
     def __init__(self, redis: Any = None, prefix: str | None = None) -> None:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
+        # (match_id, emoticon_type) -> (counter key, list key): built once, as POST runs often
+        # (up to _POST_KEYS_CACHED cells; a run with more matches builds the rest each time).
+        self._post_keys: dict[tuple[int, str], tuple[str, str]] = {}
 
     def _scan(self, pattern: str, kind: str) -> list[str]:
         """Keys matching ``pattern`` holding a ``kind`` ("string" or "list"), as str, each once
@@ -340,9 +346,15 @@ class RedisAdapter:
         MULTI/EXEC after a command fails, so the half that ran is undone (see _settle).
         """
         event = make_event(user_id, match_id, emoticon_type, timestamp)
+        keys = self._post_keys.get((match_id, emoticon_type))
+        if keys is None:
+            keys = (self.layout.counter_key(match_id, emoticon_type),
+                    self.layout.match_data_key(match_id))
+            if len(self._post_keys) < _POST_KEYS_CACHED:
+                self._post_keys[match_id, emoticon_type] = keys
         pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(self.layout.counter_key(match_id, emoticon_type))
-        pipe.rpush(self.layout.match_data_key(match_id), encode_event(event))
+        pipe.incr(keys[0])
+        pipe.rpush(keys[1], encode_event(event))
         self._settle([event], pipe.execute(raise_on_error=False))
         return event
 
