@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator
 
 import config
 from ingest import get_ingest_buffer
-from redis_adapter import get_adapter, is_out_of_memory, make_event
+from redis_adapter import get_adapter, is_connection_error, is_out_of_memory, make_event
 from settings import describe_value
 
 __all__ = ["InvalidReactionError", "ReactionRefusedError", "is_refusal", "POSTMethod",
@@ -45,8 +45,7 @@ class ReactionRefusedError(RuntimeError):
 def is_refusal(error: BaseException) -> bool:
     """True for the Redis errors POSTMethod raises as ReactionRefusedError: OOM, and a lost or
     refused connection (OSError, redis-py's ConnectionError and TimeoutError)."""
-    return (is_out_of_memory(error) or isinstance(error, OSError)
-            or type(error).__name__ in ("ConnectionError", "TimeoutError"))
+    return is_out_of_memory(error) or is_connection_error(error)
 
 
 def _validate_id(field: str, value: Any, maximum: int) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import config
+from records import named_cell
 
 __all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY",
            "DeadLetter", "READ_WAIT_SECONDS"]
@@ -418,11 +419,10 @@ class ReactionsTable:
             if from_key is not None and not from_key(letter["source_key"]):
                 continue
             try:
-                record = json.loads(letter["raw"])
-                cell = (record["match_id"], record["emoticon_type"])
-            except (ValueError, TypeError, KeyError):
+                cell = named_cell(json.loads(letter["raw"]))
+            except ValueError:  # not JSON: it names no cell
                 continue
-            if type(cell[0]) is int and type(cell[1]) is str:
+            if cell is not None:
                 cells[cell] = cells.get(cell, 0) + 1
         return cells
 

@@ -53,7 +53,8 @@ from ingest import close_ingest_buffer, get_ingest_buffer, held_events
 from log_gate import Every
 from poster import Poster
 from reconcile import Reconciliation, reconcile
-from redis_adapter import RedisAdapter, error_text, get_adapter, set_adapter
+from redis_adapter import (RedisAdapter, error_text, get_adapter, is_connection_error,
+                           set_adapter)
 from redis_client import RedisUnavailableError, connect, redacted
 from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
                       SettingsError, shown_value, validate_settings)
@@ -160,7 +161,7 @@ async def every(interval: float, tick: Callable[[], Awaitable[None]], what: str)
         except Exception as error:
             if not failing:  # a connection error needs no traceback; anything else does
                 logger.warning("%s failed (%s); trying again every tick", what, error,
-                               exc_info=not _is_connection_error(error))
+                               exc_info=not is_connection_error(error))
             failing = True
         else:
             if failing:
@@ -168,12 +169,6 @@ async def every(interval: float, tick: Callable[[], Awaitable[None]], what: str)
             failing = False
         missed = max(0, math.floor((loop.time() - next_at) / interval))
         next_at += (missed + 1) * interval
-
-
-def _is_connection_error(error: BaseException) -> bool:
-    """True for a lost or refused connection (OSError, redis-py's ConnectionError/TimeoutError)."""
-    return isinstance(error, OSError) or type(error).__name__ in ("ConnectionError",
-                                                                  "TimeoutError")
 
 
 def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
@@ -512,17 +507,14 @@ class LiveRun:
         accounted = (poster.posted == counters == rows + dead + self.spilled + pending
                      and pending == 0)
         verdict = "MISMATCH" if not accounted else "FAILED" if poster.error else "OK"
-        rate = poster.posted / poster.seconds if poster.seconds else 0.0
         logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s)%s, backups run: %d",
-                    seconds, f"{poster.posted:,}", poster.seconds, f"{rate:,.0f}",
+                    seconds, f"{poster.posted:,}", poster.seconds, f"{poster.rate_posted:,.0f}",
                     self._unposted(), self.backups)
         logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
                     "pending_in_redis=%d refused=%d failed=%d dead_lettered=%d spilled=%d %s",
                     poster.posted, counters, rows, pending, poster.refused, poster.failed, dead,
                     self.spilled, verdict)
-        if poster.error is not None:
-            logger.error("the posting thread died during the run (%s): not OK",
-                         error_text(poster.error))
+        self._log_dead_poster()
         if rows + dead + self.spilled + pending > poster.posted:
             logger.info("hint: the table, dead letters and Redis hold more events than this run "
                         "posted: items it did not post were written to its lists (see the table "
@@ -542,20 +534,23 @@ class LiveRun:
         """
         parts = [f"ran {time.monotonic() - self._started:.1f}s, role {self.role}"]
         if self.runs("post"):
-            rate = self.poster.posted / self.poster.seconds if self.poster.seconds else 0.0
             parts.append(f"posted {self.poster.posted:,} events in {self.poster.seconds:.1f}s "
-                         f"({rate:,.0f}/s), refused {self.poster.refused:,}, "
+                         f"({self.poster.rate_posted:,.0f}/s), refused {self.poster.refused:,}, "
                          f"failed {self.poster.failed:,}")
         if self.runs("backup"):
             parts.append(f"backups run {self.backups}, moved {self.manager.events:,} events to "
                          f"the table, dead-lettered {self.manager.dead_lettered:,}")
         logger.info("summary: %s", "; ".join(parts))
         status = self._system_wide()
-        if self.poster.error is not None:
-            logger.error("the posting thread died during the run (%s): not OK",
-                         error_text(self.poster.error))
-            return 1
-        return status
+        return 1 if self._log_dead_poster() else status
+
+    def _log_dead_poster(self) -> bool:
+        """If the posting thread died during the run, say so (the run is not OK); True then."""
+        if self.poster.error is None:
+            return False
+        logger.error("the posting thread died during the run (%s): not OK",
+                     error_text(self.poster.error))
+        return True
 
     def _system_wide(self) -> int:
         """Log the system-wide reconciliation line (or why it was not run); its exit status."""
@@ -569,8 +564,7 @@ class LiveRun:
         try:
             table = (self.table if self.table is not None
                      else ReactionsTable(config.DB_PATH, read_only=True))
-            return log_reconciliation(reconcile(self.adapter, table,
-                                                [dead_letter_sink(self.adapter, table)]))
+            return reconcile_and_log(self.adapter, table)
         except Exception as error:
             logger.error("system-wide reconciliation could not be read: %s", error_text(error))
             return 1
@@ -587,6 +581,12 @@ def dead_letter_sink(adapter: RedisAdapter, table: ReactionsTable
         except sqlite3.OperationalError:  # no such table: dead_letters
             return {}
     return sink
+
+
+def reconcile_and_log(adapter: RedisAdapter, table: ReactionsTable) -> int:
+    """The system-wide reconciliation of ``adapter``'s Redis and prefix against ``table``, its
+    dead letters included, logged; the exit status (log_reconciliation)."""
+    return log_reconciliation(reconcile(adapter, table, [dead_letter_sink(adapter, table)]))
 
 
 def log_reconciliation(result: Reconciliation) -> int:
@@ -617,7 +617,7 @@ def run_reconcile() -> int:
         return EXIT_USAGE
     table = ReactionsTable(config.DB_PATH, read_only=True)
     adapter = RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX)
-    return log_reconciliation(reconcile(adapter, table, [dead_letter_sink(adapter, table)]))
+    return reconcile_and_log(adapter, table)
 
 
 def use_redis() -> None:

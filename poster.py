@@ -82,6 +82,11 @@ class Poster(threading.Thread):
             return 0.0
         return (self._ended or time.monotonic()) - self._began
 
+    @property
+    def rate_posted(self) -> float:
+        """Events/s posted so far: ``posted`` over ``seconds`` (0.0 before the thread starts)."""
+        return self.posted / self.seconds if self.seconds else 0.0
+
     def stop(self) -> None:
         """Ask the thread to stop after its current batch; join() to wait for it."""
         self._stopping.set()
@@ -106,9 +111,12 @@ class Poster(threading.Thread):
 
     def _due(self) -> int:
         """Posts the schedule asks for now, at most one batch."""
-        behind = (int(self.seconds * self.rate) - self.posted - self.refused - self.failed
-                  - self._skipped)
-        return max(0, min(behind, self.BATCH))
+        return max(0, min(self._unattempted() - self._skipped, self.BATCH))
+
+    def _unattempted(self) -> int:
+        """Posts the schedule (``rate`` events/s since the start) asked for and this thread has
+        not attempted: neither posted, refused nor failed."""
+        return int(self.seconds * self.rate) - self.posted - self.refused - self.failed
 
     def _post_or_back_off(self) -> bool:
         """POST one; on a refusal or a failure count it, pause, and return False."""
@@ -145,8 +153,7 @@ class Poster(threading.Thread):
         self._backoff = min(max(self._backoff * 2, BACKOFF_SECONDS[0]), BACKOFF_SECONDS[1])
         self._stopping.wait(self._backoff)
         if self.rate:
-            self._skipped = (int(self.seconds * self.rate) - self.posted - self.refused
-                             - self.failed)
+            self._skipped = self._unattempted()
 
     def post_one(self) -> None:
         """POST one random reaction."""

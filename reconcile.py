@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 import config
 from db import ReactionsTable
+from records import named_cell
 from redis_adapter import RedisAdapter, decode_events
 
 __all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]
@@ -178,9 +179,9 @@ def _redis_view(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[
     for key, texts in zip(list_keys, replies[2:]):
         if isinstance(texts, Exception):  # WRONGTYPE: another application's value, not ours
             continue
-        events, bad = _readable_events(texts)
+        cells, bad = _named_cells(texts)
         unreadable += bad
-        pending[key] = Counter(map(_cell, events))
+        pending[key] = cells
     return (counters, pending, unreadable), next_keys
 
 
@@ -213,29 +214,24 @@ def _int_or_zero(value: Any) -> int:
         return 0
 
 
-def _readable_events(texts: list[Any]) -> tuple[list[dict[str, Any]], int]:
-    """The event records among a list's items, and how many items are not records (poison:
-    not JSON, not one object, no match_id or emoticon_type). One json.loads for a clean list."""
+def _named_cells(texts: list[Any]) -> tuple[Counter, int]:
+    """The cells a list's items name (records.named_cell), counted, and how many items name
+    none (not JSON, not one object, no int match_id and str emoticon_type): "unreadable".
+    One json.loads for a clean list."""
     try:
-        events = decode_events(texts)
-        if len(events) == len(texts) and all(map(_is_record, events)):
-            return events, 0
+        cells = list(map(named_cell, decode_events(texts)))
+        if len(cells) == len(texts) and None not in cells:
+            return Counter(cells), 0
     except ValueError:  # JSONDecodeError, UnicodeDecodeError
         pass
-    events = []
+    counted: Counter = Counter()
     for text in texts:
         try:
             decoded = decode_events([text])
         except ValueError:
             continue
-        if len(decoded) == 1 and _is_record(decoded[0]):
-            events.append(decoded[0])
-    return events, len(texts) - len(events)
+        cell = named_cell(decoded[0]) if len(decoded) == 1 else None
+        if cell is not None:
+            counted[cell] += 1
+    return counted, len(texts) - sum(counted.values())
 
-
-def _is_record(item: Any) -> bool:
-    return isinstance(item, dict) and "match_id" in item and "emoticon_type" in item
-
-
-def _cell(event: dict[str, Any]) -> tuple[Any, Any]:
-    return event["match_id"], event["emoticon_type"]

@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any, Collection
 
-__all__ = ["FIELDS", "ID_MAX", "poison_reason", "sort_items"]
+__all__ = ["FIELDS", "ID_MAX", "poison_reason", "sort_items", "named_cell"]
 
 FIELDS = frozenset({"user_id", "emoticon_type", "timestamp", "match_id"})
 """The fields of an event record (seed: the Redis snapshot), no more, no fewer."""
@@ -120,3 +120,17 @@ def sort_items(texts: list[str], emoticon_types: Collection[str], match_id: int 
         else:
             poison.append((text, reason))
     return events, poison
+
+
+def named_cell(record: Any) -> tuple[int, str] | None:
+    """The ``(match_id, emoticon_type)`` a decoded item names, or None if it names none.
+
+    An item that names a cell was counted under that cell's counter when it was posted, even if
+    it is otherwise spoiled (poison): the system-wide reconciliation counts it there, pending in
+    Redis (reconcile.py) or dead-lettered (ReactionsTable.dead_letter_cells).
+    """
+    if type(record) is dict:
+        match_id, emoticon_type = record.get("match_id"), record.get("emoticon_type")
+        if type(match_id) is int and type(emoticon_type) is str:
+            return match_id, emoticon_type
+    return None

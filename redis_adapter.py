@@ -30,7 +30,7 @@ from in_memory_redis import DataError, InMemoryRedis, OutOfMemoryError, RedisErr
 
 __all__ = [
     "RedisError", "ResponseError", "DataError", "OutOfMemoryError", "InMemoryRedis",
-    "is_out_of_memory",
+    "is_out_of_memory", "is_connection_error",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
     "WrongTypeError", "error_text",
@@ -55,6 +55,13 @@ def is_out_of_memory(error: BaseException) -> bool:
     """True for Redis's OOM answer (over maxmemory, noeviction), as InMemoryRedis or redis-py
     raises it (both name the class OutOfMemoryError; redis-py is not imported here)."""
     return isinstance(error, OutOfMemoryError) or type(error).__name__ == "OutOfMemoryError"
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """True for a lost or refused connection to Redis: OSError, or redis-py's ConnectionError
+    and TimeoutError (told by name, as redis-py is not imported here)."""
+    return isinstance(error, OSError) or type(error).__name__ in ("ConnectionError",
+                                                                  "TimeoutError")
 
 
 # -- the reactions' key layout: the one place that knows it ------------------------------------
