@@ -84,16 +84,26 @@ def run_command(client, name, args, kwargs):
     if name == "keys":
         return sorted(client.keys(*args))
     reply = getattr(client, name)(*args, **kwargs)
-    if name == "execute_command" and _scan_at_unknown_cursor(args):
-        # Redis answers the bucket its table puts there: cursors are opaque, and a page at one
-        # never handed out is unspecified (docs/in-memory-redis.md); errors are still compared.
-        return "a SCAN page at a cursor never handed out"
+    if name == "execute_command" and _raw_scan(args):
+        if _scan_at_unknown_cursor(args):
+            # Redis answers the bucket its table puts there: cursors are opaque, and a page at
+            # one never handed out is unspecified (docs/in-memory-redis.md); errors are still
+            # compared.
+            return "a SCAN page at a cursor never handed out"
+        # A page lists its keys in the order of Redis's hash table, which is unspecified: the
+        # keys are compared as a set (these few keys always fit one page on both servers).
+        cursor, keys = reply
+        return cursor, sorted(keys)
     return reply
+
+
+def _raw_scan(args) -> bool:
+    return str(args[0]).upper() == "SCAN"
 
 
 def _scan_at_unknown_cursor(args) -> bool:
     """A raw SCAN at a cursor other than 0 (which only an earlier reply could have given)."""
-    return str(args[0]).upper() == "SCAN" and len(args) > 1 and args[1] not in ("0", "")
+    return _raw_scan(args) and len(args) > 1 and args[1] not in ("0", "")
 
 
 def run_pipeline(client, transaction, commands):
