@@ -400,7 +400,10 @@ def _items_size(items: list | tuple) -> int:
     size = ITEM_OVERHEAD_BYTES * len(items)
     if len(items) == 1:  # the POST path pushes one event
         return size + _nbytes(items[0])
-    return size + sum(map(_nbytes, items))
+    try:  # text only (an ingest flush pushes a thousand records): measured joined, in C
+        return size + _nbytes("".join(items))
+    except TypeError:  # some items are bytes
+        return size + sum(map(_nbytes, items))
 
 
 def _value_size(value: str | bytes | int | list) -> int:

@@ -239,7 +239,7 @@ def encode_event(event: dict[str, Any]) -> str:
 
 def encode_events(events: Iterable[dict[str, Any]]) -> list[str]:
     """``[encode_event(event) for event in events]``: an ingest flush encodes a thousand at once."""
-    return list(map(encode_event, events))
+    return [encode_event(event) for event in events]  # not map(): its calls cost more (3.11)
 
 
 def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:

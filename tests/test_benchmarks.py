@@ -88,7 +88,7 @@ def test_quick_run_reports_every_figure(tmp_path):
 
     # 7. batched ingest vs one write per POST, on the in-memory server and (if any) redis-server
     ingest = figures["batched_ingest"]
-    for case in ("ingest", "poster", "floor"):
+    for case in ("ingest", "poster", "floor", "ceiling"):
         positive(ingest["in_memory"][case], "a_eps", "b_eps", "ratio")
     has_verdict(ingest["in_memory"]["floor"], "min_ratio")
     if "skipped" not in ingest["redis_server"]:
