@@ -16,8 +16,8 @@ from redis_adapter import get_adapter, is_connection_error, is_out_of_memory, ma
 from settings import describe_value
 
 __all__ = ["InvalidReactionError", "ReactionRefusedError", "is_refusal", "POSTMethod",
-           "GETMethod", "read_counts", "read_counts_many", "weighted_mean", "weighted_means", "validate_reaction",
-           "validate_match_id"]
+           "GETMethod", "read_counts", "read_counts_many", "weighted_mean", "weighted_means",
+           "validate_reaction", "validate_match_id"]
 
 
 class InvalidReactionError(ValueError):
@@ -56,8 +56,9 @@ def _validate_id(field: str, value: Any, maximum: int) -> None:
 
 def validate_match_id(match_id: Any) -> None:
     """Raise InvalidReactionError unless ``match_id`` is an int in 1..config.MAX_MATCHES."""
-    if type(match_id) is not int or not 1 <= match_id <= config.MAX_MATCHES:  # as validate_reaction:
-        _validate_id("match_id", match_id, config.MAX_MATCHES)  # a valid id pays for no call
+    # The rule checked inline first, as in validate_reaction: a valid id pays for no call.
+    if type(match_id) is not int or not 1 <= match_id <= config.MAX_MATCHES:
+        _validate_id("match_id", match_id, config.MAX_MATCHES)
 
 
 def validate_reaction(user_id: Any, match_id: Any, emoticon_type: Any) -> None:
