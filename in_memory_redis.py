@@ -723,6 +723,9 @@ class _Watch:
     def __init__(self) -> None:
         self.keys: set = set()
         self.dirty = False
+        # Keys already past their expiry when WATCHed (Redis's watchedKey.expired): their
+        # removal is no change, and their expiry does not fail EXEC.
+        self.expired: set = set()
 
 
 class InMemoryRedis(Commands):
@@ -1054,6 +1057,9 @@ class InMemoryRedis(Commands):
             if self._abandoned:
                 self._drop_abandoned()
             for watch in self._watches.get(key, ()):
+                if watch.expired and key in watch.expired and key not in self._data:
+                    watch.expired.discard(key)  # touchWatchedKey: the expired key's removal
+                    continue
                 watch.dirty = True
 
     # -- expiry --
@@ -1093,7 +1099,8 @@ class InMemoryRedis(Commands):
     def _watched_key_expired(self, watch: _Watch) -> bool:
         """Whether a watched key has expired since WATCH (Redis 6.0.9+ aborts EXEC then)."""
         now = self._now_ms()
-        return any(self._expires.get(key, now + 1) <= now for key in watch.keys)
+        return any(self._expires.get(key, now + 1) <= now for key in watch.keys
+                   if key not in watch.expired)
 
     # -- the commands --
 
@@ -1448,6 +1455,7 @@ class InMemoryRedis(Commands):
                     if not watchers:
                         del self._watches[key]
             watch.keys.clear()
+            watch.expired.clear()
             watch.dirty = False
         return OK
 
@@ -1463,9 +1471,14 @@ class InMemoryRedis(Commands):
             return refusal
         if _word(command[0]) == "UNWATCH":
             return self._unwatch(watch)
+        now = self._now_ms() if self._expires else None
         for key in command[1:]:
+            if key in watch.keys:  # Redis keeps the first WATCH's record of a key
+                continue
             watch.keys.add(key)
             self._watches.setdefault(key, set()).add(watch)
+            if now is not None and self._expires.get(key, now + 1) <= now:
+                watch.expired.add(key)  # past its expiry, not yet removed (watchForKey)
         return OK
 
 
