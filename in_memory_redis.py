@@ -753,6 +753,11 @@ class InMemoryRedis(Commands):
     # What MULTI queues without a second look.
     _MULTI_ARITY = {name: arity for name, arity in _ARITY.items() if name not in _NOT_QUEUED}
 
+    # Within EXEC the time is read once, at its first reading, and kept (Redis 7.0's call()
+    # caches it for nested calls: fixed_time_expire), so no key expires in the middle of it.
+    _in_exec = False
+    _exec_ms: int | None = None
+
     # Commands Redis flags "denyoom" (COMMAND INFO): refused while used memory is over maxmemory.
     _DENYOOM = frozenset({"SET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH"})
 
@@ -871,30 +876,40 @@ class InMemoryRedis(Commands):
             return [self._run_locked(command) for command in commands]
         matchers = None if plain else _compile_patterns(commands)
         with self._lock:
-            if matchers:
-                self._matchers = matchers
-            # MULTI refuses to queue a command of wrong arity, or any command at all while used
-            # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
-            # the first refusal.
-            arity = self._MULTI_ARITY
-            over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
-            for command in commands:
-                expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
-                if over or not (len(command) == expected if expected > 0
-                                else expected and len(command) >= -expected):
-                    self._refuse_transaction(commands)
-                    break
-            if watch is not None:
-                dirty = watch.dirty or self._watched_key_expired(watch)
-                self._unwatch(watch)
-                if dirty:
-                    return None
-            if self._deadlines:
-                self._expire_some()
-            replies = []
-            for command in commands:  # a loop: calls from it are cheaper than map's (CPython 3.11)
-                replies.append(self._dispatch(command))
-            return replies
+            self._in_exec = True
+            try:
+                return self._run_transaction(commands, matchers, watch)
+            finally:
+                self._in_exec = False
+                self._exec_ms = None
+
+    def _run_transaction(self, commands: list[list], matchers: dict | None,
+                         watch: _Watch | None) -> list[Any] | None:
+        """_execute_pipeline's transaction, with the lock held."""
+        if matchers:
+            self._matchers = matchers
+        # MULTI refuses to queue a command of wrong arity, or any command at all while used
+        # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
+        # the first refusal.
+        arity = self._MULTI_ARITY
+        over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
+        for command in commands:
+            expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
+            if over or not (len(command) == expected if expected > 0
+                            else expected and len(command) >= -expected):
+                self._refuse_transaction(commands)
+                break
+        if watch is not None:
+            dirty = watch.dirty or self._watched_key_expired(watch)
+            self._unwatch(watch)
+            if dirty:
+                return None
+        if self._deadlines:
+            self._expire_some()
+        replies = []
+        for command in commands:  # a loop: calls from it are cheaper than map's (CPython 3.11)
+            replies.append(self._dispatch(command))
+        return replies
 
     def _refuse_transaction(self, commands: list[list]) -> None:
         """Raise the first command's refusal, annotated with its place, if any is refused."""
@@ -1065,7 +1080,12 @@ class InMemoryRedis(Commands):
     # -- expiry --
 
     def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        now = self._exec_ms
+        if now is None:
+            now = int(self._clock() * 1000)
+            if self._in_exec:
+                self._exec_ms = now
+        return now
 
     def _set_expiry(self, key: str | bytes, when_ms: int) -> None:
         self._expires[key] = when_ms

@@ -341,6 +341,23 @@ def test_watched_key_expiring_fails_exec(timed, clock):
             pipe.execute()
 
 
+def test_no_key_expires_in_the_middle_of_exec():
+    """EXEC reads the time once (Redis 7.0's call() caches it: fixed_time_expire), so a key
+    not expired when EXEC starts is there for every command of it, however long EXEC takes."""
+    clock, step = Clock(), [0.0]
+
+    def ticking() -> float:  # each reading ``step[0]`` seconds after the one before
+        clock.now += step[0]
+        return clock.now
+
+    server = InMemoryRedis(clock=ticking)
+    server.set("k", "v", px=1500)
+    pipe = server.pipeline()
+    pipe.get("k").get("k").get("k")
+    step[0] = 1.0
+    assert pipe.execute() == ["v", "v", "v"]
+
+
 def test_watching_a_key_already_expired_does_not_fail_exec(timed, clock):
     """WATCH of a key past its expiry but not yet removed: EXEC runs (redis-server: [None])."""
     timed.set("k", "v", px=1)
