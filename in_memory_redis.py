@@ -1452,8 +1452,10 @@ class InMemoryRedis(Commands):
     def _flushdb(self, *mode: str | bytes) -> _Status:
         if len(mode) > 1 or (mode and _word(mode[0]) not in ("ASYNC", "SYNC")):
             raise ResponseError(SYNTAX_ERROR)
-        for key in list(self._watches):  # FLUSHDB touches every watched key that existed
-            if key in self._data:
+        for key in list(self._watches):  # FLUSHDB touches every watched key that existed;
+            # one past its expiry is removed first: no change to a WATCH made once it had
+            # expired (Redis's touchAllWatchedKeysInDb)
+            if key in self._data and self._lookup(key) is not None:
                 self._touch(key)
         watches = self._watches
         self._reset_keyspace()

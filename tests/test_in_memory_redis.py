@@ -384,6 +384,20 @@ def test_removing_a_key_expired_when_watched_does_not_fail_exec(timed, clock, re
         assert pipe.execute() == [None]
 
 
+def test_flushdb_of_a_key_expired_when_watched_does_not_fail_exec(timed, clock):
+    """FLUSHDB removing a key that was past its expiry when WATCHed is no change: EXEC runs
+    (redis-server: [None], touchAllWatchedKeysInDb skips it)."""
+    timed.set("k", "v", px=1)
+    clock.now += 0.01
+    timed._deadlines.clear()  # as if the active expiry had not reached it yet
+    with timed.pipeline() as pipe:
+        pipe.watch("k")
+        timed.flushdb()
+        pipe.multi()
+        pipe.get("k")
+        assert pipe.execute() == [None]
+
+
 def test_setting_a_key_expired_when_watched_fails_exec(timed, clock):
     """A key expired when WATCHed and then written again is a change: WatchError, as
     redis-server raises it."""
