@@ -723,6 +723,9 @@ class _Watch:
     def __init__(self) -> None:
         self.keys: set = set()
         self.dirty = False
+        # Keys already past their expiry when WATCHed (Redis's watchedKey.expired): their
+        # removal is no change, and their expiry does not fail EXEC.
+        self.expired: set = set()
 
 
 class InMemoryRedis(Commands):
@@ -749,6 +752,11 @@ class InMemoryRedis(Commands):
 
     # What MULTI queues without a second look.
     _MULTI_ARITY = {name: arity for name, arity in _ARITY.items() if name not in _NOT_QUEUED}
+
+    # Within EXEC the time is read once, at its first reading, and kept (Redis 7.0's call()
+    # caches it for nested calls: fixed_time_expire), so no key expires in the middle of it.
+    _in_exec = False
+    _exec_ms: int | None = None
 
     # Commands Redis flags "denyoom" (COMMAND INFO): refused while used memory is over maxmemory.
     _DENYOOM = frozenset({"SET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH"})
@@ -868,30 +876,40 @@ class InMemoryRedis(Commands):
             return [self._run_locked(command) for command in commands]
         matchers = None if plain else _compile_patterns(commands)
         with self._lock:
-            if matchers:
-                self._matchers = matchers
-            # MULTI refuses to queue a command of wrong arity, or any command at all while used
-            # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
-            # the first refusal.
-            arity = self._MULTI_ARITY
-            over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
-            for command in commands:
-                expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
-                if over or not (len(command) == expected if expected > 0
-                                else expected and len(command) >= -expected):
-                    self._refuse_transaction(commands)
-                    break
-            if watch is not None:
-                dirty = watch.dirty or self._watched_key_expired(watch)
-                self._unwatch(watch)
-                if dirty:
-                    return None
-            if self._deadlines:
-                self._expire_some()
-            replies = []
-            for command in commands:  # a loop: calls from it are cheaper than map's (CPython 3.11)
-                replies.append(self._dispatch(command))
-            return replies
+            self._in_exec = True
+            try:
+                return self._run_transaction(commands, matchers, watch)
+            finally:
+                self._in_exec = False
+                self._exec_ms = None
+
+    def _run_transaction(self, commands: list[list], matchers: dict | None,
+                         watch: _Watch | None) -> list[Any] | None:
+        """_execute_pipeline's transaction, with the lock held."""
+        if matchers:
+            self._matchers = matchers
+        # MULTI refuses to queue a command of wrong arity, or any command at all while used
+        # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
+        # the first refusal.
+        arity = self._MULTI_ARITY
+        over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
+        for command in commands:
+            expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
+            if over or not (len(command) == expected if expected > 0
+                            else expected and len(command) >= -expected):
+                self._refuse_transaction(commands)
+                break
+        if watch is not None:
+            dirty = watch.dirty or self._watched_key_expired(watch)
+            self._unwatch(watch)
+            if dirty:
+                return None
+        if self._deadlines:
+            self._expire_some()
+        replies = []
+        for command in commands:  # a loop: calls from it are cheaper than map's (CPython 3.11)
+            replies.append(self._dispatch(command))
+        return replies
 
     def _refuse_transaction(self, commands: list[list]) -> None:
         """Raise the first command's refusal, annotated with its place, if any is refused."""
@@ -1054,12 +1072,20 @@ class InMemoryRedis(Commands):
             if self._abandoned:
                 self._drop_abandoned()
             for watch in self._watches.get(key, ()):
+                if watch.expired and key in watch.expired and key not in self._data:
+                    watch.expired.discard(key)  # touchWatchedKey: the expired key's removal
+                    continue
                 watch.dirty = True
 
     # -- expiry --
 
     def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        now = self._exec_ms
+        if now is None:
+            now = int(self._clock() * 1000)
+            if self._in_exec:
+                self._exec_ms = now
+        return now
 
     def _set_expiry(self, key: str | bytes, when_ms: int) -> None:
         self._expires[key] = when_ms
@@ -1093,7 +1119,8 @@ class InMemoryRedis(Commands):
     def _watched_key_expired(self, watch: _Watch) -> bool:
         """Whether a watched key has expired since WATCH (Redis 6.0.9+ aborts EXEC then)."""
         now = self._now_ms()
-        return any(self._expires.get(key, now + 1) <= now for key in watch.keys)
+        return any(self._expires.get(key, now + 1) <= now for key in watch.keys
+                   if key not in watch.expired)
 
     # -- the commands --
 
@@ -1425,8 +1452,10 @@ class InMemoryRedis(Commands):
     def _flushdb(self, *mode: str | bytes) -> _Status:
         if len(mode) > 1 or (mode and _word(mode[0]) not in ("ASYNC", "SYNC")):
             raise ResponseError(SYNTAX_ERROR)
-        for key in list(self._watches):  # FLUSHDB touches every watched key that existed
-            if key in self._data:
+        for key in list(self._watches):  # FLUSHDB touches every watched key that existed;
+            # one past its expiry is removed first: no change to a WATCH made once it had
+            # expired (Redis's touchAllWatchedKeysInDb)
+            if key in self._data and self._lookup(key) is not None:
                 self._touch(key)
         watches = self._watches
         self._reset_keyspace()
@@ -1448,6 +1477,7 @@ class InMemoryRedis(Commands):
                     if not watchers:
                         del self._watches[key]
             watch.keys.clear()
+            watch.expired.clear()
             watch.dirty = False
         return OK
 
@@ -1463,9 +1493,14 @@ class InMemoryRedis(Commands):
             return refusal
         if _word(command[0]) == "UNWATCH":
             return self._unwatch(watch)
+        now = self._now_ms() if self._expires else None
         for key in command[1:]:
+            if key in watch.keys:  # Redis keeps the first WATCH's record of a key
+                continue
             watch.keys.add(key)
             self._watches.setdefault(key, set()).add(watch)
+            if now is not None and self._expires.get(key, now + 1) <= now:
+                watch.expired.add(key)  # past its expiry, not yet removed (watchForKey)
         return OK
 
 

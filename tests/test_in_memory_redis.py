@@ -341,6 +341,77 @@ def test_watched_key_expiring_fails_exec(timed, clock):
             pipe.execute()
 
 
+def test_no_key_expires_in_the_middle_of_exec():
+    """EXEC reads the time once (Redis 7.0's call() caches it: fixed_time_expire), so a key
+    not expired when EXEC starts is there for every command of it, however long EXEC takes."""
+    clock, step = Clock(), [0.0]
+
+    def ticking() -> float:  # each reading ``step[0]`` seconds after the one before
+        clock.now += step[0]
+        return clock.now
+
+    server = InMemoryRedis(clock=ticking)
+    server.set("k", "v", px=1500)
+    pipe = server.pipeline()
+    pipe.get("k").get("k").get("k")
+    step[0] = 1.0
+    assert pipe.execute() == ["v", "v", "v"]
+
+
+def test_watching_a_key_already_expired_does_not_fail_exec(timed, clock):
+    """WATCH of a key past its expiry but not yet removed: EXEC runs (redis-server: [None])."""
+    timed.set("k", "v", px=1)
+    clock.now += 0.01
+    with timed.pipeline() as pipe:
+        pipe.watch("k")
+        pipe.multi()
+        pipe.get("k")
+        assert pipe.execute() == [None]
+
+
+@pytest.mark.parametrize("removal", [lambda s: s.get("k"), lambda s: s.delete("k"),
+                                     lambda s: s.exists("k"), lambda s: s.expire("k", 100)])
+def test_removing_a_key_expired_when_watched_does_not_fail_exec(timed, clock, removal):
+    """A key expired when WATCHed, removed by a later read or DEL: no change, EXEC runs
+    (redis-server: [None], its touchWatchedKey skips the expired key's removal)."""
+    timed.set("k", "v", px=1)
+    clock.now += 0.01
+    with timed.pipeline() as pipe:
+        pipe.watch("k")
+        removal(timed)
+        pipe.multi()
+        pipe.get("k")
+        assert pipe.execute() == [None]
+
+
+def test_flushdb_of_a_key_expired_when_watched_does_not_fail_exec(timed, clock):
+    """FLUSHDB removing a key that was past its expiry when WATCHed is no change: EXEC runs
+    (redis-server: [None], touchAllWatchedKeysInDb skips it)."""
+    timed.set("k", "v", px=1)
+    clock.now += 0.01
+    timed._deadlines.clear()  # as if the active expiry had not reached it yet
+    with timed.pipeline() as pipe:
+        pipe.watch("k")
+        timed.flushdb()
+        pipe.multi()
+        pipe.get("k")
+        assert pipe.execute() == [None]
+
+
+def test_setting_a_key_expired_when_watched_fails_exec(timed, clock):
+    """A key expired when WATCHed and then written again is a change: WatchError, as
+    redis-server raises it."""
+    timed.set("k", "v", px=1)
+    clock.now += 0.01
+    with timed.pipeline() as pipe:
+        pipe.watch("k")
+        timed.set("k", "w")
+        pipe.multi()
+        pipe.get("k")
+        with pytest.raises(WatchError):
+            pipe.execute()
+
+
 @pytest.mark.parametrize("write", [
     lambda s: s.set("k", "abcdef", keepttl=True), lambda s: s.set("k", "abcdef", ex=5),
     lambda s: s.set("k", "abcdef", get=True), lambda s: s.set("k", "abcdef", xx=True)])
