@@ -56,7 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks",
                                      description="Benchmark the Live Reactions pipeline.")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes, 3 repeats, 4 s main.py runs: about 30 s in all")
+                        help="small sizes, 3 repeats, 4 s main.py runs: about 40 s in all")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE (JSON)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="override the repeats per comparison (default 5; 3 with --quick)")

@@ -148,17 +148,22 @@ def run_processes(settings: Settings) -> dict[str, dict[str, Any]]:
                  "rate0_file": ["--rate", "0", "--seed", "1",
                                 "--db", os.path.join(directory, "reactions.db")]}
 
-        def run(name: str) -> None:
+        def describe(name: str) -> str:
             arguments = plans[name]
-            progress(f"6b. python3 main.py {' '.join(arguments[:2])} "
-                     f"{'--db FILE ' if 'file' in name else ''}for {seconds:g} s")
-            runs[name] = run_main(arguments, seconds, os.path.join(directory, f"{name}.log"))
+            return (f"6b. python3 main.py {' '.join(arguments[:2])} "
+                    f"{'--db FILE ' if 'file' in name else ''}for {seconds:g} s")
 
+        def run(name: str) -> None:
+            runs[name] = run_main(plans[name], seconds, os.path.join(directory, f"{name}.log"))
+
+        # Announced here, not by its thread: two progress lines written at once would interleave.
+        progress(describe("default_pace") + ", alongside the two runs below")
         background = threading.Thread(target=run, args=("default_pace",), name="main-default")
         background.start()
         try:
-            run("rate0")
-            run("rate0_file")
+            for name in ("rate0", "rate0_file"):
+                progress(describe(name))
+                run(name)
         finally:
             background.join()
     runs = {name: runs[name] for name in plans}  # in the plans' order
