@@ -78,10 +78,10 @@ class _ProgressClock:
     (so one huge list reports too)."""
 
     def __init__(self, report: ProgressCallback | None, every: float, of_lists: int,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], started: float) -> None:
         self.report, self.every, self.of_lists, self.clock = report, every, of_lists, clock
-        self.started = clock()
-        self._next = self.started + every
+        self.started = started  # the run's start: its staging step counts too
+        self._next = started + every
         self.lists, self.events = 0, 0
 
     def chunks(self, chunks: Iterable[list[str]]) -> Iterator[list[str]]:
@@ -215,12 +215,14 @@ class BackupDataManager:
         """
         with self._run_lock:
             started = time.monotonic()
+            progress_started = self._clock()
             deadline = started + self.busy_timeout
             dataset = self.adapter.source_id()
             leftovers = self.adapter.staged_keys()
             staged = self.adapter.stage_all(self.adapter.match_data_keys(), new_batch())
             progress = _ProgressClock(on_progress, self.progress_seconds,
-                                      len(leftovers) + len(staged), self._clock)
+                                      len(leftovers) + len(staged), self._clock,
+                                      progress_started)
             events, dead, errors = 0, 0, {}
             for key in leftovers + staged:
                 try:

@@ -446,3 +446,20 @@ def test_a_failing_progress_report_does_not_fail_the_backup(table):
         raise ValueError("display gone")
     manager = BackupDataManager(table=table, progress_seconds=0.0, clock=SteppingClock(1.0))
     assert manager.run(broken).events == 1 and table.count() == 1
+
+
+def test_progress_counts_the_time_spent_staging(table, monkeypatch):
+    """A run whose staging step alone outlasts progress_seconds reports at its first check."""
+    POSTMethod(1, 1, "sad")
+    now = [0.0]
+    adapter = get_adapter()
+    stage_all = adapter.stage_all
+
+    def slow_stage_all(*args):
+        now[0] += 6.0  # as SCAN and RENAME of 100,000 lists may take
+        return stage_all(*args)
+    monkeypatch.setattr(adapter, "stage_all", slow_stage_all)
+    reports = []
+    manager = BackupDataManager(adapter, table, progress_seconds=5.0, clock=lambda: now[0])
+    manager.run(reports.append)
+    assert [(p.lists, p.events, p.seconds) for p in reports] == [(0, 1, 6.0)]
