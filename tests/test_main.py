@@ -357,8 +357,6 @@ def test_get_stopped_mid_read_says_so(caplog, monkeypatch):
     (["--redis-url", "redis://127.0.0.1:1/0"],
      "--reconcile needs --db FILE (the database to reconcile against): "),
     (["--db", "x.db"], "--reconcile needs --redis-url URL (the Redis whose counters to check): "),
-    ([], "--reconcile needs --redis-url URL (the Redis whose counters to check) and --db FILE "
-         "(the database to reconcile against): "),
 ])
 def test_reconcile_without_its_flags_names_what_it_needs(flags, needs, tmp_path):
     """--reconcile without --db or --redis-url says what reconciling needs, not what a run does."""
