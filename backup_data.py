@@ -23,16 +23,19 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable, Iterator
+from typing import Any, Callable, Collection, Iterable, Iterator
 
 from db import DeadLetter, ReactionsTable, get_reactions_table
 from records import sort_items
 from redis_adapter import RedisAdapter, error_text, get_adapter
 
-__all__ = ["BackupDataManager", "BackupResult", "BackupError", "CountMismatchError",
-           "SortedItems"]
+__all__ = ["BackupDataManager", "BackupResult", "BackupProgress", "BackupError",
+           "CountMismatchError", "SortedItems", "PROGRESS_SECONDS"]
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_SECONDS = 5.0
+"""A run still going after this many seconds reports its progress, then again this often."""
 
 _batch_numbers = itertools.count()  # tells apart runs started in the same nanosecond
 _PROCESS_TAG = secrets.token_hex(4)  # tells apart processes with one pid (other hosts)
@@ -50,6 +53,60 @@ class BackupResult:
     """Wall time the run took, in seconds."""
     dead_lettered: int = 0
     """Items moved into the table dead_letters instead (not exactly one valid record)."""
+
+
+@dataclass(frozen=True)
+class BackupProgress:
+    """How far a long backup run has got, for its progress line (BackupDataManager.run)."""
+
+    lists: int
+    """Lists moved so far (their rows committed)."""
+    of_lists: int
+    """Lists this run set out to move."""
+    events: int
+    """Events moved so far, plus those read of the list in progress (not yet committed)."""
+    seconds: float
+    """Seconds since the run started."""
+
+
+ProgressCallback = Callable[[BackupProgress], None]
+
+
+class _ProgressClock:
+    """The one rule for progress reports: the first once a run has taken ``every`` seconds,
+    then at most one per ``every`` seconds, checked after each chunk read and each list moved
+    (so one huge list reports too)."""
+
+    def __init__(self, report: ProgressCallback | None, every: float, of_lists: int,
+                 clock: Callable[[], float], started: float) -> None:
+        self.report, self.every, self.of_lists, self.clock = report, every, of_lists, clock
+        self.started = started  # the run's start: its staging step counts too
+        self._next = started + every
+        self.lists, self.events = 0, 0
+
+    def chunks(self, chunks: Iterable[list[str]]) -> Iterator[list[str]]:
+        """``chunks`` as they are, checking the clock after each (its items count as events)."""
+        read = 0
+        for chunk in chunks:
+            yield chunk
+            read += len(chunk)
+            self.check(read)
+
+    def moved(self, events: int) -> None:
+        """One more list moved, with ``events`` rows."""
+        self.lists, self.events = self.lists + 1, self.events + events
+        self.check()
+
+    def check(self, reading: int = 0) -> None:
+        now = self.clock()
+        if self.report is None or now < self._next:
+            return
+        self._next = now + self.every
+        try:
+            self.report(BackupProgress(self.lists, self.of_lists, self.events + reading,
+                                       now - self.started))
+        except Exception:  # a report is no part of the move: it must not fail a list
+            logger.exception("backup progress report failed")
 
 
 class BackupError(Exception):
@@ -120,12 +177,15 @@ class BackupDataManager:
     manager's runs wrote; ``committed`` holds staged keys whose rows are in the table but whose
     DEL failed (whoever writes the pending events elsewhere must skip them); ``unforgotten``
     holds lists moved and deleted whose ledger row could not be dropped yet (moved all the
-    same: the next run drops the row).
+    same: the next run drops the row). ``progress_seconds`` and ``clock`` (monotonic seconds)
+    pace the progress reports of run(on_progress=...).
     """
 
     def __init__(self, adapter: RedisAdapter | None = None,
                  table: ReactionsTable | None = None,
-                 busy_timeout: float | None = None) -> None:
+                 busy_timeout: float | None = None,
+                 progress_seconds: float = PROGRESS_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.adapter = adapter if adapter is not None else get_adapter()
         self.table = table if table is not None else get_reactions_table()
         self.busy_timeout = self.table.busy_timeout if busy_timeout is None else busy_timeout
@@ -134,14 +194,19 @@ class BackupDataManager:
         self.committed: set[str] = set()
         self.unforgotten: set[str] = set()
         self._run_lock = threading.Lock()
+        self.progress_seconds, self._clock = progress_seconds, clock
 
     @property
     def running(self) -> bool:
         """True while a run is in progress (a caller of run() would wait for it)."""
         return self._run_lock.locked()
 
-    def run(self) -> BackupResult:
+    def run(self, on_progress: ProgressCallback | None = None) -> BackupResult:
         """Move all pending events; return how many, from how many keys, in how many seconds.
+
+        A run that lasts (many lists, or a huge one) calls ``on_progress`` with a
+        BackupProgress once it has run ``progress_seconds``, then at most that often, from
+        this thread, while it goes on (none for a quick run).
 
         Staged lists left by earlier runs go first, so the table keeps the posting order per
         match. A list that fails (sqlite3.Error, the run's busy deadline passed, ...) is rolled
@@ -150,20 +215,25 @@ class BackupDataManager:
         """
         with self._run_lock:
             started = time.monotonic()
+            progress_started = self._clock()
             deadline = started + self.busy_timeout
             dataset = self.adapter.source_id()
             leftovers = self.adapter.staged_keys()
             staged = self.adapter.stage_all(self.adapter.match_data_keys(), new_batch())
+            progress = _ProgressClock(on_progress, self.progress_seconds,
+                                      len(leftovers) + len(staged), self._clock,
+                                      progress_started)
             events, dead, errors = 0, 0, {}
             for key in leftovers + staged:
                 try:
-                    rows, letters = self._insert(key, deadline, dataset)
+                    rows, letters = self._insert(key, deadline, dataset, progress)
                 except Exception as error:  # the list stays staged; the next run retries it
                     errors[key] = error
                     continue
                 events, dead = events + rows, dead + letters
                 # In the table from now on: the status line reads these totals (main.py).
                 self.events, self.dead_lettered = self.events + rows, self.dead_lettered + letters
+                progress.moved(rows)
                 try:
                     self.adapter.drop(key)
                 except Exception as error:  # in the table already: the ledger skips it later
@@ -179,10 +249,12 @@ class BackupDataManager:
                 raise BackupError(result, errors) from next(iter(errors.values()))
             return result
 
-    def _insert(self, staged: str, deadline: float, dataset: str) -> tuple[int, int]:
+    def _insert(self, staged: str, deadline: float, dataset: str,
+                progress: _ProgressClock) -> tuple[int, int]:
         """Insert one staged list with its dead letters (recorded in the ledger, its rows
         counted for ``dataset``: RedisAdapter.source_id)."""
-        source = SortedItems(self.adapter.iter_items(staged), staged, self.table.emoticon_types,
+        chunks = progress.chunks(self.adapter.iter_items(staged))
+        source = SortedItems(chunks, staged, self.table.emoticon_types,
                              self.adapter.layout.list_match_id(staged))
         rows, dead = self.table.insert_batch(source.events(), staged, source.dead_letters,
                                              source.verify, deadline, dataset)

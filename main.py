@@ -47,7 +47,7 @@ except BaseException as error:
     sys.stderr.write(f"config.py cannot be loaded: {type(error).__name__}: {error}\n")
     sys.exit(2)  # as for a bad setting
 from api_layer import read_counts_many, weighted_means
-from backup_data import BackupDataManager, BackupError
+from backup_data import BackupDataManager, BackupError, BackupProgress
 from db import ReactionsTable, SchemaMismatchError, get_reactions_table
 from ingest import close_ingest_buffer, get_ingest_buffer, held_events
 from log_gate import Every
@@ -70,6 +70,7 @@ EXIT_DEAD_LETTERS = 4  # --load-spill loaded the file, but some lines became dea
 BACKUP_WARNING_SECONDS = 10.0  # while backups keep failing, their warning at most this often
 EXIT_NOT_CHECKED = 5  # no consistent view of Redis and the table could be read: try again
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
+SKIPPED_TICKS_NOTICE_SECONDS = 30.0  # "GET: skipped N ticks" at most this often per task
 ROLES = ("all", "post", "get", "backup")
 """--role: all = the three parts in one process (the seed); the others run one part each."""
 SWITCH_INTERVAL_SECONDS = 0.001
@@ -148,14 +149,17 @@ async def every(interval: float, tick: Callable[[], Awaitable[None]], what: str)
     """Await ``tick()`` every ``interval`` seconds on a fixed schedule, forever.
 
     The schedule is anchored to the start (monotonic clock), so it does not drift by the time a
-    tick takes; ticks missed while one ran long are skipped, not bunched. A tick that raises is
-    logged and the schedule goes on; while it keeps failing (Redis gone), once, not every tick.
+    tick takes; ticks missed while one ran long are skipped, not bunched, and said so
+    (SkippedTicks). A tick that raises is logged and the schedule goes on; while it keeps
+    failing (Redis gone), once, not every tick.
     """
     loop = asyncio.get_running_loop()
     next_at = loop.time() + interval
     failing = False
+    skipped = SkippedTicks(what, interval)
     while True:
         await asyncio.sleep(max(0.0, next_at - loop.time()))
+        started = loop.time()
         try:
             await tick()
         except Exception as error:
@@ -167,8 +171,36 @@ async def every(interval: float, tick: Callable[[], Awaitable[None]], what: str)
             if failing:
                 logger.warning("%s works again", what)
             failing = False
-        missed = max(0, math.floor((loop.time() - next_at) / interval))
+        ended = loop.time()
+        missed = max(0, math.floor((ended - next_at) / interval))
+        if missed:
+            skipped.note(missed, started - next_at, ended - started)
         next_at += (missed + 1) * interval
+
+
+class SkippedTicks:
+    """The line saying that ticks of ``what`` were skipped, and why: the tick before them
+    started late (the event loop was busy) and/or took longer than ``interval`` seconds. At
+    most one line per SKIPPED_TICKS_NOTICE_SECONDS; a line counts the skips it did not tell."""
+
+    def __init__(self, what: str, interval: float) -> None:
+        self.what, self.interval = what, interval
+        self.untold = 0  # ticks skipped since the last line
+        self._gate = Every(SKIPPED_TICKS_NOTICE_SECONDS)
+
+    def note(self, missed: int, late: float, took: float) -> None:
+        """``missed`` ticks were skipped after a tick that started ``late`` seconds after its
+        time and ran ``took`` seconds."""
+        self.untold += missed
+        if not self._gate.ready():
+            return
+        count = f"{self.untold:,} tick{'s' if self.untold > 1 else ''}"
+        since = " since the last such line" if self.untold > missed else ""
+        start = f"started {late:.1f}s late and " if late >= 0.05 else ""
+        logger.info("%s: skipped %s%s, as the previous %s %stook %.1fs, past the %gs "
+                    "interval (this line at most every %gs)", self.what, count, since,
+                    self.what, start, took, self.interval, SKIPPED_TICKS_NOTICE_SECONDS)
+        self.untold = 0
 
 
 def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
@@ -211,6 +243,8 @@ class LiveRun:
         loop = asyncio.get_running_loop()
         _on_stdout_closed.append(lambda: loop.call_soon_threadsafe(self._stop.set))
         self._log_banner()
+        if config.REDIS_URL and self.table is not None:
+            warn_of_counters_backed_up_elsewhere(self.adapter, self.table)
         tasks = []
         if self.runs("post"):
             get_ingest_buffer()  # its flush thread starts before the first POST
@@ -326,7 +360,13 @@ class LiveRun:
         pipelined, a round trip per thousand matches) and applies weighted_means to that same
         read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
         """
-        rows = await asyncio.to_thread(self._table_rows)  # many matches: keep the loop free
+        started = time.monotonic()
+        try:
+            rows = await asyncio.to_thread(self._table_rows)  # many matches: keep the loop free
+        except asyncio.CancelledError:  # the run stops: say why no table follows its banner
+            logger.info("GET stopped with the run after %.1fs, before its table was read",
+                        time.monotonic() - started)
+            raise
         which = "per match"
         if config.MAX_MATCHES > GET_TABLE_MAX_ROWS:
             which = f"the busiest {GET_TABLE_MAX_ROWS} of {config.MAX_MATCHES:,} matches"
@@ -374,7 +414,7 @@ class LiveRun:
         besides BackupError (e.g. a Redis error)."""
         error = None
         try:
-            result = self.manager.run()
+            result = self.manager.run(lambda progress: self._log_progress(progress, final))
         except BackupError as failure:  # one line, not a traceback: it may recur every tick
             result, error = failure.result, failure
         self.backups += 1
@@ -391,6 +431,13 @@ class LiveRun:
             except sqlite3.Error as failure:  # the events are in; only the display is missed
                 logger.info("  db output skipped (%s)", failure)
         return moved_all
+
+    @staticmethod
+    def _log_progress(progress: BackupProgress, final: bool) -> None:
+        """A long backup's progress line (BackupDataManager paces them: backup_data.py)."""
+        logger.info("%s still running after %.0fs: %s of %s lists moved, %s events so far",
+                    "final backup" if final else "backup", progress.seconds,
+                    f"{progress.lists:,}", f"{progress.of_lists:,}", f"{progress.events:,}")
 
     def _note_backup(self, final: bool, error: BackupError | None) -> bool:
         """Log a failed backup's warning at most once per BACKUP_WARNING_SECONDS, with the
@@ -460,13 +507,21 @@ class LiveRun:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not self.runs("backup"):
             return self._summary()
-        # Said before the silent wait, so that a locked file is not mistaken for a hang.
-        waiting = (" after the backup in progress; each" if self.manager.running else
-                   "; it")
-        logger.info("posting stopped; final backup%s waits up to %gs if another process "
-                    "locks the database", waiting, self.manager.busy_timeout)
+        logger.info("%s", self._final_backup_line())
         await asyncio.to_thread(self._final_backup)  # run() waits for a backup still running
         return self._summary()
+
+    def _final_backup_line(self) -> str:
+        """What the shutdown does now, said before the wait, so a locked file or a long backup
+        is not mistaken for a hang: the lock wait only with a database file (no other process
+        can lock :memory:), "posting stopped" only if this process posted."""
+        in_progress = self.manager.running
+        line = "posting stopped" if self.runs("post") else "stopping"
+        line += "; final backup" + (" after the backup in progress" if in_progress else "")
+        if config.DB_PATH != ":memory:":
+            line += (f"; {'each' if in_progress else 'it'} waits up to "
+                     f"{self.manager.busy_timeout:g}s if another process locks the database")
+        return line
 
     def _final_backup(self) -> None:
         """The last chance for the events of the in-memory Redis: the table, else a spill file.
@@ -570,6 +625,29 @@ class LiveRun:
             return 1
 
 
+def warn_of_counters_backed_up_elsewhere(adapter: RedisAdapter, table: ReactionsTable) -> None:
+    """Log one warning if ``adapter``'s Redis counts, under its prefix, events that earlier runs
+    backed up to another database: it has a dataset id (RedisAdapter.source_id: a backup ran),
+    ``table`` holds no rows from that dataset (backup_sources), and the counters exceed the
+    events still pending. The final reconciliation would report them as a MISMATCH. A Redis
+    error here is left to the run, which reports its own."""
+    try:
+        source = adapter.source_id(create=False)
+        if source is None or sum(table.census(source)[0].values()):
+            return
+        elsewhere = adapter.counter_total() - adapter.pending_events()
+    except Exception as error:
+        logger.debug("check of earlier counters skipped: %r", error)
+        return
+    if elsewhere > 0:
+        logger.warning("Redis %s already counts %s events under key prefix %r that earlier runs "
+                       "backed up to another database (none of their rows is in %s): the final "
+                       "reconciliation will report MISMATCH unless you FLUSHDB that Redis db, "
+                       "run with the --db those runs used, or choose another --key-prefix",
+                       redacted(config.REDIS_URL), f"{elsewhere:,}", adapter.layout.prefix,
+                       config.DB_PATH)
+
+
 def dead_letter_sink(adapter: RedisAdapter, table: ReactionsTable
                      ) -> Callable[[], dict[tuple[int, str], int]]:
     """The dead letters of ``adapter``'s prefix (taken from its staged lists) per cell, as a
@@ -608,9 +686,15 @@ def run_reconcile() -> int:
     without reactions_table is refused (SchemaMismatchError). Exit status 0 if OK, 1 on
     MISMATCH, EXIT_NOT_CHECKED if no consistent view could be read, 2 without a Redis URL and
     a database file."""
-    if not config.REDIS_URL or config.DB_PATH == ":memory:":
-        logger.error("--reconcile needs --redis-url URL and --db FILE: an in-memory Redis or "
-                     "database lives only inside its own process")
+    missing = [(flag, default) for flag, default, absent in (
+        ("--redis-url URL (the Redis whose counters to check)", "an in-memory Redis",
+         not config.REDIS_URL),
+        ("--db FILE (the database to reconcile against)", "a :memory: database",
+         config.DB_PATH == ":memory:")) if absent]
+    if missing:
+        logger.error("--reconcile needs %s: %s lives only inside its own process",
+                     " and ".join(flag for flag, _ in missing),
+                     " or ".join(default for _, default in missing))
         return EXIT_USAGE
     if not os.path.isfile(config.DB_PATH):
         logger.error("--reconcile: no database file %s", config.DB_PATH)
@@ -727,6 +811,20 @@ def load_spill_file(path: str, db_path: str) -> int:
     return 0
 
 
+def role_refusal(role: str) -> int | None:
+    """EXIT_USAGE, logged in one line, if ``role`` cannot run with these settings; else None."""
+    if role != "all" and not config.REDIS_URL:
+        logger.error("--role %s needs --redis-url: with the in-memory Redis the other parts "
+                     "would not see this process's data", role)
+        return EXIT_USAGE
+    if config.REDIS_URL and role in ("all", "backup") and config.DB_PATH == ":memory:":
+        logger.error("--role %s with --redis-url needs --db FILE: its backups would move the "
+                     "shared Redis's events into a :memory: table that ends with this process",
+                     role)
+        return EXIT_USAGE
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the flags, check the settings, run the pipeline; return the exit status (2: a bad
     setting or database, logged in one line)."""
@@ -740,15 +838,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.load_spill is not None:
         return load_spill_file(args.load_spill, config.DB_PATH)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    if args.role != "all" and not config.REDIS_URL:
-        logger.error("--role %s needs --redis-url: with the in-memory Redis the other parts "
-                     "would not see this process's data", args.role)
-        return EXIT_USAGE
-    if config.REDIS_URL and args.role in ("all", "backup") and config.DB_PATH == ":memory:":
-        logger.error("--role %s with --redis-url needs --db FILE: its backups would move the "
-                     "shared Redis's events into a :memory: table that ends with this process",
-                     args.role)
-        return EXIT_USAGE
+    status = None if args.reconcile else role_refusal(args.role)  # --reconcile: its own needs
+    if status is not None:
+        return status
     try:
         if args.reconcile:
             return run_reconcile()

@@ -179,13 +179,14 @@ def test_failing_backups_warn_once_per_window_and_once_when_they_work_again(capl
     failure = BackupError(BackupResult(0, 0, 0.0), {"k": sqlite3.OperationalError("locked")})
     monkeypatch.setattr(run, "_backup_log", Every(3600))
 
-    def failing():
+    def failing(on_progress=None):
         raise failure
     monkeypatch.setattr(run.manager, "run", failing)
     with caplog.at_level(logging.INFO, logger="live_reactions"):
         for _ in range(5):
             assert run._backup() is False
-        monkeypatch.setattr(run.manager, "run", lambda: BackupResult(3, 1, 0.0))
+        monkeypatch.setattr(run.manager, "run",
+                            lambda on_progress=None: BackupResult(3, 1, 0.0))
         assert run._backup() is True
     messages = [record.getMessage() for record in caplog.records]
     assert [message.split(":")[0].split(" 3 ")[0] for message in messages] == [

@@ -392,3 +392,74 @@ def test_batch_names_of_two_processes_differ_in_their_process_part():
     assert len({name.split(".", 1)[1].rsplit(".", 1)[0] for name in names}) == 3
     assert all(get_adapter().layout.is_staged(get_adapter().layout.staging_key(
         "match_data_1", name)) for name in names)
+
+
+class SteppingClock:
+    """A fake monotonic clock: each reading is ``step`` seconds after the one before."""
+
+    def __init__(self, step):
+        self.step, self.now = step, 0.0
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+def test_long_backup_reports_its_progress_per_list_and_per_chunk(table):
+    """A run past progress_seconds reports lists moved and events so far, in a huge list too."""
+    for n in range(25_001):
+        POSTMethod(n % 1000 + 1, 1, "sad")
+    POSTMethod(1, 2, "heart")
+    reports = []
+    manager = BackupDataManager(table=table, progress_seconds=1.0, clock=SteppingClock(1.0))
+    assert manager.run(reports.append).events == 25_002
+    assert [(p.lists, p.of_lists, p.events) for p in reports] == [
+        (0, 2, 10_000), (0, 2, 20_000), (0, 2, 25_001), (1, 2, 25_001), (1, 2, 25_002),
+        (2, 2, 25_002)]
+    assert [p.seconds for p in reports] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_quick_backup_reports_no_progress(table):
+    """A run shorter than progress_seconds calls on_progress never."""
+    POSTMethod(1, 1, "sad")
+    reports = []
+    manager = BackupDataManager(table=table, progress_seconds=5.0, clock=SteppingClock(1.0))
+    manager.run(reports.append)
+    assert reports == [] and table.count() == 1
+
+
+def test_progress_reports_come_at_most_once_per_interval(table):
+    """Checks closer together than progress_seconds report once per interval, not each check."""
+    for match_id in range(1, 11):
+        POSTMethod(1, match_id, "happy")
+    reports = []
+    manager = BackupDataManager(table=table, progress_seconds=3.0, clock=SteppingClock(1.0))
+    manager.run(reports.append)
+    assert [p.seconds for p in reports] == [3.0, 6.0, 9.0, 12.0, 15.0, 18.0]
+
+
+def test_a_failing_progress_report_does_not_fail_the_backup(table):
+    """on_progress raising is logged; every list still moves."""
+    POSTMethod(1, 1, "sad")
+
+    def broken(progress):
+        raise ValueError("display gone")
+    manager = BackupDataManager(table=table, progress_seconds=0.0, clock=SteppingClock(1.0))
+    assert manager.run(broken).events == 1 and table.count() == 1
+
+
+def test_progress_counts_the_time_spent_staging(table, monkeypatch):
+    """A run whose staging step alone outlasts progress_seconds reports at its first check."""
+    POSTMethod(1, 1, "sad")
+    now = [0.0]
+    adapter = get_adapter()
+    stage_all = adapter.stage_all
+
+    def slow_stage_all(*args):
+        now[0] += 6.0  # as SCAN and RENAME of 100,000 lists may take
+        return stage_all(*args)
+    monkeypatch.setattr(adapter, "stage_all", slow_stage_all)
+    reports = []
+    manager = BackupDataManager(adapter, table, progress_seconds=5.0, clock=lambda: now[0])
+    manager.run(reports.append)
+    assert [(p.lists, p.events, p.seconds) for p in reports] == [(0, 1, 6.0)]

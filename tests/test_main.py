@@ -240,3 +240,127 @@ def test_banner_names_only_what_the_role_runs(role, shown, hidden, monkeypatch):
     text = "\n".join(main.LiveRun(role)._banner_lines())
     assert all(part in text for part in shown) and not any(part in text for part in hidden)
     assert f"role {role}" in text and "s3cret" not in text
+
+
+def run_every(tick_seconds, interval, ticks, what="GET"):
+    """Run main.every with a tick that sleeps ``tick_seconds``, until ``ticks`` ticks ended."""
+    import asyncio
+
+    async def scenario():
+        done = asyncio.Event()
+        count = 0
+
+        async def tick():
+            nonlocal count
+            await asyncio.sleep(tick_seconds)
+            count += 1
+            if count >= ticks:
+                done.set()
+        task = asyncio.create_task(main.every(interval, tick, what))
+        await asyncio.wait_for(done.wait(), timeout=RUN_TIMEOUT_SECONDS)
+        await asyncio.sleep(0)  # the task notes the last tick's skips before it is cancelled
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    asyncio.run(scenario())
+
+
+def test_a_tick_longer_than_its_interval_logs_the_skip_and_why(caplog):
+    """A GET taking over three intervals logs one line: ticks skipped, how long it took."""
+    caplog.set_level("INFO", logger="live_reactions")
+    run_every(tick_seconds=0.07, interval=0.02, ticks=1)
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert re.match(r"GET: skipped \d+ ticks, as the previous GET (started [\d.]+s late and )?"
+                    r"took [\d.]+s, past the 0.02s interval \(this line at most every 30s\)$",
+                    lines[0]), lines[0]
+
+
+def test_skipped_tick_lines_are_rate_limited(caplog):
+    """Three long backups in a row: one skip line, not one per tick."""
+    caplog.set_level("INFO", logger="live_reactions")
+    run_every(tick_seconds=0.05, interval=0.02, ticks=3, what="backup")
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("backup: skipped "), lines
+
+
+def test_punctual_ticks_log_no_skip(caplog):
+    """Ticks that fit their interval log no skip line."""
+    caplog.set_level("INFO", logger="live_reactions")
+    run_every(tick_seconds=0, interval=0.05, ticks=3)
+    assert not any("skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_long_backup_logs_progress_lines(caplog, monkeypatch):
+    """A backup past its progress interval logs lists and events moved so far, by name."""
+    import backup_data
+    caplog.set_level("INFO", logger="live_reactions")
+    monkeypatch.setattr(config, "MAX_MATCHES", 3)
+    run = main.LiveRun()
+    run.manager = backup_data.BackupDataManager(run.adapter, run.table, progress_seconds=0.0)
+    for match_id in (1, 2, 3):
+        POSTMethod(1, match_id, "sad")
+    assert run._backup(final=True)
+    lines = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+    assert re.match(r"final backup still running after \d+s: 3 of 3 lists moved, 3 events so "
+                    r"far$", lines[-1]), lines
+
+
+@pytest.mark.parametrize("role, database, line", [
+    ("all", ":memory:", "posting stopped; final backup"),
+    ("all", "file", "posting stopped; final backup; it waits up to 5s if another process "
+                    "locks the database"),
+    ("backup", "file", "stopping; final backup; it waits up to 5s if another process locks "
+                       "the database"),
+])
+def test_shutdown_line_says_what_this_process_stops_and_waits_for(role, database, line,
+                                                                  tmp_path, monkeypatch):
+    """"posting stopped" only if it posts; the lock wait only with a database file."""
+    import db
+    if database == "file":
+        monkeypatch.setattr(config, "DB_PATH", str(tmp_path / "r.db"))
+    table = db.ReactionsTable(config.DB_PATH)
+    monkeypatch.setattr(db, "_table", table)  # the process-wide table, for this test only
+    try:
+        assert main.LiveRun(role)._final_backup_line() == line
+    finally:
+        table.close()
+
+
+def test_get_stopped_mid_read_says_so(caplog, monkeypatch):
+    """A GET cancelled by the stop while reading logs one line instead of a table."""
+    import asyncio
+    import threading
+    caplog.set_level("INFO", logger="live_reactions")
+    run = main.LiveRun()
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_rows():
+        reading.set()
+        release.wait(RUN_TIMEOUT_SECONDS)
+        return []
+    monkeypatch.setattr(run, "_table_rows", slow_rows)
+
+    async def scenario():
+        task = asyncio.create_task(run.get_tick())
+        await asyncio.to_thread(reading.wait, RUN_TIMEOUT_SECONDS)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        release.set()
+    asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(re.match(r"GET stopped with the run after [\d.]+s, before its table was read$",
+                        line) for line in lines), lines
+    assert not any(line.startswith("GET weighted") for line in lines)
+
+
+@pytest.mark.parametrize("flags, needs", [
+    (["--redis-url", "redis://127.0.0.1:1/0"],
+     "--reconcile needs --db FILE (the database to reconcile against): "),
+    (["--db", "x.db"], "--reconcile needs --redis-url URL (the Redis whose counters to check): "),
+])
+def test_reconcile_without_its_flags_names_what_it_needs(flags, needs, tmp_path):
+    """--reconcile without --db or --redis-url says what reconciling needs, not what a run does."""
+    result = subprocess.run([sys.executable, "main.py", "--reconcile", *flags], cwd=ROOT,
+                            text=True, capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert result.returncode == 2
+    assert needs in result.stdout and "--role" not in result.stdout, result.stdout

@@ -194,3 +194,46 @@ def test_reconcile_and_a_poster_start_while_a_backup_holds_the_write_lock(
     finally:
         holder.rollback()
         holder.close()
+
+
+def one_run(url, path, *flags):
+    """One short all-in-one run on ``url`` and database ``path``; (exit status, lines)."""
+    return finish(start("--redis-url", url, "--db", str(path), "--rate", "500", "--duration",
+                        "0.6", "--backup-interval", "0.2", *flags), [])
+
+
+EARLIER_COUNTERS = re.compile(
+    r"WARNING: Redis \S+ already counts ([\d,]+) events under key prefix '' that earlier runs "
+    r"backed up to another database \(none of their rows is in \S+\): the final reconciliation "
+    r"will report MISMATCH unless you FLUSHDB that Redis db, run with the --db those runs used, "
+    r"or choose another --key-prefix$")
+
+
+def test_new_database_on_a_redis_with_earlier_counters_warns_at_start(redis_server, real_redis,
+                                                                      tmp_path):
+    """A second run with another --db warns at start-up, naming the events backed up elsewhere."""
+    status, lines = one_run(redis_server.url, tmp_path / "first.db")
+    assert status == 0, "\n".join(lines)
+    first = posted_and_refused(lines)[0]
+    status, lines = one_run(redis_server.url, tmp_path / "second.db")
+    warnings = [found for found in map(EARLIER_COUNTERS.search, lines) if found]
+    assert [int(found.group(1).replace(",", "")) for found in warnings] == [first], lines
+    assert status == 1 and system_line(lines)[3] == "MISMATCH"
+
+
+def test_same_database_on_a_redis_with_earlier_counters_does_not_warn(redis_server, real_redis,
+                                                                      tmp_path):
+    """A second run with the same --db: no warning, and the reconciliation is OK."""
+    path = tmp_path / "same.db"
+    assert one_run(redis_server.url, path)[0] == 0
+    status, lines = one_run(redis_server.url, path)
+    assert status == 0 and not any("already counts" in line for line in lines), lines
+
+
+def test_get_process_runs_no_backup_at_shutdown(redis_server, real_redis):
+    """--role get stops without "posting stopped" or a final backup: it never backs up."""
+    status, lines = finish(start("--redis-url", redis_server.url, "--role", "get",
+                                 "--duration", "0.5", "--get-interval", "0.2"), [])
+    assert status == 0, "\n".join(lines)
+    assert not any("final backup" in line or "posting stopped" in line or "backup moved" in line
+                   for line in lines), lines

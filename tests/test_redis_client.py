@@ -65,7 +65,8 @@ def test_backup_role_on_a_real_redis_refuses_a_memory_database(role):
 def test_reconcile_needs_a_redis_url_and_a_file():
     """--reconcile with the in-memory Redis or database has nothing to read: exit status 2."""
     status, output = run("--reconcile")
-    assert status == 2 and "--reconcile needs --redis-url URL and --db FILE" in output
+    assert status == 2 and ("--reconcile needs --redis-url URL (the Redis whose counters to "
+                            "check) and --db FILE (the database to reconcile against)" in output)
 
 
 @pytest.mark.parametrize("flags, named", [
