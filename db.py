@@ -101,6 +101,7 @@ shutdown (a busy timeout left by the last transaction could be DB_BUSY_TIMEOUT_S
 
 # An event record's values in INSERT's column order (in C: the backup's per-row cost).
 _ROW_OF_EVENT = operator.itemgetter("user_id", "match_id", "emoticon_type", "timestamp")
+_CELL_OF_ROW = operator.itemgetter(1, 2)  # (match_id, emoticon_type) of such a row
 
 ROWS_PER_INSERT = 2000
 """Rows per INSERT statement in insert_many (fewer if SQLite allows fewer ? parameters).
@@ -321,7 +322,7 @@ class ReactionsTable:
                     return 0, 0
                 connection.execute("insert into backup_batches (batch) values (?)", (batch,))
             cells: Counter = Counter()
-            rows = self._insert_rows(connection, _counted(map(_ROW_OF_EVENT, events), cells))
+            rows = self._insert_rows(connection, map(_ROW_OF_EVENT, events), cells)
             if source is not None:
                 connection.executemany(ADD_SOURCE_ROWS, [
                     (source, match_id, emoticon, count)
@@ -335,11 +336,14 @@ class ReactionsTable:
                 verify(rows, dead)
             return rows, dead
 
-    def _insert_rows(self, connection: sqlite3.Connection, rows: Iterator[tuple]) -> int:
-        """INSERT ``rows`` up to self._rows_per_insert per statement; how many went in."""
+    def _insert_rows(self, connection: sqlite3.Connection, rows: Iterator[tuple],
+                     cells: Counter) -> int:
+        """INSERT ``rows`` (user, match, emoticon, time) up to self._rows_per_insert per
+        statement, each counted in ``cells`` by ``(match_id, emoticon_type)``; how many went in."""
         inserted = 0
         while block := list(itertools.islice(rows, self._rows_per_insert)):
             connection.execute(_insert_sql(len(block)), list(itertools.chain.from_iterable(block)))
+            cells.update(map(_CELL_OF_ROW, block))  # in C, a block at a time: not per row
             inserted += len(block)
         return inserted
 
@@ -441,14 +445,6 @@ class ReactionsTable:
         """Close the connection (a ``:memory:`` table is gone after this)."""
         with self._lock:
             self._connection.close()
-
-
-def _counted(rows: Iterator[tuple], cells: Counter) -> Iterator[tuple]:
-    """``rows`` (INSERT's order: user, match, emoticon, time) passed on, each counted in
-    ``cells`` by ``(match_id, emoticon_type)``."""
-    for row in rows:
-        cells[row[1], row[2]] += 1
-        yield row
 
 
 _table: ReactionsTable | None = None

@@ -27,16 +27,31 @@ def _is_id(value: Any) -> bool:
 
 
 def _is_timestamp(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    # An int must fit SQLite's 64 bits (else the INSERT fails, and with it the whole list) and
+    # is not passed to isfinite, which raises OverflowError for one beyond a float's range.
+    return (math.isfinite(value) if type(value) is float
+            else type(value) is int and -ID_MAX - 1 <= value <= ID_MAX)
 
 
 def _is_event(record: Any, emoticon_types: Collection[str], match_id: int | None) -> bool:
-    # The fast check, one per record on the backup's hot path: poison_reason says why not.
-    return (type(record) is dict and record.keys() == FIELDS and _is_id(record["user_id"])
-            and _is_id(record["match_id"]) and _is_timestamp(record["timestamp"])
+    # The fast check, one per record on the backup's hot path (_is_id and _is_timestamp
+    # written out: calls cost more there than the checks): poison_reason says why not.
+    if type(record) is not dict or record.keys() != FIELDS:
+        return False
+    user_id, record_match, timestamp = record["user_id"], record["match_id"], record["timestamp"]
+    return (type(user_id) is int and 1 <= user_id <= ID_MAX
+            and type(record_match) is int and 1 <= record_match <= ID_MAX
+            and (math.isfinite(timestamp) if type(timestamp) is float
+                 else type(timestamp) is int and -ID_MAX - 1 <= timestamp <= ID_MAX)
             and type(record["emoticon_type"]) is str
             and record["emoticon_type"] in emoticon_types
-            and (match_id is None or record["match_id"] == match_id))
+            and (match_id is None or record_match == match_id))
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters, for a reason (an id may have hundreds of digits)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _RepeatedField(ValueError):
@@ -70,11 +85,12 @@ def poison_reason(text: str, emoticon_types: Collection[str],
                          + ([f"extra field {', '.join(extra)}"] if extra else []))
     for field in ("user_id", "match_id"):
         if not _is_id(record[field]):
-            return f"{field} {record[field]!r} is not an int from 1 to 2**63-1"
+            return f"{field} {_shown(record[field])} is not an int from 1 to 2**63-1"
     if not _is_timestamp(record["timestamp"]):
-        return f"timestamp {record['timestamp']!r} is not a finite number of seconds"
+        return (f"timestamp {_shown(record['timestamp'])} is not a finite number of seconds "
+                "(a float, or an int of 64 bits)")
     if type(record["emoticon_type"]) is not str or record["emoticon_type"] not in emoticon_types:
-        return (f"emoticon_type {record['emoticon_type']!r} is not one of the table's "
+        return (f"emoticon_type {_shown(record['emoticon_type'])} is not one of the table's "
                 f"({', '.join(emoticon_types)})")
     if match_id is not None and record["match_id"] != match_id:
         return f"match_id {record['match_id']} is not its list's ({match_id})"
@@ -109,9 +125,12 @@ def sort_items(texts: list[str], emoticon_types: Collection[str], match_id: int 
     ``(raw text, reason)`` for every other item. ``len(events) + len(poison) == len(texts)``.
     ``match_id``: the match of the list they came from, if one list (see poison_reason)."""
     records = _decode_all(texts, emoticon_types)
-    if records is not None and all(_is_event(record, emoticon_types, match_id)
-                                   for record in records):
-        return records, []
+    if records is not None:
+        for record in records:  # a loop: cheaper than all() over a generator (CPython 3.11)
+            if not _is_event(record, emoticon_types, match_id):
+                break
+        else:
+            return records, []
     events, poison = [], []
     for text in texts:
         reason = poison_reason(text, emoticon_types, match_id)

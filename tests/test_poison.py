@@ -41,6 +41,15 @@ POISON = {
     "zero id": (with_fields(match_id=0), "match_id 0 is not an int"),
     "NaN timestamp": (with_fields(timestamp=float("nan")), "timestamp nan is not a finite"),
     "string timestamp": (with_fields(timestamp="now"), "timestamp 'now' is not a finite"),
+    # An int SQLite cannot store failed the list's INSERT, one beyond a float's range the
+    # check itself (OverflowError): either way the list stayed staged for good.
+    "int timestamp over 64 bits": (with_fields(timestamp=2 ** 63),
+                                   "timestamp 9223372036854775808 is not a finite"),
+    "int timestamp under 64 bits": (with_fields(timestamp=-2 ** 63 - 1),
+                                    "timestamp -9223372036854775809 is not a finite"),
+    "int timestamp beyond a float": (with_fields(timestamp=10 ** 400),
+                                     "timestamp 1000000000000000000000000000000000000000000"
+                                     "00000000000000... is not a finite"),
     "emoticon the CHECK refuses": (with_fields(emoticon_type="angry"),
                                    "emoticon_type 'angry' is not one of the table's"),
     "repeated field": (json.dumps(GOOD)[:-1] + ', "user_id": 4}', "repeated field user_id"),
@@ -58,6 +67,16 @@ def test_poison_reason_names_the_fault(name):
 def test_a_valid_record_has_no_poison_reason():
     """The stored form of a posted event is a valid record."""
     assert records.poison_reason(encode_event(GOOD), TYPES) is None
+
+
+@pytest.mark.parametrize("timestamp", [2 ** 63 - 1, -2 ** 63, 0, -1.5])
+def test_int_timestamps_of_64_bits_are_stored(table, timestamp):
+    """A record whose timestamp is an int SQLite can store (or any finite float) is an event:
+    it becomes a row with that timestamp."""
+    get_redis().rpush("match_data_4", with_fields(timestamp=timestamp))
+    result = BackupDataManager(table=table).run()
+    assert (result.events, result.dead_lettered) == (1, 0)
+    assert table.latest(1)[0]["timestamp"] == float(timestamp)
 
 
 @pytest.mark.parametrize("name", POISON)
