@@ -54,6 +54,12 @@ POISON = {
                                    "emoticon_type 'angry' is not one of the table's"),
     "repeated field": (json.dumps(GOOD)[:-1] + ', "user_id": 4}', "repeated field user_id"),
     "another match's record": (with_fields(match_id=2), "match_id 2 is not its list's (4)"),
+    # A field named by the JSON escape of a lone surrogate, in an ASCII item: its name in the
+    # reason made the text SQLite cannot store (UTF-8), so the list stayed staged for good.
+    "extra field named a lone surrogate": (with_fields(**{"\ud800": 1}),
+                                           "extra field \\ud800"),
+    "repeated field named a lone surrogate": (json.dumps(GOOD)[:-1] + ', "\\udfff": 1, '
+                                              '"\\udfff": 2}', "repeated field \\udfff"),
 }
 
 
