@@ -14,12 +14,16 @@ import json
 import math
 from typing import Any, Collection, Iterable
 
-__all__ = ["FIELDS", "ID_MAX", "poison_reason", "sort_items", "named_cell"]
+__all__ = ["FIELDS", "ID_MAX", "UNDECODABLE", "poison_reason", "sort_items", "named_cell"]
 
 FIELDS = frozenset({"user_id", "emoticon_type", "timestamp", "match_id"})
 """The fields of an event record (seed: the Redis snapshot), no more, no fewer."""
 ID_MAX = 2 ** 63 - 1
 """The largest id: SQLite INTEGERs are signed 64-bit."""
+UNDECODABLE = (ValueError, RecursionError)
+"""What json.loads raises for a stored text it cannot decode: ValueError (not JSON, an int past
+Python's digit limit, bytes not UTF-8) or RecursionError (arrays or objects nested past the
+recursion limit, e.g. 100,000 "["). Either way the text names no record."""
 
 
 def _is_id(value: Any) -> bool:
@@ -81,7 +85,7 @@ def poison_reason(text: str, emoticon_types: Collection[str],
         record = json.loads(text, object_pairs_hook=_unique_fields)
     except _RepeatedField as error:  # not one record: two values for one field
         return f"repeated field {error}"
-    except (ValueError, TypeError) as error:  # "Extra data": two records in one item
+    except (*UNDECODABLE, TypeError) as error:  # "Extra data": two records in one item
         return f"not one JSON value: {error}"
     if type(record) is not dict:
         return f"not a JSON object but a {type(record).__name__}"
@@ -120,7 +124,7 @@ def _decode_all(texts: list[str], emoticon_types: Collection[str]) -> list[Any] 
         return None
     try:
         records = json.loads("[" + joined + "]")
-    except ValueError:
+    except UNDECODABLE:
         return None
     return records if len(records) == len(texts) else None
 
