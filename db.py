@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import config
-from records import named_cell
+from records import UNDECODABLE, named_cell
 
 __all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY",
            "DeadLetter", "READ_WAIT_SECONDS"]
@@ -424,7 +424,7 @@ class ReactionsTable:
                 continue
             try:
                 cell = named_cell(json.loads(letter["raw"]))
-            except ValueError:  # not JSON: it names no cell
+            except UNDECODABLE:  # not JSON (or nested too deep): it names no cell
                 continue
             if cell is not None:
                 cells[cell] = cells.get(cell, 0) + 1

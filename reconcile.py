@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import config
 from db import ReactionsTable
-from records import named_cell
+from records import UNDECODABLE, named_cell
 from redis_adapter import RedisAdapter, decode_events
 
 __all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]
@@ -222,13 +222,13 @@ def _named_cells(texts: list[Any]) -> tuple[Counter, int]:
         cells = list(map(named_cell, decode_events(texts)))
         if len(cells) == len(texts) and None not in cells:
             return Counter(cells), 0
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+    except UNDECODABLE:  # JSONDecodeError, UnicodeDecodeError, nested too deep
         pass
     counted: Counter = Counter()
     for text in texts:
         try:
             decoded = decode_events([text])
-        except ValueError:
+        except UNDECODABLE:
             continue
         cell = named_cell(decoded[0]) if len(decoded) == 1 else None
         if cell is not None:

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Collection
+from typing import Any, Collection, Iterable
 
-__all__ = ["FIELDS", "ID_MAX", "poison_reason", "sort_items", "named_cell"]
+__all__ = ["FIELDS", "ID_MAX", "UNDECODABLE", "poison_reason", "sort_items", "named_cell"]
 
 FIELDS = frozenset({"user_id", "emoticon_type", "timestamp", "match_id"})
 """The fields of an event record (seed: the Redis snapshot), no more, no fewer."""
 ID_MAX = 2 ** 63 - 1
 """The largest id: SQLite INTEGERs are signed 64-bit."""
+UNDECODABLE = (ValueError, RecursionError)
+"""What json.loads raises for a stored text it cannot decode: ValueError (not JSON, an int past
+Python's digit limit, bytes not UTF-8) or RecursionError (arrays or objects nested past the
+recursion limit, e.g. 100,000 "["). Either way the text names no record."""
 
 
 def _is_id(value: Any) -> bool:
@@ -54,6 +58,12 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _names(names: Iterable[str]) -> str:
+    """Field names joined for a reason, a lone surrogate (a JSON ``"\\ud800"`` escape) shown as
+    its escape: a reason must be UTF-8 for SQLite to store it, or the list could never move."""
+    return ", ".join(names).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class _RepeatedField(ValueError):
     """A JSON object names a field twice (json.loads would keep the last value silently)."""
 
@@ -62,7 +72,7 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     record = dict(pairs)
     if len(record) != len(pairs):
         names = [name for name, _ in pairs]
-        raise _RepeatedField(", ".join(sorted({n for n in names if names.count(n) > 1})))
+        raise _RepeatedField(_names(sorted({n for n in names if names.count(n) > 1})))
     return record
 
 
@@ -75,14 +85,14 @@ def poison_reason(text: str, emoticon_types: Collection[str],
         record = json.loads(text, object_pairs_hook=_unique_fields)
     except _RepeatedField as error:  # not one record: two values for one field
         return f"repeated field {error}"
-    except (ValueError, TypeError) as error:  # "Extra data": two records in one item
+    except (*UNDECODABLE, TypeError) as error:  # "Extra data": two records in one item
         return f"not one JSON value: {error}"
     if type(record) is not dict:
         return f"not a JSON object but a {type(record).__name__}"
     if record.keys() != FIELDS:
         missing, extra = sorted(FIELDS - record.keys()), sorted(record.keys() - FIELDS)
-        return "; ".join(([f"missing field {', '.join(missing)}"] if missing else [])
-                         + ([f"extra field {', '.join(extra)}"] if extra else []))
+        return "; ".join(([f"missing field {_names(missing)}"] if missing else [])
+                         + ([f"extra field {_names(extra)}"] if extra else []))
     for field in ("user_id", "match_id"):
         if not _is_id(record[field]):
             return f"{field} {_shown(record[field])} is not an int from 1 to 2**63-1"
@@ -114,7 +124,7 @@ def _decode_all(texts: list[str], emoticon_types: Collection[str]) -> list[Any] 
         return None
     try:
         records = json.loads("[" + joined + "]")
-    except ValueError:
+    except UNDECODABLE:
         return None
     return records if len(records) == len(texts) else None
 

@@ -8,7 +8,7 @@ import pytest
 import records
 from api_layer import POSTMethod
 from backup_data import BackupDataManager, BackupError, CountMismatchError
-from db import ReactionsTable
+from db import DeadLetter, ReactionsTable
 from redis_adapter import encode_event, get_adapter, get_redis
 
 GOOD = {"user_id": 1, "emoticon_type": "sad", "timestamp": 1.5, "match_id": 4}
@@ -25,6 +25,9 @@ def table():
 def with_fields(**changes):
     record = dict(GOOD, **changes)
     return json.dumps({key: value for key, value in record.items() if value is not ...})
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # an item any client can push: 200 kB
 
 
 POISON = {
@@ -54,6 +57,18 @@ POISON = {
                                    "emoticon_type 'angry' is not one of the table's"),
     "repeated field": (json.dumps(GOOD)[:-1] + ', "user_id": 4}', "repeated field user_id"),
     "another match's record": (with_fields(match_id=2), "match_id 2 is not its list's (4)"),
+    # A field named by the JSON escape of a lone surrogate, in an ASCII item: its name in the
+    # reason made the text SQLite cannot store (UTF-8), so the list stayed staged for good.
+    "extra field named a lone surrogate": (with_fields(**{"\ud800": 1}),
+                                           "extra field \\ud800"),
+    "repeated field named a lone surrogate": (json.dumps(GOOD)[:-1] + ', "\\udfff": 1, '
+                                              '"\\udfff": 2}', "repeated field \\udfff"),
+    # json.loads raises RecursionError, not ValueError, for nesting past the recursion limit:
+    # it escaped the check, failed the list's insert, and the list stayed staged for good.
+    "nested deeper than json.loads recurses": (DEEP, "not one JSON value: maximum recursion"),
+    "record nested deeper than json.loads recurses": (with_fields(user_id=...)[:-1]
+                                                      + ', "user_id": ' + DEEP + "}",
+                                                      "not one JSON value: maximum recursion"),
 }
 
 
@@ -159,3 +174,10 @@ def test_system_wide_reconciliation_counts_dead_letters_of_counted_events(table)
     assert not reconcile(get_adapter(), table).ok
     result = reconcile(get_adapter(), table, [table.dead_letter_cells])
     assert result.ok and (result.rows, result.sinks) == (2, 1)
+
+
+def test_a_dead_letter_nested_too_deep_names_no_cell(table):
+    """A dead letter json.loads cannot decode for its nesting (RecursionError) names no cell
+    in the reconciliation's sink, like any other text that is not JSON, instead of raising."""
+    table.insert_batch([], dead_letters=[DeadLetter(DEEP, "too deep", "match_data_4:backup:1")])
+    assert table.dead_letter_cells() == {}

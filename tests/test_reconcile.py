@@ -162,6 +162,15 @@ def test_poison_items_are_counted_unreadable_not_a_traceback(adapter, table):
     assert "unreadable_in_redis=4 OK" in result.line()
 
 
+def test_an_item_nested_too_deep_is_counted_unreadable_not_a_traceback(adapter, table):
+    """An item json.loads cannot decode for its nesting (RecursionError, not ValueError) is
+    unreadable like any other poison item; the records still reconcile."""
+    post(adapter, (2, "sad"))
+    adapter.redis.rpush("match_data_2", "[" * 100_000 + "]" * 100_000)
+    result = reconcile(adapter, table)
+    assert (result.ok, result.unreadable, result.pending) == (True, 1, 1)
+
+
 def test_foreign_keys_of_our_shape_and_the_other_type_do_not_block(adapter, table):
     """Another app's string named like a list (and list named like a counter): view is OK."""
     adapter.redis.set("match_data_7", "x")

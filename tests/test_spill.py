@@ -217,6 +217,30 @@ def test_load_spill_dead_letters_bad_lines(tmp_path, path):
     assert (letter["raw"], letter["source_key"]) == ("not json", "spill:by-hand.jsonl")
 
 
+def test_load_spill_dead_letters_a_line_naming_a_field_by_a_lone_surrogate(tmp_path, path):
+    """A line whose extra field is named by the JSON escape of a lone surrogate is one dead
+    letter, its reason storable: it does not make the whole file refused for good."""
+    spill = tmp_path / "surrogate.jsonl"
+    record = {"user_id": 1, "emoticon_type": "sad", "timestamp": 1.0, "match_id": 2}
+    bad = encode_event(record)[:-1] + ', "\\ud800": 1}'
+    spill.write_text(encode_event(record) + "\n" + bad + "\n")
+    table = ReactionsTable(path)
+    result = load_spill(str(spill), table)
+    assert (result.rows, result.dead_lettered) == (1, 1)
+    [letter] = table.dead_letters()
+    assert letter["raw"] == bad and "extra field \\ud800" in letter["reason"]
+
+
+def test_load_spill_dead_letters_a_line_nested_too_deep(tmp_path, path):
+    """A line json.loads cannot decode for its nesting (RecursionError) is one dead letter,
+    the file's records loaded, rather than a load that fails every time."""
+    spill = tmp_path / "deep.jsonl"
+    record = encode_event({"user_id": 1, "emoticon_type": "sad", "timestamp": 1.0, "match_id": 2})
+    spill.write_text(record + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = load_spill(str(spill), ReactionsTable(path))
+    assert (result.rows, result.dead_lettered) == (1, 1)
+
+
 def test_spill_directories_are_the_database_s_then_working_then_temporary(tmp_path,
                                                                           monkeypatch):
     """A file database spills beside itself first, then into the working directory, then
