@@ -443,12 +443,15 @@ class LiveRun:
         """Log a failed backup's warning at most once per BACKUP_WARNING_SECONDS, with the
         count of failures in a row (a short interval and a locked file would otherwise print
         two lines a tick), and "backups work again" after a spell that was told; the final
-        backup always. True if the backup's own line should be logged too."""
+        backup always. True if the backup's own line should be logged even when it moved
+        nothing: a failure told, the first success after one, and the final backup (an idle
+        Redis's periodic backups are silent: at --backup-interval 0.1, ten lines a second)."""
         if error is None:
-            if self._backup_failures_told:
+            recovered = self._backup_failures_told
+            if recovered:
                 logger.warning("backups work again after %s failed", f"{self._failed_backups:,}")
             self._failed_backups, self._backup_failures_told = 0, False
-            return True
+            return recovered or final
         self._failed_backups += 1
         if not (self._backup_log.ready() or final):
             return False

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import config
 from db import ReactionsTable
-from records import UNDECODABLE, named_cell
+from records import UNDECODABLE, borders_kept, named_cell
 from redis_adapter import RedisAdapter, decode_events
 
 __all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]
@@ -219,9 +219,10 @@ def _named_cells(texts: list[Any]) -> tuple[Counter, int]:
     none (not JSON, not one object, no int match_id and str emoticon_type): "unreadable".
     One json.loads for a clean list."""
     try:
-        cells = list(map(named_cell, decode_events(texts)))
-        if len(cells) == len(texts) and None not in cells:
-            return Counter(cells), 0
+        if borders_kept(texts):  # else items could join into objects none of them is
+            cells = list(map(named_cell, decode_events(texts)))
+            if len(cells) == len(texts) and None not in cells:
+                return Counter(cells), 0
     except UNDECODABLE:  # JSONDecodeError, UnicodeDecodeError, nested too deep
         pass
     counted: Counter = Counter()

@@ -14,7 +14,8 @@ import json
 import math
 from typing import Any, Collection, Iterable
 
-__all__ = ["FIELDS", "ID_MAX", "UNDECODABLE", "poison_reason", "sort_items", "named_cell"]
+__all__ = ["FIELDS", "ID_MAX", "UNDECODABLE", "poison_reason", "sort_items", "named_cell",
+           "borders_kept"]
 
 FIELDS = frozenset({"user_id", "emoticon_type", "timestamp", "match_id"})
 """The fields of an event record (seed: the Redis snapshot), no more, no fewer."""
@@ -52,16 +53,21 @@ def _is_event(record: Any, emoticon_types: Collection[str], match_id: int | None
             and (match_id is None or record_match == match_id))
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)`` cut to 60 characters, for a reason (an id may have hundreds of digits)."""
-    text = repr(value)
+def _cut(text: str) -> str:
+    """``text`` cut to 60 characters, for a reason (an id may have hundreds of digits, a
+    field name a million characters)."""
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut (_cut)."""
+    return _cut(repr(value))
 
 
 def _names(names: Iterable[str]) -> str:
     """Field names joined for a reason, a lone surrogate (a JSON ``"\\ud800"`` escape) shown as
     its escape: a reason must be UTF-8 for SQLite to store it, or the list could never move."""
-    return ", ".join(names).encode("utf-8", "backslashreplace").decode("utf-8")
+    return ", ".join(map(_cut, names)).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _RepeatedField(ValueError):
@@ -107,18 +113,30 @@ def poison_reason(text: str, emoticon_types: Collection[str],
     return None
 
 
+def borders_kept(texts: list[str] | list[bytes], joined: str | bytes | None = None) -> bool:
+    """True if decoding ``texts`` joined with "," (``joined``, if already made) into one JSON
+    array cannot hide an item border, so each object decoded is one item's.
+
+    Joining the items is several times faster than one json.loads per item, but a joined array
+    could hide item borders (``{a}, {b`` then ``c}``: two items, two objects, neither an item's
+    own). Each item starting with the only "{" it holds rules that out: then the N objects
+    decoded start at the N items' starts.
+    """
+    brace = b"{" if texts and type(texts[0]) is bytes else "{"
+    if joined is None:
+        joined = (b"," if type(brace) is bytes else ",").join(texts)
+    return joined.count(brace) == len(texts) and all(text[:1] == brace for text in texts)
+
+
 def _decode_all(texts: list[str], emoticon_types: Collection[str]) -> list[Any] | None:
     """Every item decoded in one json.loads, if each item is provably one JSON object naming
-    no field twice; else None.
+    no field twice (borders_kept); else None.
 
-    Joining the items into one array is several times faster than one json.loads per item, but a
-    joined array could hide item borders (``{a}, {b`` then ``c}``). Each item starting with the
-    only "{" it holds rules that out: then the N objects decoded start at the N items' starts.
     Nor does json.loads tell a repeated field: a valid record has exactly 10 '"' (4 names and
     the emoticon's string, when no emoticon holds a '"'), one with a fifth name at least 12.
     """
     joined = ",".join(texts)
-    if joined.count("{") != len(texts) or not all(text[:1] == "{" for text in texts):
+    if not borders_kept(texts, joined):
         return None
     if joined.count('"') != 10 * len(texts) or any('"' in e for e in emoticon_types):
         return None

@@ -305,6 +305,18 @@ def test_long_backup_logs_progress_lines(caplog, monkeypatch):
                     r"far$", lines[-1]), lines
 
 
+@pytest.mark.parametrize("final, logged", [(False, False), (True, True)])
+def test_a_backup_that_moved_nothing_logs_only_if_final(caplog, final, logged):
+    """A periodic backup of an idle Redis logs no line (at a short interval it would flood
+    the terminal); the final backup's line is always logged."""
+    caplog.set_level("INFO", logger="live_reactions")
+    run = main.LiveRun()
+    assert run._backup(final=final)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backup moved")]
+    assert len(lines) == (1 if logged else 0)
+    assert all(line.startswith("backup moved 0 events (lists: 0) in ") for line in lines)
+
+
 @pytest.mark.parametrize("role, database, line", [
     ("all", ":memory:", "posting stopped; final backup"),
     ("all", "file", "posting stopped; final backup; it waits up to 5s if another process "

@@ -56,6 +56,8 @@ POISON = {
     "emoticon the CHECK refuses": (with_fields(emoticon_type="angry"),
                                    "emoticon_type 'angry' is not one of the table's"),
     "repeated field": (json.dumps(GOOD)[:-1] + ', "user_id": 4}', "repeated field user_id"),
+    "extra field of a long name": (with_fields(**{"x" * 10_000: 1}),
+                                   "extra field " + "x" * 57 + "..."),
     "another match's record": (with_fields(match_id=2), "match_id 2 is not its list's (4)"),
     # A field named by the JSON escape of a lone surrogate, in an ASCII item: its name in the
     # reason made the text SQLite cannot store (UTF-8), so the list stayed staged for good.

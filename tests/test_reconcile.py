@@ -171,6 +171,20 @@ def test_an_item_nested_too_deep_is_counted_unreadable_not_a_traceback(adapter, 
     assert (result.ok, result.unreadable, result.pending) == (True, 1, 1)
 
 
+def test_items_that_only_join_into_records_name_no_cell(adapter, table):
+    """Two items, neither one JSON value, that joined with a comma would read as two records
+    naming cells are two unreadable items, as the backup dead-letters them: the view counts
+    no cell for them (it would count two that no counter or dead letter matches)."""
+    post(adapter, (2, "sad"))
+    adapter.redis.delete("match_data_2")
+    adapter.redis.incrby("2_sad", -1)
+    adapter.redis.rpush("match_data_2",
+                        '{"match_id": 2, "emoticon_type": "sad"}, {"match_id": 2, '
+                        '"emoticon_type": "heart", "y": [1', '2]}')
+    result = reconcile(adapter, table)
+    assert (result.ok, result.unreadable, result.pending) == (True, 2, 0)
+
+
 def test_foreign_keys_of_our_shape_and_the_other_type_do_not_block(adapter, table):
     """Another app's string named like a list (and list named like a counter): view is OK."""
     adapter.redis.set("match_data_7", "x")
