@@ -265,10 +265,12 @@ class BackupDataManager:
         """Drop from the ledger the lists moved and deleted from Redis (their names cannot come
         back). A failure (the file locked) is no failure of the move: they are kept in
         ``unforgotten`` and the next run tries again; a ledger row left behind is harmless."""
-        for key in sorted(self.unforgotten):
-            try:
-                self.table.forget_batch(key, deadline)
-            except Exception as error:
-                logger.debug("ledger row %s kept until the next run: %r", key, error)
-                return  # the file is locked: the others would wait for nothing
-            self.unforgotten.discard(key)
+        if not self.unforgotten:
+            return
+        try:
+            self.table.forget_batches(sorted(self.unforgotten), deadline)
+        except Exception as error:
+            logger.debug("%d ledger rows kept until the next run: %r", len(self.unforgotten),
+                         error)
+            return
+        self.unforgotten.clear()

@@ -354,8 +354,14 @@ class ReactionsTable:
 
     def forget_batch(self, batch: str, deadline: float | None = None) -> None:
         """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""
+        self.forget_batches([batch], deadline)
+
+    def forget_batches(self, batches: Iterable[str], deadline: float | None = None) -> None:
+        """forget_batch for each of ``batches``, in one transaction (one commit, not one a
+        batch: on a file each commit waits for the disk)."""
         with self._transaction(deadline) as connection:
-            connection.execute("delete from backup_batches where batch = ?", (batch,))
+            connection.executemany("delete from backup_batches where batch = ?",
+                                   [(batch,) for batch in batches])
 
     def count(self) -> int:
         """The number of rows in the table. Raises sqlite3.OperationalError if another process

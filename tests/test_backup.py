@@ -354,10 +354,10 @@ class LockedLedger(ReactionsTable):
 
     locked = False
 
-    def forget_batch(self, batch, deadline=None):
+    def forget_batches(self, batches, deadline=None):
         if self.locked:
             raise sqlite3.OperationalError("database is locked")
-        super().forget_batch(batch, deadline)
+        super().forget_batches(batches, deadline)
 
 
 def ledger(table):
