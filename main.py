@@ -361,8 +361,8 @@ class LiveRun:
         read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
         """
         started = time.monotonic()
-        try:
-            rows = await asyncio.to_thread(self._table_rows)  # many matches: keep the loop free
+        try:  # both in a worker: many matches, and with a real Redis the status SCANs it
+            rows, status = await asyncio.to_thread(lambda: (self._table_rows(), self._status()))
         except asyncio.CancelledError:  # the run stops: say why no table follows its banner
             logger.info("GET stopped with the run after %.1fs, before its table was read",
                         time.monotonic() - started)
@@ -371,7 +371,7 @@ class LiveRun:
         if config.MAX_MATCHES > GET_TABLE_MAX_ROWS:
             which = f"the busiest {GET_TABLE_MAX_ROWS} of {config.MAX_MATCHES:,} matches"
         logger.info("GET weighted mean = ceil(count/%s) (raw count), %s; %s",
-                    f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, self._status())
+                    f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, status)
         for line in format_get_table(rows):
             logger.info("%s", line)
 
