@@ -768,7 +768,6 @@ class InMemoryRedis(Commands):
         self._clock = clock
         self._lock = threading.Lock()
         self._handlers = {name: getattr(self, "_" + name.lower()) for name in self._ARITY}
-        self._handlers["DEL"] = self._del
         # Watch records of pipelines dropped while watching, appended by their finalizer
         # (which must not take the lock: the collector may run it while the lock is held) and
         # unwatched by the server at its next WATCH or watched-key change.

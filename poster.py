@@ -20,7 +20,7 @@ from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
 from log_gate import Every
 from redis_adapter import WrongTypeError, error_text
 
-__all__ = ["Poster", "Every", "BACKOFF_SECONDS"]
+__all__ = ["Poster", "BACKOFF_SECONDS"]
 
 logger = logging.getLogger(__name__)
 

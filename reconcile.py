@@ -141,7 +141,7 @@ def _read_redis(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[
     layout = adapter.layout
     pipe = adapter.redis.pipeline(transaction=True)
     pipe.keys(layout.counter_pattern)
-    pipe.keys(layout.pending_pattern)
+    pipe.keys(layout.match_data_pattern)
     for key in list_keys:
         pipe.lrange(key, 0, -1)
     if counter_keys:

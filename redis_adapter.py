@@ -127,9 +127,8 @@ class KeyLayout:
                              "digit, e.g. 'live:'")
         self.prefix = prefix
         glob, literal = _glob_escape(prefix), re.escape(prefix)
-        self.match_data_pattern = glob + "match_data_*"
+        self.match_data_pattern = glob + "match_data_*"  # staged lists match it too
         self.staging_pattern = glob + "match_data_*:backup:*"
-        self.pending_pattern = glob + "match_data_*"  # live and staged lists alike
         self.counter_pattern = glob + "[1-9]*_*"
         self._counter = re.compile(literal + r"([1-9][0-9]*)_(.+)", re.DOTALL)
         self._match_data = re.compile(literal + r"match_data_[1-9][0-9]*")
@@ -199,7 +198,6 @@ match_data_key = SEED_LAYOUT.match_data_key
 staging_key = SEED_LAYOUT.staging_key
 MATCH_DATA_PATTERN = SEED_LAYOUT.match_data_pattern
 STAGING_PATTERN = SEED_LAYOUT.staging_pattern
-PENDING_PATTERN = SEED_LAYOUT.pending_pattern
 
 
 _POST_KEYS_CACHED = 30_000  # about 3 MB of keys: 10,000 matches of 3 emoticons
@@ -545,7 +543,7 @@ class RedisAdapter:
 
     def pending_keys(self) -> set[str]:
         """Every list of this layout holding events not yet in the table (live and staged)."""
-        return {key for key in self._scan(self.layout.pending_pattern, "list")
+        return {key for key in self._scan(self.layout.match_data_pattern, "list")
                 if self.layout.is_pending(key)}
 
     def stage_all(self, keys: list[str], batch: str) -> list[str]:

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from records import ID_MAX  # ids are SQLite INTEGERs and Redis counters: signed 64-bit
+
 __all__ = ["SettingsError", "Rule", "Setting", "SETTINGS", "CONFIG_SOURCE", "validate_settings",
            "describe_value", "shown_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT",
            "MIN_INTERVAL_SECONDS", "ID_MAX"]
@@ -25,7 +27,6 @@ __all__ = ["SettingsError", "Rule", "Setting", "SETTINGS", "CONFIG_SOURCE", "val
 CONFIG_SOURCE = "config.py"
 """The source named in an error about a value written in config.py."""
 
-ID_MAX = 2 ** 63 - 1  # ids are SQLite INTEGERs and Redis counters: signed 64-bit
 MAX_MATCHES_LIMIT = 100_000
 """The most matches a run serves. Every GET tick reads each match's counters (5 to 8 us a match:
 0.6 s a tick at this limit, 2.4 s while posting at rate 0) and a backup may move one list per

@@ -106,7 +106,7 @@ def test_poster_logs_full_once_per_spell_and_accepting_again(full_redis, poster,
 def test_redis_full_again_after_one_post_starts_a_new_spell(full_redis, poster, caplog):
     """A post accepted between refusals ends the spell (logged) and the next refusal starts
     another (logged again once the once-a-second gate allows)."""
-    poster._refusal_log = poster_module.Every(0)
+    poster._refusal_log = Every(0)
     with caplog.at_level(logging.INFO, logger="poster"):
         post(poster, 1)
         full_redis.maxmemory = full_redis.used_memory + 1  # room for one more post
