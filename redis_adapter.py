@@ -500,8 +500,10 @@ class RedisAdapter:
         ids = iter(match_ids)
         while chunk := list(itertools.islice(ids, self.GET_PIPELINE_MATCHES)):
             pipe = self.redis.pipeline(transaction=False)
-            for match_id in chunk:
-                pipe.mget(_counter_keys(self.layout, match_id, emoticon_types))
+            for match_id in chunk:  # built here: a sweep of more matches than the cache of
+                # _counter_keys holds would miss on every one and push out GETMethod's entries
+                pipe.mget([self.layout.counter_key(match_id, emoticon) for emoticon in
+                           emoticon_types])
             for match_id, values in zip(chunk, pipe.execute()):
                 yield match_id, _counts(emoticon_types, values)
 
