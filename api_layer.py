@@ -11,9 +11,9 @@ import time
 from typing import Any, Iterable, Iterator
 
 import config
-from ingest import get_ingest_buffer
-from redis_adapter import get_adapter, is_connection_error, is_out_of_memory, make_event
-from settings import describe_value
+from foundation.shown import describe_value
+from redis_adapter import (get_adapter, get_ingest_buffer, is_connection_error, is_out_of_memory,
+                           make_event)
 
 __all__ = ["InvalidReactionError", "ReactionRefusedError", "is_refusal", "POSTMethod",
            "GETMethod", "read_counts", "read_counts_many", "weighted_mean", "weighted_means",

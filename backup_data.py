@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterable, Iterator
 
 from db import DeadLetter, ReactionsTable, get_reactions_table
-from records import sort_items
+from foundation.records import sort_items
 from redis_adapter import RedisAdapter, error_text, get_adapter
 
 __all__ = ["BackupDataManager", "BackupResult", "BackupProgress", "BackupError",

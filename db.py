@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import config
-from records import UNDECODABLE, named_cell
+from foundation.records import UNDECODABLE, named_cell
 
 __all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY",
            "DeadLetter", "READ_WAIT_SECONDS"]

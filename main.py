@@ -49,16 +49,15 @@ except BaseException as error:
 from api_layer import read_counts_many, weighted_means
 from backup_data import BackupDataManager, BackupError, BackupProgress
 from db import ReactionsTable, SchemaMismatchError, get_reactions_table
-from ingest import close_ingest_buffer, get_ingest_buffer, held_events
-from log_gate import Every
-from poster import Poster
-from reconcile import Reconciliation, reconcile
-from redis_adapter import (RedisAdapter, error_text, get_adapter, is_connection_error,
-                           set_adapter)
-from redis_client import RedisUnavailableError, connect, redacted
-from settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS, SETTINGS,
-                      SettingsError, shown_value, validate_settings)
-from spill import load_spill, spill_directories, write_spill
+from foundation.log_gate import Every
+from foundation.redis_client import RedisUnavailableError, connect, redacted
+from live.poster import Poster
+from live.reconcile import Reconciliation, reconcile
+from live.settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS,
+                           SETTINGS, SettingsError, shown_value, validate_settings)
+from live.spill import load_spill, spill_directories, write_spill
+from redis_adapter import (RedisAdapter, close_ingest_buffer, error_text, get_adapter,
+                           get_ingest_buffer, held_events, is_connection_error, set_adapter)
 
 logger = logging.getLogger("live_reactions")
 

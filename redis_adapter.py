@@ -26,14 +26,18 @@ from collections import Counter
 from typing import Any, Iterable, Iterator
 
 import config
-from in_memory_redis import DataError, InMemoryRedis, OutOfMemoryError, RedisError, ResponseError
+from foundation.errors import WrongTypeError
+from foundation.in_memory_redis import (DataError, InMemoryRedis, OutOfMemoryError, RedisError,
+                                        ResponseError)
+from foundation.ingest import IngestBuffer
+from foundation.shown import cut
 
 __all__ = [
     "RedisError", "ResponseError", "DataError", "OutOfMemoryError", "InMemoryRedis",
     "is_out_of_memory", "is_connection_error",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
-    "WrongTypeError", "error_text",
+    "WrongTypeError", "error_text", "get_ingest_buffer", "close_ingest_buffer", "held_events",
 ]
 
 _server: InMemoryRedis | None = None
@@ -76,12 +80,6 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-def describe(value: Any) -> str:
-    """``repr(value)`` cut to 60 characters, for an error line."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _utf8(text: str) -> bool:
     """True if ``text`` can be sent to Redis: redis-py encodes key names as UTF-8."""
     try:
@@ -122,7 +120,7 @@ class KeyLayout:
     def __init__(self, prefix: str = "") -> None:
         if (type(prefix) is not str or len(prefix) > _PREFIX_MAX_CHARS or prefix[-1:].isdigit()
                 or not _utf8(prefix)):
-            raise ValueError(f"invalid key prefix {describe(prefix)}: must be a str of at most "
+            raise ValueError(f"invalid key prefix {cut(repr(prefix))}: must be a str of at most "
                              f"{_PREFIX_MAX_CHARS} characters, valid UTF-8, not ending in a "
                              "digit, e.g. 'live:'")
         self.prefix = prefix
@@ -272,24 +270,6 @@ def _by_match(events: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
 
 UNRECORDED_SOURCE = "unrecorded"
 """The source of rows backed up while Redis was too full to store its id (see source_id)."""
-
-
-class WrongTypeError(RedisError):
-    """A counter or list key of this layout holds another application's value (WRONGTYPE, or a
-    string that is not an integer), so some events could not be stored; what ran of them was
-    undone. ``keys`` are the keys at fault, ``error`` the first Redis error, ``dropped`` the
-    events not stored, ``uncounted`` those stored without their count (their list was staged
-    by a backup before the undo could remove them; the reconciliation shows them).
-    """
-
-    def __init__(self, keys: list[str], error: BaseException, dropped: int,
-                 uncounted: int = 0) -> None:
-        self.keys, self.error, self.dropped, self.uncounted = keys, error, dropped, uncounted
-        extra = f", {uncounted} stored uncounted" if uncounted else ""
-        super().__init__(
-            f"{', '.join(keys)[:200]} hold(s) another application's value ({error}); "
-            f"{dropped} event(s) not stored{extra}: delete or rename that key, or use another "
-            "--key-prefix")
 
 
 def _text(reply: Any) -> Any:
@@ -664,3 +644,37 @@ def set_adapter(adapter: RedisAdapter | None) -> None:
     global _adapter
     with _server_lock:
         _adapter = adapter
+
+
+_buffer: IngestBuffer | None = None
+
+
+def get_ingest_buffer() -> IngestBuffer | None:
+    """The process-wide IngestBuffer over get_adapter() (foundation/ingest.py), or None when
+    config.INGEST_BATCH_EVENTS is 1 (the seed's one MULTI/EXEC per POST)."""
+    global _buffer
+    if _buffer is None and config.INGEST_BATCH_EVENTS > 1:
+        adapter = get_adapter()
+        with _server_lock:
+            if _buffer is None:
+                _buffer = IngestBuffer(adapter, config.INGEST_BATCH_EVENTS,
+                                       config.INGEST_FLUSH_SECONDS).start()
+    return _buffer
+
+
+def close_ingest_buffer() -> None:
+    """Flush and close the process-wide buffer, if any (shutdown: before the final backup).
+    Raises the Redis error if the last flush fails; its events stay held."""
+    global _buffer
+    buffer = _buffer
+    if buffer is not None:
+        buffer.close()
+        with _server_lock:
+            _buffer = None
+
+
+def held_events() -> int:
+    """Events the process-wide buffer holds (acknowledged, not yet known to be in Redis); 0
+    when there is no buffer. Unlike get_ingest_buffer() it never creates one."""
+    buffer = _buffer
+    return 0 if buffer is None else buffer.held

@@ -28,7 +28,6 @@ import time
 from typing import Any, Callable
 
 import api_layer
-import ingest
 import redis_adapter
 
 from .common import (Event, Result, Row, Settings, config_values, fmt_rate, fmt_ratio,
@@ -47,7 +46,7 @@ RAW_MIN_RATIO = 0.8
 
 def _use(client: Any | None) -> None:
     """Make ``client`` (None: the in-memory server) the process-wide Redis, emptied."""
-    ingest.close_ingest_buffer()
+    redis_adapter.close_ingest_buffer()
     redis_adapter.set_adapter(None if client is None else redis_adapter.RedisAdapter(client, ""))
     redis_adapter.get_adapter().redis.flushdb()
 
@@ -61,7 +60,7 @@ def post_eps(events: list[Event], batch: int) -> float:
         started = time.perf_counter()
         for user_id, match_id, emoticon in events:
             post(user_id, match_id, emoticon)
-        ingest.close_ingest_buffer()
+        redis_adapter.close_ingest_buffer()
         seconds = time.perf_counter() - started
     assert adapter.counter_total() == len(events)
     adapter.redis.flushdb()
@@ -74,7 +73,7 @@ def poster_eps(seconds: float, batch: int, seed: int) -> float:
     adapter.redis.flushdb()
     with config_values(INGEST_BATCH_EVENTS=batch):
         poster, eps = run_poster_for(seconds, seed)
-        ingest.close_ingest_buffer()
+        redis_adapter.close_ingest_buffer()
     assert poster.refused == 0 and adapter.counter_total() == poster.posted
     adapter.redis.flushdb()
     return eps
@@ -181,7 +180,7 @@ def _start_redis() -> tuple[Any, Any] | str:
         import redis  # noqa: F401 -- only to tell its absence apart
     except ImportError:
         return "redis-py is missing (python3 -m pip install redis)"
-    from redis_client import connect
+    from foundation.redis_client import connect
     from tests.redis_server import RedisServer
     server = RedisServer().start()
     return server, connect(server.url)

@@ -10,7 +10,7 @@ import time
 import config
 from api_layer import read_counts, read_counts_many
 from redis_adapter import RedisAdapter, set_adapter
-from redis_client import connect
+from foundation.redis_client import connect
 from tests.redis_server import RedisServer
 
 MATCHES = 100_000  # settings.MAX_MATCHES_LIMIT

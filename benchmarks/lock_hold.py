@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from in_memory_redis import InMemoryRedis
+from foundation.in_memory_redis import InMemoryRedis
 
 from .common import Result, Row, Settings, fmt_us, progress
 

@@ -21,17 +21,28 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-import config
-from log_gate import Every
-from redis_adapter import RedisAdapter, WrongTypeError, get_adapter
+from foundation.errors import WrongTypeError
+from foundation.log_gate import Every
 
-__all__ = ["IngestBuffer", "get_ingest_buffer", "close_ingest_buffer", "held_events"]
+__all__ = ["IngestBuffer", "BatchWriter"]
 
 logger = logging.getLogger(__name__)
 
 STATE_LOG_SECONDS = 1.0  # "failed" / "works again" pairs: at most one a second
+
+
+class BatchWriter(Protocol):
+    """What the buffer writes through: a RedisAdapter (redis_adapter.py), which raises
+    WrongTypeError for a key another application holds."""
+
+    layout: Any  # its KeyLayout: ingest_marker_key(token) names the buffer's marker
+    redis: Any  # its client: close() deletes the marker with it
+
+    def record_batch(self, events: list[dict[str, Any]], marker: str, flush: int) -> Any: ...
+
+    def record_batch_once(self, events: list[dict[str, Any]], marker: str, flush: int) -> Any: ...
 
 
 class IngestBuffer:
@@ -43,7 +54,7 @@ class IngestBuffer:
     applied flush; close() deletes it when nothing is in doubt.
     """
 
-    def __init__(self, adapter: RedisAdapter, max_events: int, flush_seconds: float,
+    def __init__(self, adapter: BatchWriter, max_events: int, flush_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.adapter, self.max_events, self.flush_seconds = adapter, max_events, flush_seconds
         self.marker = adapter.layout.ingest_marker_key(uuid.uuid4().hex)
@@ -177,38 +188,3 @@ class IngestBuffer:
                     self._closing.wait(wait)
                 else:
                     self._flush_quietly()
-
-
-_buffer: IngestBuffer | None = None
-_buffer_lock = threading.Lock()
-
-
-def get_ingest_buffer() -> IngestBuffer | None:
-    """The process-wide IngestBuffer over get_adapter(), or None when config.INGEST_BATCH_EVENTS
-    is 1 (the seed's one MULTI/EXEC per POST)."""
-    global _buffer
-    if _buffer is None and config.INGEST_BATCH_EVENTS > 1:
-        with _buffer_lock:
-            if _buffer is None:
-                _buffer = IngestBuffer(get_adapter(), config.INGEST_BATCH_EVENTS,
-                                       config.INGEST_FLUSH_SECONDS).start()
-    return _buffer
-
-
-def close_ingest_buffer() -> None:
-    """Flush and close the process-wide buffer, if any (shutdown: before the final backup).
-    Raises the Redis error if the last flush fails; its events stay held."""
-    global _buffer
-    with _buffer_lock:
-        buffer = _buffer
-    if buffer is not None:
-        buffer.close()
-        with _buffer_lock:
-            _buffer = None
-
-
-def held_events() -> int:
-    """Events the process-wide buffer holds (acknowledged, not yet known to be in Redis); 0
-    when there is no buffer. Unlike get_ingest_buffer() it never creates one."""
-    buffer = _buffer
-    return 0 if buffer is None else buffer.held

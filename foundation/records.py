@@ -14,6 +14,8 @@ import json
 import math
 from typing import Any, Collection, Iterable
 
+from foundation.shown import cut
+
 __all__ = ["FIELDS", "ID_MAX", "UNDECODABLE", "poison_reason", "sort_items", "named_cell",
            "borders_kept"]
 
@@ -53,21 +55,15 @@ def _is_event(record: Any, emoticon_types: Collection[str], match_id: int | None
             and (match_id is None or record_match == match_id))
 
 
-def _cut(text: str) -> str:
-    """``text`` cut to 60 characters, for a reason (an id may have hundreds of digits, a
-    field name a million characters)."""
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _shown(value: Any) -> str:
-    """``repr(value)``, cut (_cut)."""
-    return _cut(repr(value))
+    """``repr(value)``, cut (foundation/shown.py)."""
+    return cut(repr(value))
 
 
 def _names(names: Iterable[str]) -> str:
     """Field names joined for a reason, a lone surrogate (a JSON ``"\\ud800"`` escape) shown as
     its escape: a reason must be UTF-8 for SQLite to store it, or the list could never move."""
-    return ", ".join(map(_cut, names)).encode("utf-8", "backslashreplace").decode("utf-8")
+    return ", ".join(map(cut, names)).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _RepeatedField(ValueError):

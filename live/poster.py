@@ -17,7 +17,7 @@ import time
 
 import config
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
-from log_gate import Every
+from foundation.log_gate import Every
 from redis_adapter import WrongTypeError, error_text
 
 __all__ = ["Poster", "BACKOFF_SECONDS"]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import config
 from db import ReactionsTable
-from records import UNDECODABLE, borders_kept, named_cell
+from foundation.records import UNDECODABLE, borders_kept, named_cell
 from redis_adapter import RedisAdapter, decode_events
 
 __all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]

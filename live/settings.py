@@ -18,10 +18,13 @@ from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from records import ID_MAX  # ids are SQLite INTEGERs and Redis counters: signed 64-bit
+from foundation.records import ID_MAX  # ids are SQLite INTEGERs and Redis counters: signed 64-bit
+from foundation.redis_client import redacted  # stdlib only: redis-py is imported by connect() alone
+from foundation.shown import cut, describe_value
+from redis_adapter import KeyLayout  # the key layout's own rule, in one place
 
 __all__ = ["SettingsError", "Rule", "Setting", "SETTINGS", "CONFIG_SOURCE", "validate_settings",
-           "describe_value", "shown_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT",
+           "shown_value", "MAX_MATCHES_LIMIT", "MAX_MATCHES_FILE_LIMIT",
            "MIN_INTERVAL_SECONDS", "ID_MAX"]
 
 CONFIG_SOURCE = "config.py"
@@ -78,9 +81,9 @@ def _where(name: str, source: str, value: Any) -> str:
         return f"{source}: {name}"
     if source == CONFIG_SOURCE:
         return f"{source}: {name} = {shown_value(name, value)}"
-    text = value if name not in SECRET_SETTINGS or not isinstance(value, str) else _redacted(value)
+    text = value if name not in SECRET_SETTINGS or not isinstance(value, str) else redacted(value)
     if isinstance(text, str):  # cut as config.py values are; a lone surrogate shown escaped
-        text = text if len(text) <= 60 else text[:57] + "..."
+        text = cut(text)
         text = shlex.quote(text.encode("utf-8", "backslashreplace").decode())
     return f"{source} {text} ({name})"
 
@@ -89,30 +92,12 @@ SECRET_SETTINGS = frozenset({"REDIS_URL"})
 """Settings whose value may hold a password: shown with it replaced by *** (redis_client)."""
 
 
-def _redacted(url: str) -> str:
-    from redis_client import redacted  # stdlib only: redis-py is imported by connect() alone
-    return redacted(url)
-
-
 def shown_value(name: str, value: Any) -> str:
     """Setting ``name``'s ``value`` as an error line or --help shows it: cut to 60 characters
     (describe_value), with any password of a secret setting replaced by ***."""
     if name in SECRET_SETTINGS and isinstance(value, str):
-        value = _redacted(value)
+        value = redacted(value)
     return describe_value(value)
-
-
-def describe_value(value: Any) -> str:
-    """A short repr for an error message, naming the type where the repr alone would mislead."""
-    try:
-        text = repr(value)
-    except Exception:  # e.g. an int too long to print, or a broken __repr__
-        return f"<{type(value).__name__}>"
-    if len(text) > 60:
-        text = text[:57] + "..."
-    if type(value) in (int, str, float, bool, type(None), bytes):
-        return text
-    return f"{text} (a {type(value).__name__})"
 
 
 class Refused(ValueError):
@@ -245,7 +230,6 @@ def _check_redis_url(value: Any) -> str:
 
 
 def _check_key_prefix(value: Any) -> str:
-    from redis_adapter import KeyLayout  # the key layout's own rule, in one place
     try:
         return KeyLayout(value).prefix
     except ValueError:

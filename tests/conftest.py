@@ -20,8 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import config  # noqa: E402
-import in_memory_redis  # noqa: E402
-import ingest  # noqa: E402
+from foundation import in_memory_redis  # noqa: E402
 import redis_adapter  # noqa: E402
 from tests.redis_server import RedisServer, require_real_redis  # noqa: E402
 
@@ -37,7 +36,7 @@ def fresh_state():
     yield
     for name, value in saved.items():
         setattr(config, name, value)
-    ingest.close_ingest_buffer()
+    redis_adapter.close_ingest_buffer()
     redis_adapter.set_adapter(None)
     redis_adapter.get_redis().flushdb()
 

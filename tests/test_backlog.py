@@ -10,12 +10,12 @@ import pytest
 
 import config
 import main
-import poster as poster_module
+from live import poster as poster_module
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
 from backup_data import BackupDataManager, BackupError, BackupResult
 from db import ReactionsTable
-from in_memory_redis import OutOfMemoryError
-from log_gate import Every
+from foundation.in_memory_redis import OutOfMemoryError
+from foundation.log_gate import Every
 from redis_adapter import get_adapter, get_redis
 
 
@@ -44,7 +44,7 @@ def poster(monkeypatch):
 def test_refusals_now_and_then_are_one_spell(full_redis, poster, caplog):
     """Refusals alternating with successes within STATE_LOG_SECONDS: one warning, no pairs."""
     poster.clock = lambda: 0.0  # no time passes: one spell
-    with caplog.at_level(logging.INFO, logger="poster"):
+    with caplog.at_level(logging.INFO, logger="live.poster"):
         for _ in range(10):
             full_redis.maxmemory = 1
             post(poster, 1)
@@ -92,7 +92,7 @@ def test_poster_counts_a_refused_post_and_goes_on(full_redis, poster):
 
 def test_poster_logs_full_once_per_spell_and_accepting_again(full_redis, poster, caplog):
     """Many refusals in one spell log one warning; the end of the spell logs one line."""
-    with caplog.at_level(logging.INFO, logger="poster"):
+    with caplog.at_level(logging.INFO, logger="live.poster"):
         post(poster, 20)
         full_redis.maxmemory = 0
         post(poster, 6)
@@ -107,7 +107,7 @@ def test_redis_full_again_after_one_post_starts_a_new_spell(full_redis, poster, 
     """A post accepted between refusals ends the spell (logged) and the next refusal starts
     another (logged again once the once-a-second gate allows)."""
     poster._refusal_log = Every(0)
-    with caplog.at_level(logging.INFO, logger="poster"):
+    with caplog.at_level(logging.INFO, logger="live.poster"):
         post(poster, 1)
         full_redis.maxmemory = full_redis.used_memory + 1  # room for one more post
         post(poster, 2)
@@ -141,7 +141,7 @@ def test_poster_counts_other_failures_logs_them_rate_limited_and_goes_on(poster,
     def broken(*args):
         raise ConnectionError("injected")
     monkeypatch.setattr(poster_module, "POSTMethod", broken)
-    with caplog.at_level(logging.WARNING, logger="poster"):
+    with caplog.at_level(logging.WARNING, logger="live.poster"):
         post(poster, 10)
     assert (poster.failed, poster.posted, poster.error) == (10, 0, None)
     [record] = caplog.records

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import in_memory_redis
+from foundation import in_memory_redis
 
 redis = pytest.importorskip("redis", reason="differential test: pip install redis to run it")
 

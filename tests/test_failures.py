@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import test_main
+from tests import program
 from test_main import RUN_TIMEOUT_SECONDS, reconciliation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +38,7 @@ def read_until(process, predicate):
 def copy_program(directory, **settings):
     """The program's modules copied to ``directory``, config.py with ``settings`` appended
     (each value is Python source text)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for module in ROOT.glob("*.py"):
-        shutil.copy(module, directory / module.name)
+    program.copy_program(directory)
     with open(directory / "config.py", "a") as config:
         config.writelines(f"\n{name} = {value}\n" for name, value in settings.items())
     return directory

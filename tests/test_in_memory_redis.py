@@ -2,7 +2,7 @@
 
 import pytest
 
-from in_memory_redis import (ITEM_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES, InMemoryRedis,
+from foundation.in_memory_redis import (ITEM_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES, InMemoryRedis,
                              OutOfMemoryError)
 
 
@@ -109,8 +109,8 @@ import threading  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-import in_memory_redis  # noqa: E402
-from in_memory_redis import ResponseError, WatchError  # noqa: E402
+from foundation import in_memory_redis  # noqa: E402
+from foundation.in_memory_redis import ResponseError, WatchError  # noqa: E402
 
 
 def test_scan_call_looks_at_count_keys(server):

@@ -7,9 +7,9 @@ import pytest
 
 import config
 from api_layer import InvalidReactionError, POSTMethod
-from ingest import IngestBuffer, get_ingest_buffer
-from log_gate import Every
-from redis_adapter import InMemoryRedis, RedisAdapter, RedisError, get_adapter, make_event
+from foundation.ingest import IngestBuffer
+from foundation.log_gate import Every
+from redis_adapter import get_ingest_buffer, InMemoryRedis, RedisAdapter, RedisError, get_adapter, make_event
 
 
 class FakeClock:
@@ -175,7 +175,7 @@ def test_flush_failures_that_come_and_go_log_one_pair_per_window(adapter, caplog
     (here an hour), not a pair per flip."""
     buffer = IngestBuffer(adapter, 1000, 60.0)
     buffer._failure_log = Every(3600)
-    with caplog.at_level(logging.WARNING, logger="ingest"):
+    with caplog.at_level(logging.WARNING, logger="foundation.ingest"):
         for _ in range(5):
             buffer._note_state(failing=True, error=RedisError("OOM"))
             buffer._note_state(failing=False)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-import records
+from foundation import records
 from api_layer import POSTMethod
 from backup_data import BackupDataManager, BackupError, CountMismatchError
 from db import DeadLetter, ReactionsTable
@@ -165,7 +165,7 @@ def test_count_mismatch_rolls_back_and_keeps_the_list(table, monkeypatch):
 def test_system_wide_reconciliation_counts_dead_letters_of_counted_events(table):
     """A counted event that became a dead letter still adds up in reconcile() through the
     table's dead-letter sink; without it the counter would show a mismatch."""
-    from reconcile import reconcile
+    from live.reconcile import reconcile
     for user_id in (1, 2, 3):
         POSTMethod(user_id, 4, "sad")
     redis = get_redis()

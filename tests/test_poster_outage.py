@@ -5,7 +5,7 @@ import logging
 import random
 import threading
 
-import poster as main  # the Poster's module (it was main.py's)
+from live import poster as main  # the Poster's module (it was main.py's)
 from api_layer import ReactionRefusedError
 
 
@@ -33,7 +33,7 @@ def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
     poster = main.Poster(0, random.Random(1))
     ticks = itertools.count(step=main.STATE_LOG_SECONDS)  # a second between looks: spell ends
     poster.clock = lambda: next(ticks)
-    with caplog.at_level(logging.WARNING, logger="poster"):
+    with caplog.at_level(logging.WARNING, logger="live.poster"):
         poster.start()
         assert done.wait(timeout=60)
         poster.stop()

@@ -4,7 +4,7 @@ import pytest
 
 from backup_data import BackupDataManager
 from db import ReactionsTable
-from reconcile import reconcile
+from live.reconcile import reconcile
 from redis_adapter import InMemoryRedis, RedisAdapter
 
 

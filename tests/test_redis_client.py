@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import main
-from redis_client import RedisUnavailableError, connect, redacted
+from foundation.redis_client import RedisUnavailableError, connect, redacted
 from tests.redis_server import free_port
 from tests.test_main import ROOT
 

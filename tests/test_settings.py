@@ -2,7 +2,7 @@
 
 import math
 import re
-import shutil
+
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +11,8 @@ import pytest
 
 import config
 import main
-from settings import (CONFIG_SOURCE, MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, SETTINGS,
+from tests import program
+from live.settings import (CONFIG_SOURCE, MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, SETTINGS,
                       SettingsError, describe_value, validate_settings)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,8 +275,7 @@ def test_help_shows_config_defaults():
 
 def copy_with_setting(tmp_path, name, text):
     """The app's *.py files in ``tmp_path``, with ``name = text`` in its config.py."""
-    for source in ROOT.glob("*.py"):
-        shutil.copy(source, tmp_path)
+    program.copy_program(tmp_path)
     path = tmp_path / "config.py"
     edited, count = re.subn(rf"^{name} = .*$", f"{name} = {text}", path.read_text(), flags=re.M)
     assert count == 1

@@ -14,7 +14,7 @@ from api_layer import POSTMethod
 from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
 from redis_adapter import encode_event, get_adapter, get_redis
-from spill import SpillError, load_spill, spill_directories, write_spill
+from live.spill import SpillError, load_spill, spill_directories, write_spill
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from in_memory_redis import (InMemoryRedis, OutOfMemoryError, ResponseError,  # noqa: E402
+from foundation.in_memory_redis import (InMemoryRedis, OutOfMemoryError, ResponseError,  # noqa: E402
                              _Status, _Watch, _encode, _word)
 
 logger = logging.getLogger(__name__)
