@@ -317,9 +317,12 @@ def _glob(pattern: bytes) -> Callable[[str], Any]:
 
     The pattern is split at its stars into fixed-length segments: the first is anchored at the
     start, the last at the end, and each middle one is placed at its leftmost match, which is
-    where any match can place it (what follows a star may start anywhere after it). An atomic
-    group commits to that leftmost place, so the regex engine never retries it: a match costs
+    where any match can place it (what follows a star may start anywhere after it). Each is
+    committed to that leftmost place, so the regex engine never retries it: a match costs
     O(key length x pattern length) instead of the exponential backtracking of ``a*a*a*...b``.
+    The commitment is ``(?=(.*?segment))\\N``: a lookahead is atomic once it has matched, and
+    the backreference consumes what it found. (The atomic group ``(?>...)`` says the same, but
+    only from Python 3.11.)
     """
     tokens = _glob_tokens(pattern)
     parts, segment = [], []
@@ -332,7 +335,8 @@ def _glob(pattern: bytes) -> Callable[[str], Any]:
     if len(parts) == 0:  # no star: the whole key is one segment
         return re.compile(_regex_segment(segment) + r"\Z", re.DOTALL).match
     head, middles, tail = parts[0], parts[1:], _regex_segment(segment)
-    regex = head + "".join(f"(?>.*?{middle})" for middle in middles) + ".*" + tail + r"\Z"
+    committed = (f"(?=(.*?{middle}))\\{number}" for number, middle in enumerate(middles, 1))
+    regex = head + "".join(committed) + ".*" + tail + r"\Z"
     return re.compile(regex, re.DOTALL).match
 
 
