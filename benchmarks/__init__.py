@@ -3,7 +3,7 @@
 Each item of the benchmark issue lives in its own module and returns its figures as a JSON-ready
 dict plus the rows it adds to the printed table:
 
-- ``post_path``  -- 1. POSTMethod loop vs a dict+list floor; 2. main.Poster at rate 0.
+- ``post_path``  -- 1. POSTMethod loop vs a dict+list floor; 2. live.poster.Poster at rate 0.
 - ``read_path``  -- 3. GETMethod vs the seed's SQL aggregate, vs a bare dict lookup, and how its
   cost scales with events and matches.
 - ``write_path`` -- 4. POST through Redis vs one INSERT+commit per event (:memory: and file).

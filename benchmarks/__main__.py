@@ -5,7 +5,7 @@ subprocesses) and prints ONE table: each figure's median, what it is compared wi
 this project's floor for it with a pass/miss column (docs/performance.md).
 
 1. POST path: POSTMethod in a tight loop vs a dict-counter + list-append floor (events/s).
-2. main.Poster at rate 0 (events/s, random generation included).
+2. live.poster.Poster at rate 0 (events/s, random generation included).
 3. Read path: GETMethod vs the seed's SQL aggregate on 10k/100k/1M rows, with and without the
    index; vs a bare dict lookup; its cost over events and over 10/1,000/100,000 matches (us/call).
 4. Write path: POST through Redis vs one INSERT + commit per event, :memory: and file (events/s).

@@ -7,8 +7,8 @@ a. Throughput: ``Settings.backup_events`` pending events (records encoded with
    ready-made) in one transaction on a fresh ``:memory:`` table with the same schema and index.
    Ratio backup / executemany (floor: >= 0.7x).
 b. Lateness: in one asyncio event loop, a GET tick that should run every ``tick_interval_s``
-   (same fixed schedule as main.every: anchored, missed slots skipped) calls GETMethod for every
-   match, while the same backup runs in ``asyncio.to_thread`` and a ``main.Poster`` thread posts at
+   (same fixed schedule as live.ticks.every: anchored, missed slots skipped) calls GETMethod for every
+   match, while the same backup runs in ``asyncio.to_thread`` and a ``live.poster.Poster`` thread posts at
    rate 0. A tick's lateness = the time its GETs finished minus its scheduled time (so it counts
    waiting for the GIL and the Redis lock as well as the GETs themselves). Figure: the worst
    lateness of the ticks scheduled while the backup ran, in ms (floor: <= 50 ms).
@@ -136,12 +136,12 @@ async def lateness_scenario(pending: PendingEvents, interval: float, seed: int,
     (it can be starved for minutes; see the module docstring); only ticks scheduled while both
     ran are counted.
     """
-    import main
+    from live.poster import Poster
 
     loop = asyncio.get_running_loop()
     table = db.ReactionsTable(":memory:")
     manager = BackupDataManager(redis_adapter.get_adapter(), table)
-    poster = main.Poster(0, random.Random(seed))
+    poster = Poster(0, random.Random(seed))
     ticks: list[tuple[float, float, float]] = []
     poster.start()
     ticker = asyncio.create_task(get_ticker(interval, ticks))

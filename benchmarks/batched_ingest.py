@@ -8,7 +8,7 @@ a. ``POSTMethod`` over the events with INGEST_BATCH_EVENTS = 1,000 vs 1 (the see
    (floor there: 4x);
 b. the in-memory batched ingest against item 1's dict+list floor (one thread; validation, the
    record and its JSON text included on our side) (floor: 0.35x);
-c. ``main.Poster`` at rate 0 with --ingest-batch 1000 vs 1, on both servers (events/s);
+c. ``live.poster.Poster`` at rate 0 with --ingest-batch 1000 vs 1, on both servers (events/s);
 d. the product's batched ingest on redis-server against raw redis-py pipelining of the same
    INCRBY/RPUSH commands (one MULTI/EXEC per 1,000 events, records json.dumps'ed) (floor: 0.8x);
 e. the ceiling of b.: the events/s of the work b. requires of any POST, alone -- validation
@@ -68,7 +68,7 @@ def post_eps(events: list[Event], batch: int) -> float:
 
 
 def poster_eps(seconds: float, batch: int, seed: int) -> float:
-    """Events/s one main.Poster at rate 0 posts in ``seconds`` with --ingest-batch ``batch``."""
+    """Events/s one live.poster.Poster at rate 0 posts in ``seconds`` with --ingest-batch ``batch``."""
     adapter = redis_adapter.get_adapter()
     adapter.redis.flushdb()
     with config_values(INGEST_BATCH_EVENTS=batch):

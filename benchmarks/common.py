@@ -142,7 +142,7 @@ def ratio(app: float, reference: float) -> float:
 
 def make_events(count: int, seed: int, matches: int | None = None,
                 users: int | None = None) -> list[Event]:
-    """``count`` random reactions drawn like main.Poster draws them (randint, choice)."""
+    """``count`` random reactions drawn like live.poster.Poster draws them (randint, choice)."""
     rng = random.Random(seed)
     matches = config.MAX_MATCHES if matches is None else matches
     users = config.MAX_USERS if users is None else users

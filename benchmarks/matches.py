@@ -2,7 +2,7 @@
 
 ``python3 -m benchmarks.matches`` prints, for each number of matches N:
 1. a GET tick: ``LiveRun._table_rows``, the read a GET tick does in its worker thread (one MGET
-   per match), with every match holding counters; first idle, then while a main.Poster posts at
+   per match), with every match holding counters; first idle, then while a live.poster.Poster posts at
    rate 0 under main.py's thread switch interval; the median of 3 ticks;
 2. a backup of one list per match (one event each): ``BackupDataManager.run()``, on ``:memory:``
    and on a database file in a temporary directory (each list is its own transaction there, so
@@ -22,6 +22,8 @@ import benchmarks  # noqa: F401  (puts the app's modules on sys.path)
 from benchmarks.common import config_values, flush_redis, quiet_logging
 
 import main
+from live.poster import Poster
+from live.run import LiveRun
 from api_layer import POSTMethod
 from backup_data import BackupDataManager
 from db import ReactionsTable
@@ -32,7 +34,7 @@ BACKUP_MATCHES = {":memory:": (1_000, 10_000, 100_000), "file": (100, 1_000, 3_0
 TICKS = 3
 
 
-def tick_seconds(run: main.LiveRun) -> float:
+def tick_seconds(run: LiveRun) -> float:
     """The median, over TICKS ticks, of the seconds one GET tick's read takes."""
     times = []
     for _ in range(TICKS):
@@ -53,9 +55,9 @@ def get_tick(matches: int) -> tuple[float, float]:
     flush_redis()
     with config_values(MAX_MATCHES=matches), quiet_logging():
         post_one_each(matches)
-        run = main.LiveRun.__new__(main.LiveRun)  # the read needs no table, poster or loop
+        run = LiveRun.__new__(LiveRun)  # the read needs no table, poster or loop
         idle = tick_seconds(run)
-        poster = main.Poster(0, random.Random(1))
+        poster = Poster(0, random.Random(1))
         previous = sys.getswitchinterval()
         sys.setswitchinterval(main.SWITCH_INTERVAL_SECONDS)
         poster.start()

@@ -4,7 +4,7 @@
    loop doing only a plain dict counter increment (the same ``{match_id}_{emoticon_type}`` key) and
    a plain list append of the same record (the same four-field dict with ``time.time()``); no lock,
    no validation, no encoding. Figure: events/s; ratio POSTMethod / floor (floor: >= 0.5x).
-2. ``main.Poster(0, random.Random(seed))`` running for a fixed time: events/s including its
+2. ``Poster(0, random.Random(seed))`` running for a fixed time: events/s including its
    random generation, against item 1's POSTMethod loop.
 """
 
@@ -72,7 +72,7 @@ def run_post_path(settings: Settings) -> Result:
 
 
 def poster_eps(seconds: float, seed: int) -> float:
-    """Events/s that one main.Poster at rate 0 posts in ``seconds`` (random generation included)."""
+    """Events/s that one live.poster.Poster at rate 0 posts in ``seconds`` (random generation included)."""
     flush_redis()
     _, eps = run_poster_for(seconds, seed)
     flush_redis()
@@ -80,10 +80,10 @@ def poster_eps(seconds: float, seed: int) -> float:
 
 
 def run_poster_for(seconds: float, seed: int) -> tuple[Any, float]:
-    """Run one main.Poster at rate 0 for ``seconds``; (the stopped poster, its events/s)."""
-    import main  # imported late: main.py configures nothing at import, but is heavy to load
+    """Run one live.poster.Poster at rate 0 for ``seconds``; (the stopped poster, its events/s)."""
+    from live.poster import Poster  # imported late: heavy to load, and needed here only
 
-    poster = main.Poster(0, random.Random(seed))
+    poster = Poster(0, random.Random(seed))
     started = time.perf_counter()
     poster.start()
     time.sleep(seconds)
@@ -94,7 +94,7 @@ def run_poster_for(seconds: float, seed: int) -> tuple[Any, float]:
 
 
 def run_poster(settings: Settings, post_loop: float | None = None) -> Result:
-    """Item 2: main.Poster at rate 0; ``post_loop`` is item 1's POSTMethod events/s, if known."""
+    """Item 2: live.poster.Poster at rate 0; ``post_loop`` is item 1's POSTMethod events/s, if known."""
     progress(f"2. Poster thread: {settings.poster_seconds:g} s x {settings.repeats} repeats")
     samples = [poster_eps(settings.poster_seconds, seed=repeat)
                for repeat in range(settings.repeats)]
@@ -107,5 +107,5 @@ def run_poster(settings: Settings, post_loop: float | None = None) -> Result:
         figures["ratio_to_post_loop"] = ratio(eps, post_loop)
         reference = f"POSTMethod loop {fmt_rate(post_loop)} ev/s"
         share = fmt_ratio(figures["ratio_to_post_loop"])
-    row = Row("2", "main.Poster thread, rate 0", f"{fmt_rate(eps)} ev/s", reference, share)
+    row = Row("2", "live.poster.Poster thread, rate 0", f"{fmt_rate(eps)} ev/s", reference, share)
     return Result(figures, [row])

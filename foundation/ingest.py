@@ -24,7 +24,7 @@ import uuid
 from typing import Any, Callable, Protocol
 
 from foundation.errors import WrongTypeError
-from foundation.log_gate import Every
+from foundation.log_gate import Spell
 
 __all__ = ["IngestBuffer", "BatchWriter"]
 
@@ -64,13 +64,11 @@ class IngestBuffer:
         self._in_doubt: list[dict[str, Any]] | None = None  # the flush whose EXEC is unknown
         self._flushes = 0  # number of the last flush attempted
         self._flush_at = max_events  # 1 once closed: every later add flushes at once
-        self._failing = False
         self.dropped = 0  # acknowledged events lost to another application's keys (WrongTypeError)
         self._bad_keys: set[str] = set()  # those keys, each logged once
-        self._failure_told = False  # the warning of this spell of failed flushes was logged
         # A small maxmemory can make flushes fail and succeed in turn every few ms: the pair of
         # lines is logged at most once per STATE_LOG_SECONDS (log_gate.py).
-        self._failure_log = Every(STATE_LOG_SECONDS)
+        self.failures = Spell(STATE_LOG_SECONDS)
         self._closed = False
         self._lock = threading.Lock()  # one flush at a time; adds wait for it
         self._closing = threading.Condition(self._lock)
@@ -164,15 +162,12 @@ class IngestBuffer:
     def _note_state(self, failing: bool, error: Exception | None = None) -> None:
         """Log a change of state, not each failed flush; at most one failed / works-again pair
         per STATE_LOG_SECONDS."""
-        if failing and not self._failing and self._failure_log.ready():
-            self._failure_told = True
+        if failing and self.failures.failed():
             logger.warning("ingest flush failed (%s); %d events held, retried every %gs, new "
                            "POSTs refused meanwhile", error, len(self._in_doubt or ()),
                            self.flush_seconds)
-        elif self._failing and not failing and self._failure_told:
-            self._failure_told = False
+        elif not failing and self.failures.ended():
             logger.warning("ingest flush works again; held events written")
-        self._failing = failing
 
     def _flush_on_age(self) -> None:
         # Not woken by add(): waking this thread at each new buffer would cost the poster a GIL

@@ -17,7 +17,7 @@ import time
 
 import config
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
-from foundation.log_gate import Every
+from foundation.log_gate import Every, Spell
 from redis_adapter import WrongTypeError, error_text
 
 __all__ = ["Poster", "BACKOFF_SECONDS"]
@@ -59,12 +59,11 @@ class Poster(threading.Thread):
         self.error: BaseException | None = None
         self._skipped = 0  # posts the schedule asked for during stalls, never attempted
         self._backoff = 0.0
-        self._refusals_told = False  # the warning of this spell of refusals was logged
         self._last_refused = -math.inf  # clock() of the latest refusal
         self.clock = time.monotonic  # seconds; tests put a fake clock here
         # A backup frees a full Redis list by list, so at --rate 0 refused/accepted may flip at
         # every DEL: the pair is logged at most once per STATE_LOG_SECONDS.
-        self._refusal_log = Every(STATE_LOG_SECONDS)
+        self.refusals = Spell(STATE_LOG_SECONDS)
         self._failure_log = Every(FAILURE_LOG_SECONDS)
         self._began: float | None = None
         self._ended: float | None = None
@@ -125,8 +124,7 @@ class Poster(threading.Thread):
         except ReactionRefusedError as error:
             self.refused += 1
             self._last_refused = self.clock()
-            if not self._refusals_told and self._refusal_log.ready():
-                self._refusals_told = True
+            if self.refusals.failed():
                 logger.warning("POST refused (%s); refused posts are counted and dropped, "
                                "backing off until Redis takes them again", error)
             self._back_off()
@@ -143,8 +141,8 @@ class Poster(threading.Thread):
             self._back_off()
             return False
         self._backoff = 0.0
-        if self._refusals_told and self.clock() - self._last_refused >= STATE_LOG_SECONDS:
-            self._refusals_told = False
+        if (self.refusals.told and self.clock() - self._last_refused >= STATE_LOG_SECONDS
+                and self.refusals.ended()):
             logger.warning("POSTs accepted again after %s refused in all", f"{self.refused:,}")
         return True
 

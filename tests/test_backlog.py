@@ -9,13 +9,14 @@ import time
 import pytest
 
 import config
-import main
 from live import poster as poster_module
 from api_layer import InvalidReactionError, POSTMethod, ReactionRefusedError
 from backup_data import BackupDataManager, BackupError, BackupResult
 from db import ReactionsTable
 from foundation.in_memory_redis import OutOfMemoryError
 from foundation.log_gate import Every
+from live.cli import apply_settings, parse_args
+from live.run import LiveRun
 from redis_adapter import get_adapter, get_redis
 
 
@@ -106,7 +107,7 @@ def test_poster_logs_full_once_per_spell_and_accepting_again(full_redis, poster,
 def test_redis_full_again_after_one_post_starts_a_new_spell(full_redis, poster, caplog):
     """A post accepted between refusals ends the spell (logged) and the next refusal starts
     another (logged again once the once-a-second gate allows)."""
-    poster._refusal_log = Every(0)
+    poster.refusals.gate = Every(0)
     with caplog.at_level(logging.INFO, logger="live.poster"):
         post(poster, 1)
         full_redis.maxmemory = full_redis.used_memory + 1  # room for one more post
@@ -161,9 +162,8 @@ def test_poster_dies_on_its_own_bad_reaction(poster, monkeypatch):
 
 
 def live_run(*flags):
-    args = main.parse_args(list(flags))
-    main.apply_settings(args)
-    return main.LiveRun()
+    apply_settings(parse_args(list(flags)))
+    return LiveRun()
 
 
 def reconciliation_line(caplog):
@@ -177,17 +177,17 @@ def test_failing_backups_warn_once_per_window_and_once_when_they_work_again(capl
     backup line, not ten lines; the first backup that works says so once, with the count."""
     run = live_run()
     failure = BackupError(BackupResult(0, 0, 0.0), {"k": sqlite3.OperationalError("locked")})
-    monkeypatch.setattr(run, "_backup_log", Every(3600))
+    monkeypatch.setattr(run.backups.failures, "gate", Every(3600))
 
     def failing(on_progress=None):
         raise failure
-    monkeypatch.setattr(run.manager, "run", failing)
-    with caplog.at_level(logging.INFO, logger="live_reactions"):
+    monkeypatch.setattr(run.backups.manager, "run", failing)
+    with caplog.at_level(logging.INFO, logger="live"):
         for _ in range(5):
-            assert run._backup() is False
-        monkeypatch.setattr(run.manager, "run",
+            assert run.backups.run() is False
+        monkeypatch.setattr(run.backups.manager, "run",
                             lambda on_progress=None: BackupResult(3, 1, 0.0))
-        assert run._backup() is True
+        assert run.backups.run() is True
     messages = [record.getMessage() for record in caplog.records]
     assert [message.split(":")[0].split(" 3 ")[0] for message in messages] == [
         "backup", "backup moved 0 events (lists", "backups work again after 5 failed",
@@ -198,8 +198,8 @@ def test_a_dead_poster_fails_the_run(caplog):
     """If the posting thread died, the run's verdict is FAILED and its status 1."""
     run = live_run()
     run.poster.error = RuntimeError("injected")
-    with caplog.at_level(logging.INFO, logger="live_reactions"):
-        assert run._summary() == 1
+    with caplog.at_level(logging.INFO, logger="live"):
+        assert run.summary() == 1
     assert reconciliation_line(caplog).endswith(" FAILED")
 
 
@@ -213,9 +213,9 @@ def test_reconciliation_counts_dead_letters_of_posted_events(caplog):
     items = redis.lrange(key, 0, -1)
     redis.delete(key)
     redis.rpush(key, *items[:-1], items[-1].replace('"user_id": ', '"user_id": -'))
-    with caplog.at_level(logging.INFO, logger="live_reactions"):
-        run._final_backup()
-        assert run._summary() == 0
+    with caplog.at_level(logging.INFO, logger="live"):
+        run.backups.final()
+        assert run.summary() == 0
     line = reconciliation_line(caplog)
     assert line.endswith("database_rows=2 pending_in_redis=0 refused=0 failed=0 "
                          "dead_lettered=1 spilled=0 OK"), line
@@ -249,7 +249,7 @@ def test_status_pending_reads_no_keyspace(monkeypatch):
     run = live_run("--matches", "3")
     for _ in range(5):
         run.poster.post_one()
-    run.manager.run()
+    run.backups.manager.run()
     for _ in range(4):
         run.poster.post_one()
     listed = run.adapter.pending_events()
@@ -263,9 +263,9 @@ def test_foreign_items_in_a_list_are_explained_by_a_hint(caplog):
     run = live_run("--matches", "1")
     run.poster.post_one()
     get_redis().rpush("match_data_1", "written by someone else")
-    with caplog.at_level(logging.INFO, logger="live_reactions"):
-        run._final_backup()
-        assert run._summary() == 1
+    with caplog.at_level(logging.INFO, logger="live"):
+        run.backups.final()
+        assert run.summary() == 1
     line = reconciliation_line(caplog)
     assert "database_rows=1" in line and "dead_lettered=1" in line and line.endswith("MISMATCH")
     assert any(record.getMessage().startswith("hint: the table, dead letters and Redis hold "

@@ -174,7 +174,7 @@ def test_flush_failures_that_come_and_go_log_one_pair_per_window(adapter, caplog
     """Flushes failing and succeeding in turn log one failed / works-again pair per window
     (here an hour), not a pair per flip."""
     buffer = IngestBuffer(adapter, 1000, 60.0)
-    buffer._failure_log = Every(3600)
+    buffer.failures.gate = Every(3600)
     with caplog.at_level(logging.WARNING, logger="foundation.ingest"):
         for _ in range(5):
             buffer._note_state(failing=True, error=RedisError("OOM"))

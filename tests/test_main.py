@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 import config
-import main
+from live.console import banner_lines, format_get_table
+from live.poster import Poster
+from live.run import LiveRun
+from live.ticks import every
 from api_layer import POSTMethod
 from redis_adapter import get_adapter
 
@@ -174,7 +177,7 @@ def test_poster_is_repeatable_with_a_seed():
     runs = []
     for _ in range(2):
         get_adapter().redis.flushdb()
-        poster = main.Poster(0, random.Random(42))
+        poster = Poster(0, random.Random(42))
         for _ in range(50):
             poster.post_one()
         runs.append(get_adapter().snapshot())
@@ -186,7 +189,7 @@ def test_poster_is_repeatable_with_a_seed():
 
 def test_get_table_shows_means_and_counts():
     """The GET table has a header of emoticons and per match 'mean (count)' cells."""
-    lines = main.format_get_table([(3, {"heart": 1001, "sad": 0, "happy": 999})])
+    lines = format_get_table([(3, {"heart": 1001, "sad": 0, "happy": 999})])
     assert lines[0].split() == ["match", "heart", "sad", "happy"]
     assert lines[1].split() == ["3", "2", "(1,001)", "0", "(0)", "1", "(999)"]
     assert [lines[0].index(e) for e in ("heart", "sad", "happy")] == [
@@ -212,14 +215,14 @@ def test_get_table_rows_are_the_busiest_matches(monkeypatch):
     for match_id in (25, 3, 17):
         for _ in range(match_id):
             POSTMethod(1, match_id, "sad")
-    rows = main.LiveRun.__new__(main.LiveRun)._table_rows()
+    rows = LiveRun.__new__(LiveRun)._table_rows()
     assert [match_id for match_id, _ in rows] == [25, 17, 3, 1, 2, 4, 5, 6, 7, 8]
     assert rows[0][1] == {"heart": 0, "sad": 25, "happy": 0}
 
 
 def test_get_table_rows_are_every_match_when_they_fit():
     """Up to 10 matches, the GET tick shows each one, in match order."""
-    rows = main.LiveRun.__new__(main.LiveRun)._table_rows()
+    rows = LiveRun.__new__(LiveRun)._table_rows()
     assert [match_id for match_id, _ in rows] == list(range(1, config.MAX_MATCHES + 1))
 
 
@@ -237,13 +240,13 @@ def test_banner_names_only_what_the_role_runs(role, shown, hidden, monkeypatch):
     for name, value in [("POSTS_PER_SECOND", 100.0), ("GET_INTERVAL_SECONDS", 0.2),
                         ("BACKUP_INTERVAL_SECONDS", 0.5), ("RANDOM_SEED", 3)]:
         monkeypatch.setattr(config, name, value)
-    text = "\n".join(main.LiveRun(role)._banner_lines())
+    text = "\n".join(banner_lines(role, 0))
     assert all(part in text for part in shown) and not any(part in text for part in hidden)
     assert f"role {role}" in text and "s3cret" not in text
 
 
 def run_every(tick_seconds, interval, ticks, what="GET"):
-    """Run main.every with a tick that sleeps ``tick_seconds``, until ``ticks`` ticks ended."""
+    """Run live.ticks.every with a tick that sleeps ``tick_seconds``, until ``ticks`` ticks ended."""
     import asyncio
 
     async def scenario():
@@ -256,7 +259,7 @@ def run_every(tick_seconds, interval, ticks, what="GET"):
             count += 1
             if count >= ticks:
                 done.set()
-        task = asyncio.create_task(main.every(interval, tick, what))
+        task = asyncio.create_task(every(interval, tick, what))
         await asyncio.wait_for(done.wait(), timeout=RUN_TIMEOUT_SECONDS)
         await asyncio.sleep(0)  # the task notes the last tick's skips before it is cancelled
         task.cancel()
@@ -266,7 +269,7 @@ def run_every(tick_seconds, interval, ticks, what="GET"):
 
 def test_a_tick_longer_than_its_interval_logs_the_skip_and_why(caplog):
     """A GET taking over three intervals logs one line: ticks skipped, how long it took."""
-    caplog.set_level("INFO", logger="live_reactions")
+    caplog.set_level("INFO", logger="live")
     run_every(tick_seconds=0.07, interval=0.02, ticks=1)
     lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(lines) == 1, lines
@@ -277,7 +280,7 @@ def test_a_tick_longer_than_its_interval_logs_the_skip_and_why(caplog):
 
 def test_skipped_tick_lines_are_rate_limited(caplog):
     """Three long backups in a row: one skip line, not one per tick."""
-    caplog.set_level("INFO", logger="live_reactions")
+    caplog.set_level("INFO", logger="live")
     run_every(tick_seconds=0.05, interval=0.02, ticks=3, what="backup")
     lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("backup: skipped "), lines
@@ -285,7 +288,7 @@ def test_skipped_tick_lines_are_rate_limited(caplog):
 
 def test_punctual_ticks_log_no_skip(caplog):
     """Ticks that fit their interval log no skip line."""
-    caplog.set_level("INFO", logger="live_reactions")
+    caplog.set_level("INFO", logger="live")
     run_every(tick_seconds=0, interval=0.05, ticks=3)
     assert not any("skipped" in r.getMessage() for r in caplog.records)
 
@@ -293,13 +296,14 @@ def test_punctual_ticks_log_no_skip(caplog):
 def test_long_backup_logs_progress_lines(caplog, monkeypatch):
     """A backup past its progress interval logs lists and events moved so far, by name."""
     import backup_data
-    caplog.set_level("INFO", logger="live_reactions")
+    caplog.set_level("INFO", logger="live")
     monkeypatch.setattr(config, "MAX_MATCHES", 3)
-    run = main.LiveRun()
-    run.manager = backup_data.BackupDataManager(run.adapter, run.table, progress_seconds=0.0)
+    run = LiveRun()
+    run.backups.manager = backup_data.BackupDataManager(run.adapter, run.backups.table,
+                                                        progress_seconds=0.0)
     for match_id in (1, 2, 3):
         POSTMethod(1, match_id, "sad")
-    assert run._backup(final=True)
+    assert run.backups.run(final=True)
     lines = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
     assert re.match(r"final backup still running after \d+s: 3 of 3 lists moved, 3 events so "
                     r"far$", lines[-1]), lines
@@ -309,9 +313,9 @@ def test_long_backup_logs_progress_lines(caplog, monkeypatch):
 def test_a_backup_that_moved_nothing_logs_only_if_final(caplog, final, logged):
     """A periodic backup of an idle Redis logs no line (at a short interval it would flood
     the terminal); the final backup's line is always logged."""
-    caplog.set_level("INFO", logger="live_reactions")
-    run = main.LiveRun()
-    assert run._backup(final=final)
+    caplog.set_level("INFO", logger="live")
+    run = LiveRun()
+    assert run.backups.run(final=final)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backup moved")]
     assert len(lines) == (1 if logged else 0)
     assert all(line.startswith("backup moved 0 events (lists: 0) in ") for line in lines)
@@ -333,7 +337,7 @@ def test_shutdown_line_says_what_this_process_stops_and_waits_for(role, database
     table = db.ReactionsTable(config.DB_PATH)
     monkeypatch.setattr(db, "_table", table)  # the process-wide table, for this test only
     try:
-        assert main.LiveRun(role)._final_backup_line() == line
+        assert LiveRun(role).backups.final_line(posted=role == "all") == line
     finally:
         table.close()
 
@@ -342,8 +346,8 @@ def test_get_stopped_mid_read_says_so(caplog, monkeypatch):
     """A GET cancelled by the stop while reading logs one line instead of a table."""
     import asyncio
     import threading
-    caplog.set_level("INFO", logger="live_reactions")
-    run = main.LiveRun()
+    caplog.set_level("INFO", logger="live")
+    run = LiveRun()
     reading, release = threading.Event(), threading.Event()
 
     def slow_rows():

@@ -5,7 +5,7 @@ import logging
 import random
 import threading
 
-from live import poster as main  # the Poster's module (it was main.py's)
+from live import poster as poster_module
 from api_layer import ReactionRefusedError
 
 
@@ -28,10 +28,10 @@ def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
         if len(stored) >= 100:
             done.set()
 
-    monkeypatch.setattr(main, "POSTMethod", post)
-    monkeypatch.setattr(main, "BACKOFF_SECONDS", (0.001, 0.002))
-    poster = main.Poster(0, random.Random(1))
-    ticks = itertools.count(step=main.STATE_LOG_SECONDS)  # a second between looks: spell ends
+    monkeypatch.setattr(poster_module, "POSTMethod", post)
+    monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (0.001, 0.002))
+    poster = poster_module.Poster(0, random.Random(1))
+    ticks = itertools.count(step=poster_module.STATE_LOG_SECONDS)  # a second between looks: spell ends
     poster.clock = lambda: next(ticks)
     with caplog.at_level(logging.WARNING, logger="live.poster"):
         poster.start()
@@ -53,11 +53,11 @@ def test_paced_poster_does_not_burst_after_an_outage(monkeypatch):
         if len(calls) == 1:
             raise refused()
 
-    monkeypatch.setattr(main, "POSTMethod", post)
-    monkeypatch.setattr(main, "BACKOFF_SECONDS", (0.01, 0.01))
-    poster = main.Poster(100, random.Random(1))
+    monkeypatch.setattr(poster_module, "POSTMethod", post)
+    monkeypatch.setattr(poster_module, "BACKOFF_SECONDS", (0.01, 0.01))
+    poster = poster_module.Poster(100, random.Random(1))
     poster._began = 0.0  # as if it had been posting for a long time: much is due
-    monkeypatch.setattr(main.time, "monotonic", lambda: 10.0)
-    assert poster._due() == main.Poster.BATCH  # 1,000 due: capped at one batch
+    monkeypatch.setattr(poster_module.time, "monotonic", lambda: 10.0)
+    assert poster._due() == poster_module.Poster.BATCH  # 1,000 due: capped at one batch
     assert poster._post_or_back_off() is False
     assert poster.refused == 1 and poster._due() == 0

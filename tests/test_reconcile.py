@@ -197,7 +197,7 @@ def test_foreign_keys_of_our_shape_and_the_other_type_do_not_block(adapter, tabl
 
 def test_dead_letters_of_another_prefix_are_not_counted(adapter, table):
     """The dead-letter sink keeps the letters of this prefix's staged lists only."""
-    import main
+    from live.summary import dead_letter_sink
     other = RedisAdapter(adapter.redis, prefix="other:")
     for layout_adapter in (adapter, other):
         post(layout_adapter, (5, "sad"))
@@ -205,4 +205,4 @@ def test_dead_letters_of_another_prefix_are_not_counted(adapter, table):
                                    '{"user_id": 1, "emoticon_type": "sad", "match_id": 5}')
         BackupDataManager(layout_adapter, table).run()
     assert len(table.dead_letters()) == 2
-    assert main.dead_letter_sink(adapter, table)() == {(5, "sad"): 1}
+    assert dead_letter_sink(adapter, table)() == {(5, "sad"): 1}

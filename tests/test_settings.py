@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import config
-import main
+from live.cli import apply_settings, parse_args
 from tests import program
 from live.settings import (CONFIG_SOURCE, MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, SETTINGS,
                       SettingsError, describe_value, validate_settings)
@@ -234,16 +234,16 @@ def test_matches_over_the_file_limit_are_refused_with_a_file_database():
 
 def test_every_flag_of_a_setting_is_on_the_command_line():
     """Each setting with a flag has it in main.py, and an absent flag leaves config.py's value."""
-    args = main.parse_args([])
+    args = parse_args([])
     for name, setting in SETTINGS.items():
         if setting.flag:
             assert getattr(args, name) is None
-            assert main.parse_args([setting.flag] + ([] if name == "SHOW_DB_OUTPUT" else ["1"]))
+            assert parse_args([setting.flag] + ([] if name == "SHOW_DB_OUTPUT" else ["1"]))
 
 
 def test_apply_settings_writes_checked_values_into_config():
     """apply_settings puts every flag, checked and parsed, over config.py's value."""
-    main.apply_settings(main.parse_args([
+    apply_settings(parse_args([
         "--matches", "3", "--users", "7", "--rate", "0", "--seed", "4", "--db", "x.db",
         "--show-db", "--get-interval", "1.5", "--backup-interval", "2", "--duration", "9"]))
     assert (config.MAX_MATCHES, config.MAX_USERS, config.POSTS_PER_SECOND, config.RANDOM_SEED,
@@ -257,7 +257,7 @@ def test_apply_settings_changes_nothing_when_refused():
     before = config_values()
     config.EMOTICON_TYPES = "heart"
     with pytest.raises(SettingsError):
-        main.apply_settings(main.parse_args(["--matches", "3"]))
+        apply_settings(parse_args(["--matches", "3"]))
     assert config_values() == {**before, "EMOTICON_TYPES": "heart"}
 
 

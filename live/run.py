@@ -1,0 +1,203 @@
+"""One live run: the posting thread, the GET and backup ticks, and the orderly stop.
+
+As the seed's "How to start the application": a thread posts random reactions through
+POSTMethod; an asyncio task reads every match's counters (GET) every GET_INTERVAL_SECONDS; another
+runs the write-behind backup every BACKUP_INTERVAL_SECONDS in a worker thread, so the event loop
+(and the GET tick) never waits on SQL. A stop (signal, --duration, closed stdout) stops the
+posting, flushes the ingest buffer, runs the final backup and logs the summary. With
+``--role post|get|backup`` a process runs one part only (docs/real-redis.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import os
+import random
+import signal
+import time
+
+import config
+from api_layer import read_counts_many
+from db import get_reactions_table
+from live.backups import BackupTicks
+from live.console import (GET_TABLE_MAX_ROWS, banner_lines, format_get_table, on_stdout_closed,
+                          unposted)
+from live.exits import EXIT_INTERRUPTED
+from live.poster import Poster
+from live.signals import StopSignals
+from live.summary import log_summary, warn_of_counters_backed_up_elsewhere
+from live.ticks import every
+from redis_adapter import close_ingest_buffer, error_text, get_adapter, get_ingest_buffer, held_events
+
+__all__ = ["LiveRun", "POSTER_JOIN_SECONDS"]
+
+logger = logging.getLogger(__name__)
+
+POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
+
+
+class LiveRun:
+    """One live run of the pipeline, or of the part ``role`` names ("all", "post", "get",
+    "backup"): ``await main()`` runs it until stopped and returns the exit status."""
+
+    def __init__(self, role: str = "all") -> None:
+        self.role = role
+        self.adapter = get_adapter()
+        # Only a process that backs up writes the database: a post or get process does not
+        # open it (nor lock it) until its summary reads it, read-only.
+        self.backups = (BackupTicks(self.adapter, get_reactions_table(), self._abandoned)
+                        if self.runs("backup") else None)
+        self.poster = Poster(config.POSTS_PER_SECOND, random.Random(config.RANDOM_SEED))
+        self._started = time.monotonic()
+        self._last_status = (self._started, 0)
+        self._stop: asyncio.Event | None = None
+
+    def runs(self, part: str) -> bool:
+        """True if this process runs ``part`` ("post", "get" or "backup") of the pipeline."""
+        return self.role in ("all", part)
+
+    async def main(self) -> int:
+        """Run until stopped; return the exit status (live/exits.py)."""
+        self._stop = asyncio.Event()
+        StopSignals(self._stop.set, self._exit_now).install()
+        loop = asyncio.get_running_loop()
+        on_stdout_closed.append(lambda: loop.call_soon_threadsafe(self._stop.set))
+        rows_before = self.backups.table.count() if self.backups is not None else 0
+        for line in banner_lines(self.role, rows_before):
+            logger.info("%s", line)
+        if config.REDIS_URL and self.backups is not None:
+            warn_of_counters_backed_up_elsewhere(self.adapter, self.backups.table)
+        tasks = [asyncio.create_task(tick) for tick in self._ticks()]
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=config.DURATION_SECONDS)
+        except asyncio.TimeoutError:
+            logger.info("duration of %gs reached", config.DURATION_SECONDS)
+        return await self.shutdown(tasks)
+
+    def _ticks(self) -> list:
+        """Start the poster (if this process posts); the periodic tasks of this role."""
+        get_interval, backup_interval = config.GET_INTERVAL_SECONDS, config.BACKUP_INTERVAL_SECONDS
+        ticks = []
+        if self.runs("post"):
+            get_ingest_buffer()  # its flush thread starts before the first POST
+            self.poster.start()
+        if self.runs("get"):
+            ticks.append(every(get_interval, self.get_tick, "GET"))
+        elif self.role == "post":  # no GET table here: the status line alone, as often
+            ticks.append(every(get_interval, self.status_tick, "status"))
+        if self.backups is not None:
+            ticks.append(every(backup_interval, self.backups.tick, "backup"))
+        return ticks
+
+    async def get_tick(self) -> None:
+        """GET: log every match's weighted means (raw counts), and the status.
+
+        It reads each match's counters with the one MGET GETMethod makes (read_counts_many:
+        pipelined, a round trip per thousand matches) and applies weighted_means to that same
+        read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
+        """
+        started = time.monotonic()
+        try:  # both in a worker: many matches, and with a real Redis the status SCANs it
+            rows, status = await asyncio.to_thread(lambda: (self._table_rows(), self._status()))
+        except asyncio.CancelledError:  # the run stops: say why no table follows its banner
+            logger.info("GET stopped with the run after %.1fs, before its table was read",
+                        time.monotonic() - started)
+            raise
+        which = "per match"
+        if config.MAX_MATCHES > GET_TABLE_MAX_ROWS:
+            which = f"the busiest {GET_TABLE_MAX_ROWS} of {config.MAX_MATCHES:,} matches"
+        logger.info("GET weighted mean = ceil(count/%s) (raw count), %s; %s",
+                    f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, status)
+        for line in format_get_table(rows):
+            logger.info("%s", line)
+
+    def _table_rows(self) -> list[tuple[int, dict[str, int]]]:
+        """Every match's counters, or the busiest GET_TABLE_MAX_ROWS (ties: lowest id first),
+        read in one pass that keeps only those (up to MAX_MATCHES_LIMIT matches a tick)."""
+        rows = read_counts_many(range(1, config.MAX_MATCHES + 1))
+        if config.MAX_MATCHES <= GET_TABLE_MAX_ROWS:
+            return list(rows)
+        return heapq.nlargest(GET_TABLE_MAX_ROWS, rows, key=lambda row: sum(row[1].values()))
+
+    async def status_tick(self) -> None:
+        """A posting-only process's periodic line: its status without a GET table."""
+        logger.info("%s", await asyncio.to_thread(self._status))
+
+    def _status(self) -> str:
+        if not self.runs("post"):
+            return f"pending in Redis {self._pending():,}"
+        now, posted = time.monotonic(), self.poster.posted
+        pending = self._pending(posted)
+        then, posted_then = self._last_status
+        self._last_status = (now, posted)
+        rate = (posted - posted_then) / (now - then) if now > then else 0.0
+        return (f"posted {posted:,} at {rate:,.0f}/s, refused {self.poster.refused:,}"
+                f"{unposted(self.poster)}, pending in Redis {pending:,}")
+
+    def _pending(self, posted: int | None = None) -> int:
+        """Events posted and not yet in the table, for the status line and a second Ctrl-C.
+
+        With the in-memory Redis this process is its only writer, so its own tallies give the
+        number at once, however large the keyspace: ``posted`` (default: the poster's count now)
+        less the events still in the ingest buffer, those the backups moved to the table or
+        dead-lettered (counted when their transaction commits) and those spilled. A real Redis
+        is shared, so there the lists themselves are counted (SCAN and LLEN: it grows with the
+        keyspace, as SCAN does on any Redis).
+        """
+        if config.REDIS_URL:
+            return self.adapter.pending_events()
+        posted = self.poster.posted if posted is None else posted
+        manager = self.backups.manager
+        return max(0, posted - held_events() - manager.events - manager.dead_lettered
+                   - self.backups.spilled)
+
+    def _abandoned(self) -> str:
+        """The events pending in Redis, for the last words of an exit without the table."""
+        try:
+            return f"{self._pending():,}"
+        except Exception as error:  # exiting anyway: say so rather than raise
+            return f"an unknown number of ({error_text(error)})"
+
+    def _exit_now(self, signum: int) -> None:
+        """A second stop signal: say what is left behind, then exit at once (EXIT_INTERRUPTED)."""
+        if self.runs("backup"):
+            fate = ("left pending in Redis for a later backup" if config.REDIS_URL else
+                    "abandoned: the in-memory Redis ends with the process")
+            logger.warning("second %s: exiting now, without the final backup; %s events not "
+                           "yet in the table %s", signal.Signals(signum).name, self._abandoned(),
+                           fate)
+        else:
+            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+        logging.shutdown()
+        os._exit(EXIT_INTERRUPTED)
+
+    async def shutdown(self, tasks: list[asyncio.Task]) -> int:
+        """Stop posting, flush the ingest buffer, cancel the ticks, run the final backup
+        (spilling what it cannot move from the in-memory Redis), log the summary; return the
+        exit status. The waits are bounded: the poster gets POSTER_JOIN_SECONDS, a backup in
+        progress and the final one their busy deadline (DB_BUSY_TIMEOUT_SECONDS) besides their
+        SQL work."""
+        if self.poster.is_alive():
+            self.poster.stop()
+            await asyncio.to_thread(self.poster.join, POSTER_JOIN_SECONDS)
+            if self.poster.is_alive():
+                logger.warning("posting thread still busy after %gs; going on without it",
+                               POSTER_JOIN_SECONDS)
+        try:
+            await asyncio.to_thread(close_ingest_buffer)
+        except Exception as error:
+            logger.error("last ingest flush failed (%s): its events are lost with this process",
+                         error)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.backups is not None:
+            logger.info("%s", self.backups.final_line(posted=self.runs("post")))
+            await asyncio.to_thread(self.backups.final)
+        return self.summary()
+
+    def summary(self) -> int:
+        """Log the summary and the reconciliation; the exit status (live/summary.py)."""
+        return log_summary(self.role, self.poster, self.backups, self.adapter, self._started)
