@@ -23,7 +23,7 @@ import re
 import threading
 import uuid
 from collections import Counter
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import config
 from foundation.errors import WrongTypeError
@@ -537,22 +537,36 @@ class RedisAdapter:
         """
         if not keys:
             return []
-        try:
-            replies = self._rename_all(keys, batch, transaction=True)
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-            # Over maxmemory Redis refuses any MULTI, but not RENAME (it adds no data): one at a
-            # time then. Posts are refused meanwhile, so the cut stays clean.
-            replies = self._rename_all(keys, batch, transaction=False)
+        # Over maxmemory the RENAMEs run one by one (_each_key); posts are refused meanwhile,
+        # so the cut stays clean.
+        replies = self._each_key(
+            keys, lambda pipe, key: pipe.rename(key, self.layout.staging_key(key, batch)),
+            raise_on_error=False)
         return [self.layout.staging_key(key, batch)
                 for key, moved in zip(keys, replies) if moved is True]
 
-    def _rename_all(self, keys: list[str], batch: str, transaction: bool) -> list[Any]:
+    def _each_key(self, keys: Iterable[str], queue: Callable[[Any, str], Any],
+                  raise_on_error: bool = True) -> list[Any]:
+        """``queue(pipe, key)`` for each of ``keys`` in one MULTI/EXEC; the replies in order
+        (errors as values unless ``raise_on_error``).
+
+        Over maxmemory Redis refuses any MULTI, even of commands that add no data, which it
+        runs alone (RENAME, LLEN): the same commands then go in a plain pipeline.
+        """
+        keys = list(keys)
+        try:
+            return self._queued(keys, queue, True, raise_on_error)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            return self._queued(keys, queue, False, raise_on_error)
+
+    def _queued(self, keys: list[str], queue: Callable[[Any, str], Any], transaction: bool,
+                raise_on_error: bool) -> list[Any]:
         pipe = self.redis.pipeline(transaction=transaction)
         for key in keys:
-            pipe.rename(key, self.layout.staging_key(key, batch))
-        return pipe.execute(raise_on_error=False)
+            queue(pipe, key)
+        return pipe.execute(raise_on_error=raise_on_error)
 
     def iter_events(self, key: str) -> Iterator[dict[str, Any]]:
         """The event records of list ``key`` in order, read in chunks of LRANGE.
@@ -597,18 +611,7 @@ class RedisAdapter:
 
     def _total_length(self, keys: set[str]) -> int:
         """The sum of LLEN over ``keys``, in one MULTI (or one by one while Redis is full)."""
-        try:
-            return self._llen_sum(keys, transaction=True)
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-            return self._llen_sum(keys, transaction=False)  # LLEN alone runs over maxmemory
-
-    def _llen_sum(self, keys: set[str], transaction: bool) -> int:
-        pipe = self.redis.pipeline(transaction=transaction)
-        for key in keys:
-            pipe.llen(key)
-        return sum(pipe.execute())
+        return sum(self._each_key(keys, lambda pipe, key: pipe.llen(key)))
 
     def snapshot(self) -> dict[str, Any]:
         """This layout's keys and values in the seed's format: counters as int, lists as event
