@@ -19,9 +19,11 @@ from __future__ import annotations
 
 if __name__ == "__main__":
     # Until the event loop installs its handlers, Ctrl-C ends the process the plain way (status
-    # 130 in the shell) rather than with a KeyboardInterrupt traceback from the middle of imports.
+    # 130 in the shell) rather than with a KeyboardInterrupt traceback from the middle of imports;
+    # an ignored SIGINT (a background job of a script) stays ignored.
     import signal
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 import asyncio
 import logging
@@ -45,6 +47,7 @@ from live.console import configure_logging
 from live.exits import EXIT_INTERRUPTED, EXIT_USAGE
 from live.run import LiveRun
 from live.settings import SettingsError
+from live.signals import inherited_as_ignored
 from redis_adapter import RedisAdapter, set_adapter
 
 logger = logging.getLogger("live_reactions")
@@ -90,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a late Ctrl-C: no traceback either
+        if not inherited_as_ignored(signal.SIGINT):
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a late Ctrl-C: no traceback either
 
 
 def use_redis() -> None:

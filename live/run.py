@@ -161,17 +161,33 @@ class LiveRun:
             return f"an unknown number of ({error_text(error)})"
 
     def _exit_now(self, signum: int) -> None:
-        """A second stop signal: say what is left behind, then exit at once (EXIT_INTERRUPTED)."""
-        if self.runs("backup"):
-            fate = ("left pending in Redis for a later backup" if config.REDIS_URL else
-                    "abandoned: the in-memory Redis ends with the process")
-            logger.warning("second %s: exiting now, without the final backup; %s events not "
-                           "yet in the table %s", signal.Signals(signum).name, self._abandoned(),
-                           fate)
-        else:
-            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+        """A deliberate Ctrl-C during the stop: say what is left behind, then exit at once
+        (EXIT_INTERRUPTED)."""
+        backup = ", without the final backup" if self.runs("backup") else ""
+        logger.warning("second %s: exiting now%s: %s", signal.Signals(signum).name, backup,
+                       self._left_behind())
         logging.shutdown()
         os._exit(EXIT_INTERRUPTED)
+
+    def _left_behind(self) -> str:
+        """The acknowledged events an exit now abandons, wherever they are held: those in the
+        ingest buffer (not yet in Redis) always; those pending in the in-memory Redis, which
+        ends with the process. A real Redis keeps its pending events for a later backup."""
+        held = held_events()
+        if config.REDIS_URL:
+            buffered = " (held in the ingest buffer)" if held else ""
+            line = f"{held:,} acknowledged events abandoned{buffered}"
+            if self.runs("backup"):
+                line += f"; {self._abandoned()} pending in Redis stay there for a later backup"
+            return line
+        try:
+            in_redis = self._pending()
+        except Exception as error:  # exiting anyway: say so rather than raise
+            return f"an unknown number of acknowledged events abandoned ({error_text(error)})"
+        where = f"{in_redis:,} pending in the in-memory Redis"
+        if held:
+            where += f", {held:,} held in the ingest buffer"
+        return f"{in_redis + held:,} acknowledged events abandoned ({where})"
 
     async def shutdown(self, tasks: list[asyncio.Task]) -> int:
         """Stop posting, flush the ingest buffer, cancel the ticks, run the final backup

@@ -1,8 +1,14 @@
 """Stop signals of a live run: Ctrl-C (SIGINT), SIGTERM and SIGHUP stop it the orderly way.
 
 SIGHUP comes when the terminal or SSH session closes. Its default (exit at once) would lose
-every pending event of the in-memory Redis, so it stops the run like Ctrl-C. A second stop
-signal exits at once (``exit_now``), saying what it abandons.
+every pending event of the in-memory Redis, so it stops the run like Ctrl-C. The rules:
+
+- The first stop signal stops the run: posting stops, the final backup runs, the summary.
+- Only a deliberate Ctrl-C (SIGINT) after that exits at once (``exit_now``), saying what it
+  abandons. A repeated SIGTERM or SIGHUP changes nothing: a shell sends SIGHUP again when the
+  terminal closes, and a service manager repeats SIGTERM; neither asks to abandon events.
+- A signal the process inherited as ignored stays ignored: ``nohup python3 main.py &`` must
+  outlive the terminal, and a background job of a script ignores Ctrl-C by design.
 """
 
 from __future__ import annotations
@@ -12,30 +18,51 @@ import logging
 import signal
 from typing import Callable
 
-__all__ = ["StopSignals", "STOP_SIGNALS"]
+__all__ = ["StopSignals", "STOP_SIGNALS", "inherited_as_ignored"]
 
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def inherited_as_ignored(signum: int) -> bool:
+    """True if ``signum`` is ignored (SIG_IGN), as nohup or a shell's background job sets it."""
+    return signal.getsignal(signum) is signal.SIG_IGN
+
+
 class StopSignals:
-    """Handlers of STOP_SIGNALS on the running event loop: the first calls ``stop()``, a
-    second ``exit_now(signum)`` (which does not return)."""
+    """Handlers of STOP_SIGNALS on the running event loop: the first stop signal calls
+    ``stop()``, a SIGINT after it ``exit_now(signum)`` (which does not return); ``ignored``
+    lists the signals left ignored as inherited."""
 
     def __init__(self, stop: Callable[[], None], exit_now: Callable[[int], None]) -> None:
         self._stop, self._exit_now = stop, exit_now
-        self.received = 0
+        self.first: int | None = None  # the signal that started the stop
+        self.ignored: list[int] = []
+        self._repeats_told: set[int] = set()
 
     def install(self) -> None:
-        """Install the handlers on the running event loop."""
+        """Install the handlers on the running event loop, but for inherited ignores."""
         loop = asyncio.get_running_loop()
         for signum in STOP_SIGNALS:
+            if inherited_as_ignored(signum):
+                self.ignored.append(signum)
+                continue
             loop.add_signal_handler(signum, self._on_signal, signum)
+        if self.ignored:
+            logger.info("%s ignored, as this process inherited %s (nohup, a background job)",
+                        "/".join(signal.Signals(s).name for s in self.ignored),
+                        "them" if len(self.ignored) > 1 else "it")
 
     def _on_signal(self, signum: int) -> None:
-        self.received += 1
-        if self.received > 1:
+        name = signal.Signals(signum).name
+        if self.first is None:
+            self.first = signum
+            logger.info("%s: stopping (Ctrl-C again to quit at once)", name)
+            self._stop()
+        elif signum == signal.SIGINT:
             self._exit_now(signum)
-        logger.info("%s: stopping (again to quit at once)", signal.Signals(signum).name)
-        self._stop()
+        elif signum not in self._repeats_told:  # once: a flood of them must not flood the log
+            self._repeats_told.add(signum)
+            logger.info("%s again: already stopping; the final backup goes on (Ctrl-C to quit "
+                        "at once)", name)

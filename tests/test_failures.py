@@ -44,10 +44,15 @@ def copy_program(directory, **settings):
     return directory
 
 
-def start(*flags, cwd=ROOT, user=()):
-    """main.py with ``flags`` in ``cwd`` (as ``user``: a command prefix); stdout+stderr merged."""
+def start(*flags, cwd=ROOT, user=(), ignoring=()):
+    """main.py with ``flags`` in ``cwd`` (as ``user``: a command prefix; with the signals
+    ``ignoring`` inherited as ignored, as nohup leaves SIGHUP); stdout+stderr merged."""
+    def ignore():
+        for signum in ignoring:
+            signal.signal(signum, signal.SIG_IGN)
     return subprocess.Popen([*user, sys.executable, "-B", "main.py", *flags], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=ignore if ignoring else None)
 
 
 def finish(process, lines=()):
@@ -175,8 +180,8 @@ def test_second_sigint_during_a_blocked_final_backup_says_what_it_abandons(tmp_p
     holder.close()
     assert status == 130, "\n".join(lines)
     [last] = [line for line in lines if "second SIGINT" in line]
-    abandoned = int(re.search(r"; ([\d,]+) events not yet in the table abandoned",
-                              last).group(1).replace(",", ""))
+    abandoned = int(re.search(r": ([\d,]+) acknowledged events abandoned \(([\d,]+) pending in "
+                              r"the in-memory Redis\)$", last).group(1).replace(",", ""))
     assert abandoned >= max(map(posted_in, lines)) > 0
     assert rows_in(path) == 0
     assert not any("reconciliation" in line or "Traceback" in line for line in lines)

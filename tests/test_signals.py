@@ -1,0 +1,105 @@
+"""Signals as a terminal, a shell and an operator send them (docs/failures.md, "Stopping").
+
+The first stop signal stops the run with its final backup; only a deliberate second Ctrl-C
+exits at once, and then says how many acknowledged events it abandons; a signal inherited as
+ignored stays ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from live.cli import apply_settings, parse_args
+from live.run import LiveRun
+from test_failures import copy_program, finish, lock, posted_in, read_until, rows_in, start
+from test_main import reconciliation
+
+
+def test_sighup_repeated_by_the_shell_keeps_the_final_backup(tmp_path):
+    """A terminal closing sends SIGHUP twice (the kernel, then the shell), and a service
+    manager may repeat SIGTERM: the repeats during the final backup change nothing, every
+    posted event reaches the file and the run ends OK."""
+    program = copy_program(tmp_path / "program", DB_BUSY_TIMEOUT_SECONDS="600.0")
+    path = tmp_path / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000",
+                    cwd=program)
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    holder = lock(path)  # the final backup waits here, so the repeats surely come during it
+    process.send_signal(signal.SIGHUP)
+    lines += read_until(process, lambda line: "final backup" in line)
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGHUP):
+        process.send_signal(signum)
+    lines += read_until(process, lambda line: "SIGTERM again" in line)
+    holder.rollback()
+    holder.close()
+    status, lines = finish(process, lines)
+    match = reconciliation(lines)
+    assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
+    assert int(match.group(1)) == rows_in(path) > 0
+    assert sum("SIGHUP again: already stopping" in line for line in lines) == 1
+
+
+def test_sighup_inherited_as_ignored_stays_ignored(tmp_path):
+    """``nohup python3 main.py &``: SIGHUP (the user logs out) does not stop the run; it says
+    so at start, and a later SIGTERM stops it as usual."""
+    path = tmp_path / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000",
+                    ignoring=[signal.SIGHUP])
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    process.send_signal(signal.SIGHUP)
+    posted = max(map(posted_in, lines))
+    lines += read_until(process, lambda line: posted_in(line) > posted)  # still posting
+    process.send_signal(signal.SIGTERM)
+    status, lines = finish(process, lines)
+    assert status == 0 and reconciliation(lines).group("verdict") == "OK", "\n".join(lines)
+    assert any(line.endswith("SIGHUP ignored, as this process inherited it (nohup, a "
+                             "background job)") for line in lines), lines
+    assert not any("SIGHUP: stopping" in line for line in lines)
+
+
+def test_sigint_inherited_as_ignored_stays_ignored():
+    """A background job of a script (``python3 main.py &`` in sh) ignores Ctrl-C by design:
+    SIGINT changes nothing, SIGTERM stops the run."""
+    process = start("--get-interval", "0.2", "--backup-interval", "1000",
+                    ignoring=[signal.SIGINT])
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    process.send_signal(signal.SIGINT)
+    posted = max(map(posted_in, lines))
+    lines += read_until(process, lambda line: posted_in(line) > posted)
+    process.send_signal(signal.SIGTERM)
+    status, lines = finish(process, lines)
+    assert status == 0 and reconciliation(lines).group("verdict") == "OK", "\n".join(lines)
+    assert not any("SIGINT:" in line for line in lines)
+
+
+def test_ctrl_c_after_a_sigterm_exits_at_once(tmp_path):
+    """Ctrl-C is the deliberate way out whatever started the stop: after SIGTERM, during a
+    final backup blocked by a lock, it exits 130 and names the events it abandons."""
+    program = copy_program(tmp_path / "program", DB_BUSY_TIMEOUT_SECONDS="600.0")
+    path = tmp_path / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000",
+                    cwd=program)
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    holder = lock(path)
+    process.send_signal(signal.SIGTERM)
+    lines += read_until(process, lambda line: "final backup" in line)
+    process.send_signal(signal.SIGINT)
+    status, lines = finish(process, lines)
+    holder.rollback()
+    holder.close()
+    assert status == 130, "\n".join(lines)
+    [last] = [line for line in lines if "second SIGINT" in line]
+    assert re.search(r"exiting now, without the final backup: [\d,]+ acknowledged events "
+                     r"abandoned \([\d,]+ pending in the in-memory Redis\)$", last), last
+
+
+def test_an_exit_at_once_counts_the_ingest_buffer_too():
+    """Events acknowledged into the ingest buffer and not yet in Redis are abandoned too: the
+    exit line counts them with those pending in the in-memory Redis."""
+    apply_settings(parse_args(["--ingest-batch", "1000", "--ingest-flush", "600"]))
+    run = LiveRun()
+    for _ in range(7):
+        run.poster.post_one()
+    assert run._left_behind() == ("7 acknowledged events abandoned (0 pending in the "
+                                  "in-memory Redis, 7 held in the ingest buffer)")
