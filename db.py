@@ -13,6 +13,7 @@ import itertools
 import json
 import operator
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -147,14 +148,27 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _check_schema(connection: sqlite3.Connection, path: str, allowed: str,
-                  types: Sequence[str]) -> None:
-    """Raise SchemaMismatchError unless reactions_table is the one CREATE_TABLE makes."""
+_ALLOWED_LIST = re.compile(r"check \(emoticon_type in \(((?:'(?:[^']|'')*'(?:, )?)*)\)\)")
+_SQL_STRING = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _allowed_in(schema: str) -> set[str] | None:
+    """The emoticons the CHECK of a reactions_table ``schema`` (its CREATE TABLE) allows, or
+    None if it has no such CHECK."""
+    found = _ALLOWED_LIST.search(schema)
+    if found is None:
+        return None
+    return {text.replace("''", "'") for text in _SQL_STRING.findall(found.group(1))}
+
+
+def _check_schema(connection: sqlite3.Connection, path: str, types: Sequence[str]) -> None:
+    """Raise SchemaMismatchError unless reactions_table is the one CREATE_TABLE makes for the
+    emoticons ``types``, in any order (their order is only the GET table's column order)."""
     columns = [(c[1], c[2].upper(), c[3], c[5])
                for c in connection.execute("pragma table_info(reactions_table)")]
     schema = connection.execute(
         "select sql from sqlite_master where name = 'reactions_table'").fetchone()[0]
-    if columns != COLUMNS or f"in ({allowed})" not in schema:
+    if columns != COLUMNS or _allowed_in(schema) != set(types):
         raise SchemaMismatchError(
             f"{path} holds a reactions_table other than this one for emoticons "
             f"{', '.join(types)} (its schema: {' '.join(schema.split())}); "
@@ -229,7 +243,7 @@ class ReactionsTable:
         try:
             if read_only:
                 _check_ours(self._connection, path)
-                _check_schema(self._connection, path, allowed, self.emoticon_types)
+                _check_schema(self._connection, path, self.emoticon_types)
                 return
             with self._transaction() as connection:
                 connection.execute(CREATE_TABLE.format(allowed=allowed))
@@ -237,7 +251,7 @@ class ReactionsTable:
                 connection.execute(CREATE_BATCHES)
                 connection.execute(CREATE_DEAD_LETTERS)
                 connection.execute(CREATE_SOURCES)
-                _check_schema(connection, path, allowed, self.emoticon_types)
+                _check_schema(connection, path, self.emoticon_types)
             self._probe_writes()
         except BaseException:
             self._connection.close()

@@ -181,10 +181,14 @@ def number(low: float, high: float, allowed: str, zero: bool = False) -> Rule:
 
 
 def optional(rule: Rule, meaning: str) -> Rule:
-    """None (which means ``meaning``) or what ``rule`` accepts."""
+    """None (which means ``meaning``) or what ``rule`` accepts; a flag's text ``None`` is None,
+    as --help shows config.py's None."""
     def check(value: Any) -> Any:
         return None if value is None else rule.check(value)
-    return Rule(f"None ({meaning}) or {rule.allowed}", check, rule.parse)
+
+    def parse(text: str) -> Any:
+        return None if text == "None" else rule.parse(text)
+    return Rule(f"None ({meaning}) or {rule.allowed}", check, parse)
 
 
 def _check_bool(value: Any) -> bool:

@@ -230,3 +230,22 @@ def test_failure_in_a_later_statement_rolls_back_the_earlier_ones(table):
     with pytest.raises(sqlite3.IntegrityError):
         table.insert_many(events)
     assert table.count() == 0
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_file_made_for_the_same_emoticons_in_another_order_is_accepted(tmp_path, read_only):
+    """EMOTICON_TYPES reordered (the GET table's columns) is the same set: the file opens and
+    its rows stay readable."""
+    path = str(tmp_path / "r.db")
+    ReactionsTable(path, ("heart", "sad", "happy")).close()
+    table = ReactionsTable(path, ("happy", "heart", "sad"), read_only=read_only)
+    assert table.count() == 0
+    table.close()
+
+
+def test_file_made_for_fewer_emoticons_is_refused(tmp_path):
+    """A subset or superset is another set: refused, as before."""
+    path = str(tmp_path / "r.db")
+    ReactionsTable(path, ("heart", "sad")).close()
+    with pytest.raises(SchemaMismatchError):
+        ReactionsTable(path, ("heart", "sad", "happy"))

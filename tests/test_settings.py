@@ -146,6 +146,12 @@ def test_missing_config_setting_is_refused():
 
 # -- flags ---------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("name", [setting.name for setting in SETTINGS.values()
+                                  if setting.flag and setting.rule.allowed.startswith("None")])
+def test_a_flag_of_none_is_none_as_help_shows_it(name):
+    """--duration None, --seed None, --redis-url None: the default --help shows is accepted."""
+    assert validate_settings(vars(config), {name: "None"})[name] is None
+
 @pytest.mark.parametrize("name, text", [
     ("POSTS_PER_SECOND", "-1"), ("POSTS_PER_SECOND", "nan"), ("MAX_MATCHES", "0"),
     ("MAX_MATCHES", "1.5"), ("MAX_USERS", "x"), ("GET_INTERVAL_SECONDS", "0"),
