@@ -6,12 +6,18 @@ redis-py is an optional dependency: it is imported here, and only when a URL is 
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
+import sysconfig
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["RedisUnavailableError", "connect", "INSTALL_HINT"]
+__all__ = ["RedisUnavailableError", "connect", "install_hint", "redacted"]
 
-INSTALL_HINT = "python3 -m pip install redis"
+PROJECT_VENV = Path(__file__).resolve().parent.parent / ".venv"
+"""The virtual environment the README's test command makes; it holds redis-py."""
 CONNECT_TIMEOUT_SECONDS = 5.0
 """How long connecting (and then each reply) may take before the call fails, in seconds."""
 
@@ -59,7 +65,8 @@ def connect(url: str) -> Any:
         from redis.retry import Retry
     except ImportError:
         raise RedisUnavailableError(
-            f"--redis-url needs redis-py, which is not installed: {INSTALL_HINT}") from None
+            f"--redis-url needs redis-py, which {sys.executable} does not have: "
+            f"{install_hint()}") from None
     try:
         client = redis.Redis.from_url(url, decode_responses=False, retry=Retry(NoBackoff(), 0),
                                       socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
@@ -72,3 +79,20 @@ def connect(url: str) -> Any:
         client.close()
         raise RedisUnavailableError(f"cannot reach Redis at {redacted(url)}: {error}") from None
     return client
+
+
+def install_hint() -> str:
+    """What to run to get redis-py for this program, as one instruction: the project's .venv
+    (the test command installs redis-py there) if it exists, else a virtual environment where
+    this Python refuses ``pip install`` (PEP 668: an "externally managed" system Python), else
+    pip on this very interpreter (``python3`` may be another one)."""
+    venv_python = PROJECT_VENV / "bin" / "python"
+    if venv_python.exists() and Path(sys.prefix).resolve() != PROJECT_VENV:
+        return (f"run it with {shlex.quote(str(venv_python))} (the test command's virtual "
+                "environment, which has it)")
+    python = shlex.quote(sys.executable)
+    if os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")):
+        return (f"{python} -m venv --system-site-packages {shlex.quote(str(PROJECT_VENV))} && "
+                f"{shlex.quote(str(venv_python))} -m pip install redis, then run main.py "
+                "with that Python")
+    return f"{python} -m pip install redis"

@@ -174,7 +174,8 @@ class BackupTicks:
 
 def load_spill_command(spill_path: str) -> str:
     """The shell command that loads ``spill_path`` into config.DB_PATH, with absolute paths of
-    the program, the file and the database, quoted for a POSIX shell."""
-    words = [os.path.basename(sys.executable), MAIN_PY, "--load-spill",
+    the interpreter of this run (``python`` may not exist, or be another one), the program,
+    the file and the database, quoted for a POSIX shell."""
+    words = [sys.executable, MAIN_PY, "--load-spill",
              os.path.abspath(spill_path), "--db", os.path.abspath(config.DB_PATH)]
     return " ".join(shlex.quote(word) for word in words)

@@ -101,9 +101,9 @@ class LiveRun:
         started = time.monotonic()
         try:  # both in a worker: many matches, and with a real Redis the status SCANs it
             rows, status = await asyncio.to_thread(lambda: (self._table_rows(), self._status()))
-        except asyncio.CancelledError:  # the run stops: say why no table follows its banner
-            logger.info("GET stopped with the run after %.1fs, before its table was read",
-                        time.monotonic() - started)
+        except asyncio.CancelledError:  # the run stops: say why no table follows, calmly
+            logger.info("stopping: the GET under way (%.1fs into its read) ends without a "
+                        "table, as planned", time.monotonic() - started)
             raise
         which = "per match"
         if config.MAX_MATCHES > GET_TABLE_MAX_ROWS:

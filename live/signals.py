@@ -6,7 +6,10 @@ every pending event of the in-memory Redis, so it stops the run like Ctrl-C. The
 - The first stop signal stops the run: posting stops, the final backup runs, the summary.
 - Only a deliberate Ctrl-C (SIGINT) after that exits at once (``exit_now``), saying what it
   abandons. A repeated SIGTERM or SIGHUP changes nothing: a shell sends SIGHUP again when the
-  terminal closes, and a service manager repeats SIGTERM; neither asks to abandon events.
+  terminal closes, and a service manager repeats SIGTERM; neither asks to abandon events. A
+  SIGINT within REPEAT_WINDOW_SECONDS of the SIGINT that started the stop is the same one
+  delivered twice (``timeout -s INT`` signals the process and then its group), not a second
+  press.
 - A signal the process inherited as ignored stays ignored: ``nohup python3 main.py &`` must
   outlive the terminal, and a background job of a script ignores Ctrl-C by design.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from typing import Callable
 
 __all__ = ["StopSignals", "STOP_SIGNALS", "inherited_as_ignored"]
@@ -23,6 +27,8 @@ __all__ = ["StopSignals", "STOP_SIGNALS", "inherited_as_ignored"]
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+REPEAT_WINDOW_SECONDS = 1.0
+"""A SIGINT this soon after the one that started the stop is its duplicate, not a new press."""
 
 
 def inherited_as_ignored(signum: int) -> bool:
@@ -35,9 +41,11 @@ class StopSignals:
     ``stop()``, a SIGINT after it ``exit_now(signum)`` (which does not return); ``ignored``
     lists the signals left ignored as inherited."""
 
-    def __init__(self, stop: Callable[[], None], exit_now: Callable[[int], None]) -> None:
-        self._stop, self._exit_now = stop, exit_now
+    def __init__(self, stop: Callable[[], None], exit_now: Callable[[int], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._stop, self._exit_now, self._clock = stop, exit_now, clock
         self.first: int | None = None  # the signal that started the stop
+        self._first_at = 0.0  # clock() when it came
         self.ignored: list[int] = []
         self._repeats_told: set[int] = set()
 
@@ -57,12 +65,16 @@ class StopSignals:
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if self.first is None:
-            self.first = signum
+            self.first, self._first_at = signum, self._clock()
             logger.info("%s: stopping (Ctrl-C again to quit at once)", name)
             self._stop()
-        elif signum == signal.SIGINT:
+        elif signum == signal.SIGINT and not self._duplicate(signum):
             self._exit_now(signum)
         elif signum not in self._repeats_told:  # once: a flood of them must not flood the log
             self._repeats_told.add(signum)
             logger.info("%s again: already stopping; the final backup goes on (Ctrl-C to quit "
                         "at once)", name)
+
+    def _duplicate(self, signum: int) -> bool:
+        """True if ``signum`` repeats the first signal within REPEAT_WINDOW_SECONDS."""
+        return signum == self.first and self._clock() - self._first_at < REPEAT_WINDOW_SECONDS

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import test_main
 from tests import program
+from live.signals import REPEAT_WINDOW_SECONDS
 from test_main import RUN_TIMEOUT_SECONDS, reconciliation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,6 +176,7 @@ def test_second_sigint_during_a_blocked_final_backup_says_what_it_abandons(tmp_p
     lines += read_until(process, lambda line: posted_in(line) > 0)
     process.send_signal(signal.SIGINT)
     lines += read_until(process, lambda line: "final backup" in line)
+    time.sleep(REPEAT_WINDOW_SECONDS)  # sooner, a SIGINT is taken as the first one repeated
     process.send_signal(signal.SIGINT)
     status, lines = finish(process, lines)
     holder.rollback()
@@ -345,6 +348,7 @@ def test_spill_falls_back_to_the_working_directory_and_its_command_works_anywher
     spill_file, command = re.search(r"spilled [\d,]+ pending events to (\S+); load them with: "
                                     r"(.+)$", spill_line).groups()
     assert Path(spill_file).parent == program
+    assert shlex.split(command)[0] == sys.executable  # this run's interpreter: it exists
     result = subprocess.run(shlex.split(command), cwd=public_dir, text=True,
                             capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
     assert result.returncode == 0, result.stdout + result.stderr

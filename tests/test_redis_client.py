@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import main
+from foundation import redis_client
 from foundation.redis_client import RedisUnavailableError, connect, redacted
 from tests.redis_server import free_port
 from tests.test_main import ROOT
@@ -34,8 +35,36 @@ def test_missing_redis_py_is_one_line_and_exit_2():
     status, output = run("--redis-url", "redis://127.0.0.1:6379/0", "--role", "get",
                          code=WITHOUT_REDIS_PY)
     assert status == 2
-    assert output.endswith("needs redis-py, which is not installed: python3 -m pip install redis")
+    assert output.endswith(f"needs redis-py, which {sys.executable} does not have: "
+                           f"{redis_client.install_hint()}")
     assert len(output.splitlines()) == 1
+
+
+def test_install_hint_points_at_the_project_venv(tmp_path, monkeypatch):
+    """Run by another Python while the test command's .venv exists: use that .venv."""
+    venv = tmp_path / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    monkeypatch.setattr(redis_client, "PROJECT_VENV", venv)
+    assert redis_client.install_hint() == (f"run it with {venv}/bin/python (the test "
+                                           "command's virtual environment, which has it)")
+
+
+def test_install_hint_on_an_externally_managed_python_makes_a_venv(tmp_path, monkeypatch):
+    """Where pip install is refused (PEP 668), the hint makes a virtual environment first."""
+    (tmp_path / "EXTERNALLY-MANAGED").touch()
+    monkeypatch.setattr(redis_client, "PROJECT_VENV", tmp_path / "none")
+    monkeypatch.setattr(redis_client.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    hint = redis_client.install_hint()
+    assert hint.startswith(f"{sys.executable} -m venv --system-site-packages {tmp_path}/none")
+    assert f"{tmp_path}/none/bin/python -m pip install redis" in hint
+
+
+def test_install_hint_otherwise_is_pip_on_this_very_python(tmp_path, monkeypatch):
+    """Else pip on the interpreter that ran main.py, named by its path (python3 may differ)."""
+    monkeypatch.setattr(redis_client, "PROJECT_VENV", tmp_path / "none")
+    monkeypatch.setattr(redis_client.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    assert redis_client.install_hint() == f"{sys.executable} -m pip install redis"
 
 
 def test_unreachable_redis_is_one_line_and_exit_2():

@@ -12,6 +12,7 @@ import signal
 
 from live.cli import apply_settings, parse_args
 from live.run import LiveRun
+from live.signals import REPEAT_WINDOW_SECONDS, StopSignals
 from test_failures import copy_program, finish, lock, posted_in, read_until, rows_in, start
 from test_main import reconciliation
 
@@ -84,7 +85,7 @@ def test_ctrl_c_after_a_sigterm_exits_at_once(tmp_path):
     holder = lock(path)
     process.send_signal(signal.SIGTERM)
     lines += read_until(process, lambda line: "final backup" in line)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # not a repeat of SIGTERM: no window to wait out
     status, lines = finish(process, lines)
     holder.rollback()
     holder.close()
@@ -103,3 +104,31 @@ def test_an_exit_at_once_counts_the_ingest_buffer_too():
         run.poster.post_one()
     assert run._left_behind() == ("7 acknowledged events abandoned (0 pending in the "
                                   "in-memory Redis, 7 held in the ingest buffer)")
+
+
+def test_a_sigint_delivered_twice_at_once_is_one_ctrl_c():
+    """``timeout -s INT`` signals the process and then its group: a SIGINT within the repeat
+    window of the first is the same one; a later one is a deliberate second Ctrl-C."""
+    now, stops, exits = [0.0], [], []
+    signals = StopSignals(lambda: stops.append(1), exits.append, clock=lambda: now[0])
+    signals._on_signal(signal.SIGINT)
+    now[0] = 0.01
+    signals._on_signal(signal.SIGINT)
+    assert (stops, exits) == ([1], [])
+    now[0] = REPEAT_WINDOW_SECONDS
+    signals._on_signal(signal.SIGINT)
+    assert exits == [signal.SIGINT]
+
+
+def test_two_sigints_back_to_back_keep_the_final_backup(tmp_path):
+    """Two SIGINTs sent together (as by timeout -s INT): the run still ends with its final
+    backup and an OK reconciliation."""
+    path = tmp_path / "reactions.db"
+    process = start("--db", str(path), "--get-interval", "0.2", "--backup-interval", "1000")
+    lines = read_until(process, lambda line: posted_in(line) > 0)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    status, lines = finish(process, lines)
+    match = reconciliation(lines)
+    assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
+    assert int(match.group(1)) == rows_in(path) > 0
