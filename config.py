@@ -70,3 +70,12 @@ else at least 1 MiB (a limit the counters alone fill would refuse every post). O
 refused (and counted) until a backup frees memory. 1 GiB holds about 11 M pending events (94
 bytes each in the estimate, 153 bytes of process memory): some 2 minutes of --rate 0 backlog, 3
 hours at 1000 events/s (docs/failures.md, measured)."""
+
+HTTP_HOST = "127.0.0.1"
+"""Where main.py's HTTP API and live page listen: loopback by default; "0.0.0.0" (every IPv4
+interface) or another address must be asked for. See docs/http-api.md."""
+
+HTTP_PORT = 8000
+"""The HTTP port (0 = any free port; None = no HTTP server). If this default port is busy the run
+takes a free one and says so; a port asked for otherwise (a flag, another value here) that is
+busy stops the run at start-up."""

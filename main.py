@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.reconcile:
             return run_reconcile()
         use_redis()
-        run = LiveRun(args.role)
+        run = LiveRun(args.role, explicit_port=args.HTTP_PORT is not None)
     except RedisUnavailableError as error:
         logger.error("%s", error)
         return EXIT_USAGE

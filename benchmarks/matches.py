@@ -1,7 +1,7 @@
 """What MAX_MATCHES costs: the figures behind the limits in settings.py (docs/configuration.md).
 
 ``python3 -m benchmarks.matches`` prints, for each number of matches N:
-1. a GET tick: ``LiveRun._table_rows``, the read a GET tick does in its worker thread (one MGET
+1. a GET tick: ``LiveRun._read_matches``, the read a GET tick does in its worker thread (one MGET
    per match), with every match holding counters; first idle, then while a live.poster.Poster posts at
    rate 0 under main.py's thread switch interval; the median of 3 ticks;
 2. a backup of one list per match (one event each): ``BackupDataManager.run()``, on ``:memory:``
@@ -39,7 +39,7 @@ def tick_seconds(run: LiveRun) -> float:
     times = []
     for _ in range(TICKS):
         started = time.perf_counter()
-        run._table_rows()
+        run._read_matches(set())
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

@@ -15,7 +15,8 @@ import os
 import shlex
 import sqlite3
 import sys
-from typing import Callable
+import time
+from typing import Any, Callable
 
 import config
 from backup_data import BackupDataManager, BackupError, BackupProgress
@@ -47,6 +48,10 @@ class BackupTicks:
         self.manager = BackupDataManager(adapter, table)
         self.backups = 0
         self.spilled = 0
+        self.seconds_sum = 0.0  # seconds the backups took in all, for /metrics
+        self.events_sum = 0  # events they moved to the table in all
+        self.last_rows: int | None = None  # the table's size after the last backup that moved some
+        self.on_backup: Callable[[dict[str, Any]], None] | None = None  # the viewers' feed
         self.failures = Spell(BACKUP_WARNING_SECONDS, repeat=True)
         self._abandoned = abandoned
 
@@ -63,12 +68,19 @@ class BackupTicks:
         except BackupError as failure:  # one line, not a traceback: it may recur every tick
             result, error = failure.result, failure
         self.backups += 1
+        self.seconds_sum += result.seconds
+        self.events_sum += result.events
         told = self._note(final, error)
         if told or result.events or result.dead_lettered:
             dead = f", dead-lettered {result.dead_lettered:,}" if result.dead_lettered else ""
             logger.info("backup moved %s events (lists: %d%s) in %.0f ms; %s",
                         f"{result.events:,}", result.keys, dead, result.seconds * 1000,
                         self._table_size())
+            if self.on_backup is not None:
+                self.on_backup({"time": time.time(), "events": result.events,
+                                "lists": result.keys, "dead_lettered": result.dead_lettered,
+                                "seconds": result.seconds, "rows": self.last_rows,
+                                "final": final})
         if config.SHOW_DB_OUTPUT and error is None:
             try:
                 self._log_db_output()
@@ -114,7 +126,8 @@ class BackupTicks:
         """The table's size for the backup line; a locked file makes it "unknown" after
         db.READ_WAIT_SECONDS, never a wait as long as the backup's."""
         try:
-            return f"table now {self.table.count():,} rows"
+            self.last_rows = self.table.count()
+            return f"table now {self.last_rows:,} rows"
         except sqlite3.Error as error:  # e.g. another process holds the file locked
             return f"table size unknown ({error})"
 

@@ -20,8 +20,10 @@ __all__ = ["ROLES", "parse_args", "apply_settings", "role_refusal"]
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("all", "post", "get", "backup")
-"""--role: all = the three parts in one process (the seed); the others run one part each."""
+ROLES = ("all", "post", "get", "backup", "api")
+"""--role: all = the three parts in one process (the seed) and the HTTP API; post, get and
+backup run one part each; api serves the HTTP API (with the GET ticks its streams need) and
+posts nothing by itself."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -46,6 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
           "seconds between GET ticks, at least %g" % MIN_INTERVAL_SECONDS)
     _flag(parser, "BACKUP_INTERVAL_SECONDS", "SECONDS",
           "seconds between backups, at least %g" % MIN_INTERVAL_SECONDS)
+    _flag(parser, "HTTP_HOST", "HOST", "the HTTP API's address: 127.0.0.1 = this machine only")
+    _flag(parser, "HTTP_PORT", "PORT", "the HTTP API's port, 0 = any free port, None = no HTTP")
     _add_redis_flags(parser)
     return parser.parse_args(argv)
 
@@ -92,6 +96,9 @@ def role_refusal(role: str) -> int | None:
     if role != "all" and not config.REDIS_URL:
         logger.error("--role %s needs --redis-url: with the in-memory Redis the other parts "
                      "would not see this process's data", role)
+        return EXIT_USAGE
+    if role == "api" and config.HTTP_PORT is None:
+        logger.error("--role api serves HTTP: it needs an --http-port (HTTP_PORT is None)")
         return EXIT_USAGE
     if config.REDIS_URL and role in ("all", "backup") and config.DB_PATH == ":memory:":
         logger.error("--role %s with --redis-url needs --db FILE: its backups would move the "

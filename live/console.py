@@ -92,10 +92,12 @@ def unposted(poster: Poster) -> str:
     return failed + (f", skipped {skipped:,} while backing off" if skipped else "")
 
 
-def banner_lines(role: str, rows_before: int) -> list[str]:
-    """The two or three start lines: the run's settings, only for the parts ``role`` runs
-    ("all", "post", "get" or "backup"); ``rows_before`` is the table's size at the start."""
-    runs = {part: role in ("all", part) for part in ("post", "get", "backup")}
+def banner_lines(role: str, rows_before: int, http_url: str | None = None) -> list[str]:
+    """The start lines: the run's settings, only for the parts ``role`` runs ("all", "post",
+    "get", "backup" or "api"); ``rows_before`` is the table's size at the start; ``http_url``
+    the live page's address when this process serves HTTP."""
+    runs = {part: role in ("all", part) or (role == "api" and part == "get")
+            for part in ("post", "get", "backup")}
     rate = config.POSTS_PER_SECOND
     first = (f"Live Reactions: {config.MAX_MATCHES:,} matches, {config.MAX_USERS:,} users, "
              f"emoticons {'/'.join(config.EMOTICON_TYPES)}")
@@ -116,7 +118,9 @@ def banner_lines(role: str, rows_before: int) -> list[str]:
     until = "Ctrl-C to stop" if duration is None else f"stops after {duration:g}s"
     lines = [first, ", ".join(parts) + "; " + until]
     if config.REDIS_URL or config.INGEST_BATCH_EVENTS > 1:
-        lines.append(_redis_line(role, runs["post"]))
+        lines.append(_redis_line(role, runs["post"] or http_url is not None))
+    if http_url is not None:
+        lines.append(f"HTTP API and live page: {http_url} (docs/http-api.md)")
     return lines
 
 

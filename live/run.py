@@ -17,6 +17,8 @@ import os
 import random
 import signal
 import time
+from functools import partial
+from typing import Any
 
 import config
 from api_layer import read_counts_many
@@ -24,7 +26,9 @@ from db import get_reactions_table
 from live.backups import BackupTicks
 from live.console import (GET_TABLE_MAX_ROWS, banner_lines, format_get_table, on_stdout_closed,
                           unposted)
-from live.exits import EXIT_INTERRUPTED
+from live.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from live.http.app import match_view
+from live.http.side import HTTPSide, HTTPStartError
 from live.poster import Poster
 from live.signals import StopSignals
 from live.summary import log_summary, warn_of_counters_backed_up_elsewhere
@@ -36,13 +40,21 @@ __all__ = ["LiveRun", "POSTER_JOIN_SECONDS"]
 logger = logging.getLogger(__name__)
 
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
+ROLE_PARTS = {
+    "all": {"post", "get", "backup", "http"},
+    "post": {"post"}, "get": {"get"}, "backup": {"backup"},
+    "api": {"get", "http"},
+}
+"""The parts each --role runs: all = the seed's three operations and the HTTP API in one
+process; api = the HTTP API with the GET ticks that feed its streams, and no poster."""
 
 
 class LiveRun:
-    """One live run of the pipeline, or of the part ``role`` names ("all", "post", "get",
-    "backup"): ``await main()`` runs it until stopped and returns the exit status."""
+    """One live run of the pipeline, or of the parts ``role`` names (ROLE_PARTS): ``await
+    main()`` runs it until stopped and returns the exit status. ``explicit_port``: the HTTP
+    port was asked for, so a busy one stops the run (live/http/side.py)."""
 
-    def __init__(self, role: str = "all") -> None:
+    def __init__(self, role: str = "all", explicit_port: bool = False) -> None:
         self.role = role
         self.adapter = get_adapter()
         # Only a process that backs up writes the database: a post or get process does not
@@ -50,22 +62,38 @@ class LiveRun:
         self.backups = (BackupTicks(self.adapter, get_reactions_table(), self._abandoned)
                         if self.runs("backup") else None)
         self.poster = Poster(config.POSTS_PER_SECOND, random.Random(config.RANDOM_SEED))
+        self.http = (HTTPSide(self.overview, self.figures, explicit_port, role == "api")
+                     if self.runs("http") and config.HTTP_PORT is not None else None)
         self._started = time.monotonic()
         self._last_status = (self._started, 0)
         self._stop: asyncio.Event | None = None
 
     def runs(self, part: str) -> bool:
-        """True if this process runs ``part`` ("post", "get" or "backup") of the pipeline."""
-        return self.role in ("all", part)
+        """True if this process runs ``part`` ("post", "get", "backup" or "http")."""
+        return part in ROLE_PARTS[self.role]
+
+    @property
+    def posted(self) -> int:
+        """Reactions this process acknowledged: the poster's and the HTTP API's."""
+        return self.poster.posted + (self.http.posted if self.http is not None else 0)
 
     async def main(self) -> int:
         """Run until stopped; return the exit status (live/exits.py)."""
         self._stop = asyncio.Event()
-        StopSignals(self._stop.set, self._exit_now).install()
         loop = asyncio.get_running_loop()
+        if self.http is not None:
+            try:
+                await self.http.start()
+            except HTTPStartError as error:
+                logger.error("%s", error)
+                return EXIT_USAGE
+            if self.backups is not None:
+                self.backups.on_backup = partial(self.http.publish_backup_threadsafe, loop)
+        StopSignals(self._stop.set, self._exit_now).install()
         on_stdout_closed.append(lambda: loop.call_soon_threadsafe(self._stop.set))
         rows_before = self.backups.table.count() if self.backups is not None else 0
-        for line in banner_lines(self.role, rows_before):
+        url = self.http.url if self.http is not None else None
+        for line in banner_lines(self.role, rows_before, url):
             logger.info("%s", line)
         if config.REDIS_URL and self.backups is not None:
             warn_of_counters_backed_up_elsewhere(self.adapter, self.backups.table)
@@ -99,8 +127,10 @@ class LiveRun:
         read, so that each cell's mean and count agree; GETMethod is exactly those two steps.
         """
         started = time.monotonic()
+        wanted = self.http.feed.wanted_matches() if self.http is not None else set()
         try:  # both in a worker: many matches, and with a real Redis the status SCANs it
-            rows, status = await asyncio.to_thread(lambda: (self._table_rows(), self._status()))
+            rows, followed, figures = await asyncio.to_thread(
+                lambda: (*self._read_matches(wanted), self._status_figures()))
         except asyncio.CancelledError:  # the run stops: say why no table follows, calmly
             logger.info("stopping: the GET under way (%.1fs into its read) ends without a "
                         "table, as planned", time.monotonic() - started)
@@ -109,32 +139,73 @@ class LiveRun:
         if config.MAX_MATCHES > GET_TABLE_MAX_ROWS:
             which = f"the busiest {GET_TABLE_MAX_ROWS} of {config.MAX_MATCHES:,} matches"
         logger.info("GET weighted mean = ceil(count/%s) (raw count), %s; %s",
-                    f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, status)
+                    f"{config.WEIGHTED_MEAN_DIVISOR:,}", which, self._status_line(figures))
         for line in format_get_table(rows):
             logger.info("%s", line)
+        if self.http is not None:  # the viewers' push: this same read, fanned out
+            self.http.publish_tick(overview_of(rows, figures),
+                                   {m: match_view(m, counts) for m, counts in followed.items()})
 
-    def _table_rows(self) -> list[tuple[int, dict[str, int]]]:
-        """Every match's counters, or the busiest GET_TABLE_MAX_ROWS (ties: lowest id first),
-        read in one pass that keeps only those (up to MAX_MATCHES_LIMIT matches a tick)."""
-        rows = read_counts_many(range(1, config.MAX_MATCHES + 1))
+    def _read_matches(self, wanted: set[int]
+                      ) -> tuple[list[tuple[int, dict[str, int]]], dict[int, dict[str, int]]]:
+        """Every match's counters in one pass (up to MAX_MATCHES_LIMIT matches a tick): the
+        busiest GET_TABLE_MAX_ROWS (ties: lowest id first), and the counts of the ``wanted``
+        matches (those viewers follow)."""
+        followed: dict[int, dict[str, int]] = {}
+
+        def noting(rows):
+            for row in rows:
+                if row[0] in wanted:
+                    followed[row[0]] = row[1]
+                yield row
+        rows = noting(read_counts_many(range(1, config.MAX_MATCHES + 1)))
         if config.MAX_MATCHES <= GET_TABLE_MAX_ROWS:
-            return list(rows)
-        return heapq.nlargest(GET_TABLE_MAX_ROWS, rows, key=lambda row: sum(row[1].values()))
+            return list(rows), followed
+        busiest = heapq.nlargest(GET_TABLE_MAX_ROWS, rows, key=lambda row: sum(row[1].values()))
+        return busiest, followed
+
+    def overview(self) -> dict[str, Any]:
+        """The busiest matches and the status, read now (GET /matches before the first tick)."""
+        rows, _ = self._read_matches(set())
+        return overview_of(rows, self._status_figures())
 
     async def status_tick(self) -> None:
         """A posting-only process's periodic line: its status without a GET table."""
-        logger.info("%s", await asyncio.to_thread(self._status))
+        logger.info("%s", self._status_line(await asyncio.to_thread(self._status_figures)))
 
-    def _status(self) -> str:
-        if not self.runs("post"):
-            return f"pending in Redis {self._pending():,}"
-        now, posted = time.monotonic(), self.poster.posted
-        pending = self._pending(posted)
+    def _status_figures(self) -> dict[str, Any]:
+        """The status now: events posted (by this process), the rate since the last call
+        (events/s), refused, failed and skipped posts, events pending in Redis, rows in the
+        table after the last backup (None if unknown here), and MAX_MATCHES."""
+        now, posted = time.monotonic(), self.posted
         then, posted_then = self._last_status
         self._last_status = (now, posted)
-        rate = (posted - posted_then) / (now - then) if now > then else 0.0
-        return (f"posted {posted:,} at {rate:,.0f}/s, refused {self.poster.refused:,}"
-                f"{unposted(self.poster)}, pending in Redis {pending:,}")
+        return {"posted": posted, "posted_by_http": self.http.posted if self.http else 0,
+                "rate": (posted - posted_then) / (now - then) if now > then else 0.0,
+                "refused": self.poster.refused + (self.http.app.tally.refused if self.http else 0),
+                "failed": self.poster.failed, "skipped": self.poster.skipped,
+                "pending": self._pending(posted),
+                "rows": self.backups.last_rows if self.backups is not None else None,
+                "max_matches": config.MAX_MATCHES}
+
+    def _status_line(self, figures: dict[str, Any]) -> str:
+        """The status as the console shows it (a process that posts nothing: pending only)."""
+        if not (self.runs("post") or self.runs("http")):
+            return f"pending in Redis {figures['pending']:,}"
+        return (f"posted {figures['posted']:,} at {figures['rate']:,.0f}/s, refused "
+                f"{figures['refused']:,}{unposted(self.poster)}, pending in Redis "
+                f"{figures['pending']:,}")
+
+    def figures(self) -> dict[str, Any]:
+        """The run's figures for /metrics (blocking: it reads the table's size)."""
+        backups = self.backups
+        return {"poster_posted": self.poster.posted if self.runs("post") else None,
+                "poster_refused": self.poster.refused if self.runs("post") else None,
+                "pending_events": self._pending(),
+                "table_rows": backups.table.count() if backups is not None else None,
+                "backups": backups.backups if backups is not None else None,
+                "backup_seconds_sum": backups.seconds_sum if backups is not None else None,
+                "backup_events_sum": backups.events_sum if backups is not None else None}
 
     def _pending(self, posted: int | None = None) -> int:
         """Events posted and not yet in the table, for the status line and a second Ctrl-C.
@@ -148,7 +219,7 @@ class LiveRun:
         """
         if config.REDIS_URL:
             return self.adapter.pending_events()
-        posted = self.poster.posted if posted is None else posted
+        posted = self.posted if posted is None else posted
         manager = self.backups.manager
         return max(0, posted - held_events() - manager.events - manager.dead_lettered
                    - self.backups.spilled)
@@ -206,6 +277,8 @@ class LiveRun:
         except Exception as error:
             logger.error("last ingest flush failed (%s): its events are lost with this process",
                          error)
+        if self.http is not None:  # before the final backup: every acknowledged POST in it
+            await self.http.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -216,4 +289,14 @@ class LiveRun:
 
     def summary(self) -> int:
         """Log the summary and the reconciliation; the exit status (live/summary.py)."""
-        return log_summary(self.role, self.poster, self.backups, self.adapter, self._started)
+        return log_summary(self.role, self.poster, self.http.posted if self.http else None,
+                           self.backups, self.adapter, self._started)
+
+
+def overview_of(rows: list[tuple[int, dict[str, int]]], figures: dict[str, Any]) -> dict[str, Any]:
+    """A GET tick as the API shows it (GET /matches, /stream): the busiest matches with their
+    counts and weighted means, the emoticons, the divisor, the status figures, the time."""
+    return {"time": time.time(), "divisor": config.WEIGHTED_MEAN_DIVISOR,
+            "emoticons": list(config.EMOTICON_TYPES),
+            "matches": [match_view(match_id, counts) for match_id, counts in rows],
+            "status": figures}

@@ -233,6 +233,12 @@ def _check_redis_url(value: Any) -> str:
     return value
 
 
+def _check_host(value: Any) -> str:
+    if type(value) is not str or not value or any(c.isspace() or c == "\x00" for c in value):
+        raise Refused("")
+    return value
+
+
 def _check_key_prefix(value: Any) -> str:
     try:
         return KeyLayout(value).prefix
@@ -295,6 +301,12 @@ SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
     Setting("DB_BUSY_TIMEOUT_SECONDS", number(
         0, MAX_BUSY_SECONDS, f"a number of seconds from 0 to {MAX_BUSY_SECONDS:,} (one backup "
         "run's wait in all for a database locked by another process; 0 = no wait)")),
+    Setting("HTTP_HOST", Rule(
+        "an IP address or host name to listen on (a non-empty str without spaces): 127.0.0.1 "
+        "(loopback) by default", _check_host), "--http-host"),
+    Setting("HTTP_PORT", optional(integer(
+        0, 65_535, "a TCP port from 1 to 65,535, or 0 = any free port"), "no HTTP server"),
+        "--http-port"),
     Setting("REDIS_MAXMEMORY_BYTES", integer(
         MIN_MAXMEMORY_BYTES, ID_MAX, f"0 (no limit) or an int of bytes from "
         f"{MIN_MAXMEMORY_BYTES:,} (1 MiB) to 2**63-1 (the in-memory Redis's maxmemory)",

@@ -32,29 +32,32 @@ __all__ = ["log_summary", "reconcile_and_log", "log_reconciliation",
 logger = logging.getLogger(__name__)
 
 
-def log_summary(role: str, poster: Poster, backups: BackupTicks | None, adapter: RedisAdapter,
-                started: float) -> int:
+def log_summary(role: str, poster: Poster, http_posted: int | None, backups: BackupTicks | None,
+                adapter: RedisAdapter, started: float) -> int:
     """Log the summary of a run of ``role`` that started at ``started`` (monotonic seconds),
     and the reconciliation; the exit status: EXIT_OK if OK, EXIT_SPILLED if every event is
     accounted for but some only in a spill file, EXIT_NOT_CHECKED if no consistent view could
-    be read, else EXIT_MISMATCH. ``backups`` is None in a process that does not back up."""
+    be read, else EXIT_MISMATCH. ``http_posted``: the reactions acknowledged over HTTP (None
+    without an HTTP server); ``backups`` is None in a process that does not back up."""
     if config.REDIS_URL:
-        return _shared_summary(role, poster, backups, adapter, started)
+        return _shared_summary(role, poster, http_posted, backups, adapter, started)
+    posted = poster.posted + (http_posted or 0)
     counters = adapter.counter_total()
     manager = backups.manager  # the in-memory Redis: this process runs every part
     rows, dead, spilled = manager.events, manager.dead_lettered, backups.spilled  # this run's
     pending = adapter.pending_events()
-    accounted = (poster.posted == counters == rows + dead + spilled + pending and pending == 0)
+    accounted = (posted == counters == rows + dead + spilled + pending and pending == 0)
     verdict = "MISMATCH" if not accounted else "FAILED" if poster.error else "OK"
-    logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s)%s, backups run: %d",
+    over_http = f", {http_posted:,} more over HTTP" if http_posted is not None else ""
+    logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s)%s%s, backups run: %d",
                 time.monotonic() - started, f"{poster.posted:,}", poster.seconds,
-                f"{poster.rate_posted:,.0f}", unposted(poster), backups.backups)
+                f"{poster.rate_posted:,.0f}", unposted(poster), over_http, backups.backups)
     logger.info("reconciliation: posted=%d redis_counters=%d database_rows=%d "
                 "pending_in_redis=%d refused=%d failed=%d dead_lettered=%d spilled=%d %s",
-                poster.posted, counters, rows, pending, poster.refused, poster.failed, dead,
+                posted, counters, rows, pending, poster.refused, poster.failed, dead,
                 spilled, verdict)
     _log_dead_poster(poster)
-    if rows + dead + spilled + pending > poster.posted:
+    if rows + dead + spilled + pending > posted:
         logger.info("hint: the table, dead letters and Redis hold more events than this run "
                     "posted: items it did not post were written to its lists (see the table "
                     "dead_letters, source_key and reason)")
@@ -63,8 +66,8 @@ def log_summary(role: str, poster: Poster, backups: BackupTicks | None, adapter:
     return EXIT_SPILLED if spilled else EXIT_OK
 
 
-def _shared_summary(role: str, poster: Poster, backups: BackupTicks | None,
-                    adapter: RedisAdapter, started: float) -> int:
+def _shared_summary(role: str, poster: Poster, http_posted: int | None,
+                    backups: BackupTicks | None, adapter: RedisAdapter, started: float) -> int:
     """With a real Redis: this process's own part, then the system-wide reconciliation.
 
     Other processes may share the Redis and the table, so this one claims only what it did
@@ -77,6 +80,8 @@ def _shared_summary(role: str, poster: Poster, backups: BackupTicks | None,
         parts.append(f"posted {poster.posted:,} events in {poster.seconds:.1f}s "
                      f"({poster.rate_posted:,.0f}/s), refused {poster.refused:,}, "
                      f"failed {poster.failed:,}")
+    if http_posted is not None:
+        parts.append(f"posted {http_posted:,} events over HTTP")
     if backups is not None:
         parts.append(f"backups run {backups.backups}, moved {backups.manager.events:,} events "
                      f"to the table, dead-lettered {backups.manager.dead_lettered:,}")

@@ -132,7 +132,7 @@ def test_status_line_shows_skipped_posts():
     """The GET status line names the posts skipped while backing off."""
     run = live_run()
     run.poster._skipped = 9_000
-    assert ", skipped 9,000 while backing off, pending in Redis" in run._status()
+    assert ", skipped 9,000 while backing off, pending in Redis" in run._status_line(run._status_figures())
 
 
 def test_poster_counts_other_failures_logs_them_rate_limited_and_goes_on(poster, monkeypatch,

@@ -195,14 +195,14 @@ def test_get_table_rows_are_the_busiest_matches(monkeypatch):
     for match_id in (25, 3, 17):
         for _ in range(match_id):
             POSTMethod(1, match_id, "sad")
-    rows = LiveRun.__new__(LiveRun)._table_rows()
+    rows = LiveRun.__new__(LiveRun)._read_matches(set())[0]
     assert [match_id for match_id, _ in rows] == [25, 17, 3, 1, 2, 4, 5, 6, 7, 8]
     assert rows[0][1] == {"heart": 0, "sad": 25, "happy": 0}
 
 
 def test_get_table_rows_are_every_match_when_they_fit():
     """Up to 10 matches, the GET tick shows each one, in match order."""
-    rows = LiveRun.__new__(LiveRun)._table_rows()
+    rows = LiveRun.__new__(LiveRun)._read_matches(set())[0]
     assert [match_id for match_id, _ in rows] == list(range(1, config.MAX_MATCHES + 1))
 
 
@@ -333,8 +333,8 @@ def test_get_stopped_mid_read_says_so(caplog, monkeypatch):
     def slow_rows():
         reading.set()
         release.wait(RUN_TIMEOUT_SECONDS)
-        return []
-    monkeypatch.setattr(run, "_table_rows", slow_rows)
+        return [], {}
+    monkeypatch.setattr(run, "_read_matches", lambda wanted: slow_rows())
 
     async def scenario():
         task = asyncio.create_task(run.get_tick())

@@ -1,0 +1,343 @@
+"""The seed's APIs over HTTP: an ASGI 3 application around POSTMethod and GETMethod.
+
+Routes (docs/http-api.md has each with a curl example):
+
+- ``POST /matches/{match_id}/reactions`` with ``{"user_id": 6, "emoticon_type": "sad"}``:
+  POSTMethod; 201 and the stored record (202 with --ingest-batch above 1: accepted into the
+  ingest buffer, in Redis within the flush interval).
+- ``GET /matches/{match_id}``: GETMethod's weighted means and the raw counts of one read.
+- ``GET /matches``: the busiest matches and the status figures, as the console's GET table.
+- ``GET /stream`` and ``GET /matches/{match_id}/stream``: Server-Sent Events, one per GET tick
+  and one per backup (live/http/feed.py: each tick is read once and fanned out).
+- ``GET /metrics`` (Prometheus text), ``GET /healthz``, and ``GET /``: the live page.
+
+Errors are JSON (``{"error": "..."}``) made in one place (``HTTPError``) and change nothing: 400
+for an invalid field (the API layer's message), malformed JSON or a wrong content type; 404;
+405 with ``Allow``; 413 for a body over MAX_BODY_BYTES; 503 with ``Retry-After`` when Redis
+refuses. The app runs under the built-in server (live/http/server.py) or any ASGI server
+(uvicorn: live/http/asgi.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import config
+from api_layer import (InvalidReactionError, POSTMethod, ReactionRefusedError, read_counts,
+                       weighted_means)
+from live.http.feed import Feed, Subscription
+from live.http.metrics import HTTPTally, exposition
+
+__all__ = ["App", "Service", "HTTPTally", "HTTPError", "MAX_BODY_BYTES",
+           "STREAM_KEEPALIVE_SECONDS", "STREAM_SEND_SECONDS", "RETRY_AFTER_SECONDS"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024
+"""The largest reaction body, in bytes: a reaction is about 40 bytes of JSON (413 above)."""
+STREAM_KEEPALIVE_SECONDS = 15.0
+"""An idle stream gets a comment line this often, so proxies keep it open (SSE convention)."""
+STREAM_SEND_SECONDS = 10.0
+"""How long one event may take to be handed to a viewer's connection before it is dropped."""
+RETRY_AFTER_SECONDS = 1
+"""``Retry-After`` of a 503: Redis refused (over maxmemory, unreachable); a backup frees it."""
+STREAM_RETRY_MS = 2000
+"""``retry:`` of a stream: the browser reconnects this long after losing it (milliseconds)."""
+PAGE = Path(__file__).with_name("page.html")
+
+JSON_TYPE = b"application/json"
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class HTTPError(Exception):
+    """An error answer: ``status``, the ``reason`` shown as ``{"error": reason}``, extra
+    ``headers`` (405's Allow, 503's Retry-After)."""
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.headers = status, reason, list(headers)
+
+
+@dataclass
+class Service:
+    """What the API serves besides POSTMethod and GETMethod, from the process that runs it.
+
+    ``overview()`` reads the busiest matches and the status now (blocking: run in a thread),
+    for ``GET /matches`` before the first tick; ``figures()`` gives the run's figures for
+    /metrics (live/http/metrics.py); ``connections()`` the open HTTP connections.
+    """
+
+    feed: Feed
+    overview: Callable[[], dict[str, Any]]
+    figures: Callable[[], dict[str, Any]]
+    connections: Callable[[], int] = lambda: 0
+
+
+@dataclass(frozen=True)
+class Route:
+    """``pattern`` (a regex of the path, its groups the arguments), the methods it answers and
+    the endpoint: ``await endpoint(app, request)`` answers the request."""
+
+    pattern: re.Pattern
+    methods: tuple[str, ...]
+    endpoint: Callable[..., Awaitable[None]]
+
+
+@dataclass
+class Request:
+    """One request as an endpoint sees it: the ASGI scope, receive and send, and the path's
+    arguments (``match_id``)."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    args: tuple[str, ...]
+
+
+class App:
+    """The ASGI application: ``await app(scope, receive, send)`` answers one request."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.tally = HTTPTally()
+        # POSTMethod and GETMethod block on Redis: a real one is waited for in a worker thread;
+        # the in-memory one answers in microseconds, less than a thread hand-over costs.
+        self._blocking = bool(config.REDIS_URL)
+        self._page = PAGE.read_bytes()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive, send, ())
+        try:
+            route, args = _route(scope["path"], scope["method"])
+            request.args = args
+            await route.endpoint(self, request)
+        except HTTPError as error:
+            await self._error(request, error)
+
+    async def _error(self, request: Request, error: HTTPError) -> None:
+        await self.respond(request, error.status, {"error": error.reason}, error.headers)
+
+    async def respond(self, request: Request, status: int, body: Any,
+                      headers: list[tuple[bytes, bytes]] = (),
+                      content_type: bytes = JSON_TYPE) -> None:
+        """Answer ``body`` (JSON unless it is bytes) with ``status``; count the status."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode() + b"\n"
+        self.tally.statuses[status] += 1
+        await request.send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", content_type), (b"content-length", str(len(data)).encode()),
+            (b"cache-control", b"no-store"), *headers]})
+        await request.send({"type": "http.response.body", "body": data})
+
+    async def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)``: in a worker thread when it waits on a real Redis."""
+        if self._blocking:
+            return await asyncio.to_thread(function, *args)
+        return function(*args)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def post_reaction(self, request: Request) -> None:
+        """POST /matches/{match_id}/reactions: POSTMethod; 201 and the record (202 batched)."""
+        match_id = _match_id(request.args[0])
+        fields = await _json_body(request)
+        try:
+            record = await self.call(POSTMethod, fields["user_id"], match_id,
+                                     fields["emoticon_type"])
+        except InvalidReactionError as error:
+            raise HTTPError(400, str(error)) from None
+        except ReactionRefusedError as error:
+            self.tally.refused += 1
+            raise HTTPError(503, str(error), [
+                (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]) from None
+        self.tally.posted += 1
+        await self.respond(request, 202 if config.INGEST_BATCH_EVENTS > 1 else 201, record)
+
+    async def get_match(self, request: Request) -> None:
+        """GET /matches/{match_id}: the weighted means and raw counts of one MGET."""
+        match_id = _match_id(request.args[0])
+        try:
+            counts = await self.call(read_counts, match_id)
+        except InvalidReactionError as error:
+            raise HTTPError(400, str(error)) from None
+        await self.respond(request, 200, match_view(match_id, counts))
+
+    async def get_matches(self, request: Request) -> None:
+        """GET /matches: the last GET tick's busiest matches and status (read now if none)."""
+        overview = self.service.feed.latest
+        if overview is None:
+            overview = await asyncio.to_thread(self.service.overview)
+        await self.respond(request, 200, overview)
+
+    async def stream(self, request: Request) -> None:
+        """GET /stream and /matches/{id}/stream: Server-Sent Events until either side ends."""
+        match_id = _match_id(request.args[0]) if request.args else None
+        if request.scope["method"] == "HEAD":  # the headers a stream would have, and no stream
+            await self.respond(request, 200, b"", content_type=b"text/event-stream")
+            return
+        if match_id is not None and not 1 <= match_id <= config.MAX_MATCHES:
+            raise HTTPError(400, f"invalid match_id {match_id}: match_id must be an int from 1 "
+                                 f"to {config.MAX_MATCHES}")
+        feed = self.service.feed
+        subscription = feed.subscribe(match_id)
+        self.tally.statuses[200] += 1
+        try:
+            await _stream_events(request, subscription)
+        finally:
+            feed.unsubscribe(subscription)
+
+    async def metrics(self, request: Request) -> None:
+        """GET /metrics: the Prometheus text format (live/http/metrics.py)."""
+        figures = await asyncio.to_thread(self.service.figures)
+        text = exposition(figures, self.tally, self.service.feed, self.service.connections())
+        await self.respond(request, 200, text.encode(),
+                           content_type=b"text/plain; version=0.0.4; charset=utf-8")
+
+    async def healthz(self, request: Request) -> None:
+        """GET /healthz: 200 while the run is up, with the time of the last GET tick."""
+        latest = self.service.feed.latest
+        await self.respond(request, 200, {"status": "ok", "last_tick": latest and latest["time"]})
+
+    async def page(self, request: Request) -> None:
+        """GET /: the live page, one HTML file with its script and styles inline."""
+        await self.respond(request, 200, self._page, content_type=b"text/html; charset=utf-8")
+
+
+def match_view(match_id: int, counts: dict[str, int]) -> dict[str, Any]:
+    """One match as the API shows it: its raw counts and their weighted means (seed:
+    ceil(count/1000)), from the same read so that they agree."""
+    return {"match_id": match_id, "counts": counts, "weighted_means": weighted_means(counts)}
+
+
+async def _stream_events(request: Request, subscription: Subscription) -> None:
+    """Send ``subscription``'s events as they come, a comment when idle; end when the feed ends
+    it, the client goes, or the client's connection does not take an event in
+    STREAM_SEND_SECONDS (a stalled reader is dropped, not buffered for)."""
+    send = request.send
+    gone = asyncio.ensure_future(_disconnected(request.receive))
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+        (b"x-accel-buffering", b"no")]})
+    try:
+        await send({"type": "http.response.body", "body": f"retry: {STREAM_RETRY_MS}\n\n".encode(),
+                    "more_body": True})
+        while not gone.done():
+            data = await subscription.next(STREAM_KEEPALIVE_SECONDS)
+            if data is None:
+                break
+            await asyncio.wait_for(send({"type": "http.response.body",
+                                         "body": data or b": keep-alive\n\n",
+                                         "more_body": True}), STREAM_SEND_SECONDS)
+        else:
+            return  # the client went: nothing more to send
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except (asyncio.TimeoutError, OSError):
+        return  # a stalled or closed connection: the server closes it
+    finally:
+        gone.cancel()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (http.disconnect)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """The lifespan protocol for an ASGI server that sends it: nothing to start or stop here
+    (the live run owns the ticks; live/http/asgi.py wraps this app when run standalone)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _match_id(text: str) -> int:
+    return int(text)  # the route's pattern admits digits only; the API layer checks the range
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The reaction's fields from a JSON object body of at most MAX_BODY_BYTES bytes:
+    ``user_id`` and ``emoticon_type`` (what they hold is the API layer's to check)."""
+    content_type = dict(request.scope["headers"]).get(b"content-type", b"")
+    if content_type.split(b";")[0].strip().lower() != JSON_TYPE:
+        raise HTTPError(400, f"content-type must be application/json, not "
+                             f"{content_type.decode('latin-1')[:60]!r}")
+    body = await _read_body(request.receive)
+    try:
+        fields = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise HTTPError(400, f"malformed JSON: {error}"[:200]) from None
+    if type(fields) is not dict:
+        raise HTTPError(400, "the body must be a JSON object: "
+                             '{"user_id": 6, "emoticon_type": "sad"}')
+    unknown = sorted(set(fields) - {"user_id", "emoticon_type"})
+    missing = [name for name in ("user_id", "emoticon_type") if name not in fields]
+    if unknown or missing:
+        problem = (f"unknown field {unknown[0][:60]!r}" if unknown else
+                   f"missing field {missing[0]!r}")
+        raise HTTPError(400, f"{problem}: the body holds user_id and emoticon_type, e.g. "
+                             '{"user_id": 6, "emoticon_type": "sad"}')
+    return fields
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The request body, refused with 413 past MAX_BODY_BYTES (the rest is not kept)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "the client went before its body arrived")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPError(413, f"the body is over {MAX_BODY_BYTES} bytes; a reaction is "
+                                 'about 40: {"user_id": 6, "emoticon_type": "sad"}')
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+_MATCH = r"/matches/([0-9]{1,19})"
+ROUTES = [
+    Route(re.compile(r"/\Z"), ("GET",), App.page),
+    Route(re.compile(r"/matches\Z"), ("GET",), App.get_matches),
+    Route(re.compile(_MATCH + r"\Z"), ("GET",), App.get_match),
+    Route(re.compile(_MATCH + r"/reactions\Z"), ("POST",), App.post_reaction),
+    Route(re.compile(_MATCH + r"/stream\Z"), ("GET",), App.stream),
+    Route(re.compile(r"/stream\Z"), ("GET",), App.stream),
+    Route(re.compile(r"/metrics\Z"), ("GET",), App.metrics),
+    Route(re.compile(r"/healthz\Z"), ("GET",), App.healthz),
+]
+"""Every route, in one list: the path's pattern, its methods, its endpoint."""
+
+
+def _route(path: str, method: str) -> tuple[Route, tuple[str, ...]]:
+    """The route of ``path`` and its arguments; HTTPError 404 (no route) or 405 (with Allow:
+    the route's methods; HEAD wherever GET is, as the server answers it without the body)."""
+    for route in ROUTES:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        methods = route.methods + (("HEAD",) if "GET" in route.methods else ())
+        if method not in methods:
+            raise HTTPError(405, f"{method[:20]} is not allowed on {path[:60]}; allowed: "
+                                 f"{', '.join(methods)}", [(b"allow", ", ".join(methods).encode())])
+        return route, found.groups()
+    raise HTTPError(404, f"no such resource: {path[:60]}")
