@@ -40,15 +40,14 @@ except BaseException as error:
     sys.stderr.write(f"config.py cannot be loaded: {type(error).__name__}: {error}\n")
     sys.exit(2)  # as for a bad setting
 from db import SchemaMismatchError
-from foundation.redis_client import RedisUnavailableError, connect
-from live.cli import apply_settings, parse_args, role_refusal
+from foundation.redis_client import RedisUnavailableError
+from live.cli import apply_settings, parse_args, role_refusal, use_redis
 from live.commands import load_spill_file, run_reconcile
 from live.console import configure_logging
 from live.exits import EXIT_INTERRUPTED, EXIT_USAGE
 from live.run import LiveRun
 from live.settings import SettingsError
 from live.signals import inherited_as_ignored
-from redis_adapter import RedisAdapter, set_adapter
 
 logger = logging.getLogger("live_reactions")
 
@@ -95,12 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not inherited_as_ignored(signal.SIGINT):
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # a late Ctrl-C: no traceback either
-
-
-def use_redis() -> None:
-    """Make a real Redis (config.REDIS_URL) the process-wide one; raise RedisUnavailableError."""
-    if config.REDIS_URL:
-        set_adapter(RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX))
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ import logging
 from typing import Sequence
 
 import config
+from foundation.redis_client import connect
 from live.exits import EXIT_USAGE
 from live.settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS,
                            SETTINGS, shown_value, validate_settings)
+from redis_adapter import RedisAdapter, set_adapter
 
-__all__ = ["ROLES", "parse_args", "apply_settings", "role_refusal"]
+__all__ = ["ROLES", "parse_args", "apply_settings", "use_redis", "role_refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,12 @@ def apply_settings(args: argparse.Namespace) -> None:
              if name in SETTINGS and value is not None}
     for name, value in validate_settings(vars(config), flags).items():
         setattr(config, name, value)
+
+
+def use_redis() -> None:
+    """Make a real Redis (config.REDIS_URL) the process-wide one; raise RedisUnavailableError."""
+    if config.REDIS_URL:
+        set_adapter(RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX))
 
 
 def role_refusal(role: str) -> int | None:

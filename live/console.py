@@ -121,6 +121,8 @@ def banner_lines(role: str, rows_before: int, http_url: str | None = None) -> li
         lines.append(_redis_line(role, runs["post"] or http_url is not None))
     if http_url is not None:
         lines.append(f"HTTP API and live page: {http_url} (docs/http-api.md)")
+    elif role in ("all", "api") and config.HTTP_PORT is not None:
+        lines.append("HTTP API served by the ASGI server that runs this app (docs/http-api.md)")
     return lines
 
 

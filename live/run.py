@@ -77,23 +77,25 @@ class LiveRun:
         """Reactions this process acknowledged: the poster's and the HTTP API's."""
         return self.poster.posted + (self.http.posted if self.http is not None else 0)
 
-    async def main(self) -> int:
-        """Run until stopped; return the exit status (live/exits.py)."""
+    async def main(self, serve: bool = True, handle_signals: bool = True) -> int:
+        """Run until stopped (a signal, --duration, a closed stdout, stop()); return the exit
+        status (live/exits.py). ``serve``: the built-in server serves the HTTP API (False when
+        another ASGI server does: live/http/asgi.py); ``handle_signals``: this run owns them."""
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         if self.http is not None:
             try:
-                await self.http.start()
+                await self.http.start(serve)
             except HTTPStartError as error:
                 logger.error("%s", error)
                 return EXIT_USAGE
             if self.backups is not None:
                 self.backups.on_backup = partial(self.http.publish_backup_threadsafe, loop)
-        StopSignals(self._stop.set, self._exit_now).install()
+        if handle_signals:
+            StopSignals(self._stop.set, self._exit_now).install()
         on_stdout_closed.append(lambda: loop.call_soon_threadsafe(self._stop.set))
         rows_before = self.backups.table.count() if self.backups is not None else 0
-        url = self.http.url if self.http is not None else None
-        for line in banner_lines(self.role, rows_before, url):
+        for line in banner_lines(self.role, rows_before, self.http and self.http.url):
             logger.info("%s", line)
         if config.REDIS_URL and self.backups is not None:
             warn_of_counters_backed_up_elsewhere(self.adapter, self.backups.table)
@@ -103,6 +105,11 @@ class LiveRun:
         except asyncio.TimeoutError:
             logger.info("duration of %gs reached", config.DURATION_SECONDS)
         return await self.shutdown(tasks)
+
+    def stop(self) -> None:
+        """Ask the run to stop, as a first Ctrl-C does (from the event loop's thread)."""
+        if self._stop is not None:
+            self._stop.set()
 
     def _ticks(self) -> list:
         """Start the poster (if this process posts); the periodic tasks of this role."""
@@ -261,7 +268,8 @@ class LiveRun:
         return f"{in_redis + held:,} acknowledged events abandoned ({where})"
 
     async def shutdown(self, tasks: list[asyncio.Task]) -> int:
-        """Stop posting, flush the ingest buffer, cancel the ticks, run the final backup
+        """Stop posting and serving HTTP (streams ended, requests in flight answered), flush
+        the ingest buffer, cancel the ticks, run the final backup
         (spilling what it cannot move from the in-memory Redis), log the summary; return the
         exit status. The waits are bounded: the poster gets POSTER_JOIN_SECONDS, a backup in
         progress and the final one their busy deadline (DB_BUSY_TIMEOUT_SECONDS) besides their
@@ -272,13 +280,13 @@ class LiveRun:
             if self.poster.is_alive():
                 logger.warning("posting thread still busy after %gs; going on without it",
                                POSTER_JOIN_SECONDS)
+        if self.http is not None:  # before the last flush: every acknowledged POST in it
+            await self.http.stop()
         try:
             await asyncio.to_thread(close_ingest_buffer)
         except Exception as error:
             logger.error("last ingest flush failed (%s): its events are lost with this process",
                          error)
-        if self.http is not None:  # before the final backup: every acknowledged POST in it
-            await self.http.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -52,7 +52,10 @@ class HTTPSide:
         return self.app.tally.posted
 
     @property
-    def url(self) -> str:
+    def url(self) -> str | None:
+        """The live page's address; None when another ASGI server serves the app."""
+        if self.server is None:
+            return None
         host = config.HTTP_HOST
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{self.server.port}/"
@@ -60,9 +63,12 @@ class HTTPSide:
     def _connections(self) -> int:
         return self.server.open_connections if self.server is not None else 0
 
-    async def start(self) -> None:
+    async def start(self, serve: bool = True) -> None:
         """Listen on HTTP_HOST:HTTP_PORT (the shipped default port, if busy, becomes a free
-        one, said in one line). Raises HTTPStartError."""
+        one, said in one line); nothing if not ``serve`` (another ASGI server serves the app).
+        Raises HTTPStartError."""
+        if not serve:
+            return
         port = config.HTTP_PORT
         try:
             self.server = await self._listen(port)

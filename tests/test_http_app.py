@@ -1,0 +1,203 @@
+"""The HTTP API as an ASGI app, called in-process (no sockets): routes, bodies, errors, the
+viewers' feed. The same endpoints over real sockets, under both servers: test_http_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+import config
+from live.http.app import MAX_BODY_BYTES, App, Service
+from live.http.feed import VIEWER_QUEUE_EVENTS, Feed
+from live.run import overview_of
+from redis_adapter import get_adapter, get_redis
+
+
+def make_app(feed=None):
+    feed = feed or Feed()
+    return App(Service(feed, overview=lambda: overview_of([], {"posted": 0}),
+                       figures=lambda: {"poster_posted": 3, "pending_events": 2}))
+
+
+def call(app, method, path, body=b"", headers=None):
+    """One request through the app; (status, headers dict, body bytes)."""
+    headers = headers if headers is not None else (
+        [(b"content-type", b"application/json")] if body else [])
+    scope = {"type": "http", "method": method, "path": path, "headers": headers,
+             "query_string": b"", "http_version": "1.1"}
+    sent, received = [], [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return received.pop(0) if received else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+    asyncio.run(app(scope, receive, send))
+    start = sent[0]
+    return (start["status"], {k.decode(): v.decode() for k, v in start["headers"]},
+            b"".join(m.get("body", b"") for m in sent[1:]))
+
+
+def post(app, match_id, fields, **kwargs):
+    body = fields if isinstance(fields, bytes) else json.dumps(fields).encode()
+    return call(app, "POST", f"/matches/{match_id}/reactions", body, **kwargs)
+
+
+def test_post_stores_the_reaction_and_answers_201_with_the_record():
+    """POST /matches/5/reactions is POSTMethod: the counter and the list grow by one."""
+    status, headers, body = post(make_app(), 5, {"user_id": 6, "emoticon_type": "sad"})
+    record = json.loads(body)
+    assert status == 201 and headers["content-type"] == "application/json"
+    assert (record["user_id"], record["match_id"], record["emoticon_type"]) == (6, 5, "sad")
+    assert get_redis().get("5_sad") == "1" and get_adapter().pending_events() == 1
+
+
+def test_post_with_batched_ingest_answers_202(monkeypatch):
+    """With --ingest-batch above 1 the reaction is accepted into the buffer: 202."""
+    monkeypatch.setattr(config, "INGEST_BATCH_EVENTS", 100)
+    status, _, _ = post(make_app(), 5, {"user_id": 6, "emoticon_type": "sad"})
+    assert status == 202
+
+
+@pytest.mark.parametrize("match_id, fields, words", [
+    (5, {"user_id": 0, "emoticon_type": "sad"}, "invalid user_id 0: user_id must be an int"),
+    (5, {"user_id": 6, "emoticon_type": "angry"}, "invalid emoticon_type 'angry'"),
+    (5, {"user_id": "6", "emoticon_type": "sad"}, "invalid user_id '6'"),
+    (5, {"user_id": True, "emoticon_type": "sad"}, "invalid user_id True"),
+    (11, {"user_id": 6, "emoticon_type": "sad"}, "invalid match_id 11"),
+    (0, {"user_id": 6, "emoticon_type": "sad"}, "invalid match_id 0"),
+    (5, {"user_id": 6}, "missing field 'emoticon_type'"),
+    (5, {"user_id": 6, "emoticon_type": "sad", "match_id": 5}, "unknown field 'match_id'"),
+    (5, [6, "sad"], "the body must be a JSON object"),
+    (5, b'{"user_id": 6,', "malformed JSON"),
+    (5, b"[" * 100_000, "413"),
+])
+def test_bad_reaction_is_refused_with_400_and_changes_nothing(match_id, fields, words):
+    """Each invalid field gets 400 with the API layer's message; nothing reaches Redis."""
+    status, _, body = post(make_app(), match_id, fields)
+    if words == "413":
+        assert status == 413
+    else:
+        assert status == 400 and words in json.loads(body)["error"], body
+    assert get_redis().dbsize() == 0
+
+
+def test_wrong_content_type_is_refused_with_400():
+    """A form post is not JSON: 400 naming the content type expected."""
+    status, _, body = post(make_app(), 5, {"user_id": 6, "emoticon_type": "sad"},
+                           headers=[(b"content-type", b"application/x-www-form-urlencoded")])
+    assert status == 400 and "content-type must be application/json" in json.loads(body)["error"]
+
+
+def test_body_over_the_limit_is_refused_with_413():
+    """A body over MAX_BODY_BYTES gets 413; nothing is stored."""
+    status, _, _ = post(make_app(), 5, b" " * (MAX_BODY_BYTES + 1))
+    assert status == 413 and get_redis().dbsize() == 0
+
+
+def test_redis_over_maxmemory_answers_503_with_retry_after():
+    """Redis refusing the write (OOM) is 503 with Retry-After: the client may try later."""
+    redis = get_redis()
+    redis.set("another app's key", "x")
+    redis.maxmemory = 1  # used memory is over it now
+    status, headers, body = post(make_app(), 5, {"user_id": 6, "emoticon_type": "sad"})
+    redis.maxmemory = 0
+    assert status == 503 and headers["retry-after"] == "1"
+    assert "maxmemory" in json.loads(body)["error"] and redis.get("5_sad") is None
+
+
+def test_get_match_gives_counts_and_weighted_means_of_one_read():
+    """GET /matches/3: counts and ceil(count/1000) per emoticon (seed's weighted mean)."""
+    app = make_app()
+    for _ in range(1001):
+        get_redis().incr("3_heart")
+    status, _, body = call(app, "GET", "/matches/3")
+    assert status == 200 and json.loads(body) == {
+        "match_id": 3, "counts": {"heart": 1001, "sad": 0, "happy": 0},
+        "weighted_means": {"heart": 2, "sad": 0, "happy": 0}}
+
+
+@pytest.mark.parametrize("method, path, status, allow", [
+    ("GET", "/nowhere", 404, None), ("GET", "/matches/abc", 404, None),
+    ("DELETE", "/matches/3", 405, "GET, HEAD"), ("GET", "/matches/3/reactions", 405, "POST"),
+    ("POST", "/metrics", 405, "GET, HEAD"), ("GET", "/matches/0", 400, None),
+])
+def test_unknown_paths_and_methods(method, path, status, allow):
+    """404 for a path no route has, 405 with Allow for a method the route lacks."""
+    got, headers, body = call(make_app(), method, path)
+    assert got == status and "error" in json.loads(body)
+    assert headers.get("allow") == allow
+
+
+def test_metrics_are_prometheus_text():
+    """/metrics: HELP and TYPE lines, counters ending in _total, the run's figures."""
+    app = make_app()
+    post(app, 5, {"user_id": 6, "emoticon_type": "sad"})
+    status, headers, body = call(app, "GET", "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE live_reactions_posted_total counter" in text
+    assert 'live_reactions_posted_total{source="http"} 1' in text
+    assert 'live_reactions_posted_total{source="poster"} 3' in text
+    assert "live_reactions_pending_events 2" in text
+    assert 'live_reactions_http_requests_total{status="201"} 1' in text
+
+
+def test_the_page_is_one_html_file_without_external_assets():
+    """GET /: HTML with its script and styles inline: no src= or href= to anywhere."""
+    status, headers, body = call(make_app(), "GET", "/")
+    page = body.decode()
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert "<script>" in page and "http://" not in page and "https://" not in page
+    assert " src=" not in page and "<link" not in page
+
+
+# -- the viewers' feed --------------------------------------------------------------------------
+
+def test_a_tick_is_encoded_once_and_reaches_every_viewer():
+    """Every viewer of /stream gets the same bytes: one encoding per tick, however many."""
+    async def scenario():
+        feed = Feed()
+        viewers = [feed.subscribe() for _ in range(1000)]
+        feed.publish_tick({"time": 1.0, "matches": []}, {})
+        events = [await viewer.next(1) for viewer in viewers]
+        assert len({id(event) for event in events}) == 1
+        return events[0]
+    event = asyncio.run(scenario())
+    assert event.startswith(b"id: 1\nevent: tick\ndata: {") and event.endswith(b"\n\n")
+
+
+def test_a_match_viewer_gets_its_match_only_and_the_backups():
+    """/matches/3/stream: match 3's tick, and every backup."""
+    async def scenario():
+        feed = Feed()
+        viewer = feed.subscribe(3)
+        assert feed.wanted_matches() == {3}
+        feed.publish_tick({"time": 1.0}, {3: {"match_id": 3}, 4: {"match_id": 4}})
+        feed.publish_backup({"events": 7, "rows": 7})
+        return [await viewer.next(1) for _ in range(2)]
+    tick, backup = asyncio.run(scenario())
+    assert b'"match_id":3' in tick and b"event: backup" in backup and b'"rows":7' in backup
+
+
+def test_a_viewer_that_falls_behind_is_dropped():
+    """A viewer whose connection does not drain holds at most VIEWER_QUEUE_EVENTS events;
+    the next one drops it, so memory does not grow with a stalled client."""
+    feed = Feed()
+    viewer = feed.subscribe()
+    for tick in range(VIEWER_QUEUE_EVENTS + 1):
+        feed.publish_tick({"time": tick}, {})
+    assert viewer.dropped and feed.open_streams == 0 and feed.dropped == 1
+    assert asyncio.run(viewer.next(1)) is None
+
+
+def test_closing_the_feed_ends_every_stream():
+    """At shutdown every viewer gets what is queued, then the end."""
+    feed = Feed()
+    viewers = [feed.subscribe(), feed.subscribe(2)]
+    feed.publish_backup({"events": 1})
+    feed.close()
+    assert asyncio.run(viewers[0].next(1)).startswith(b"id: 1\nevent: backup")
+    assert asyncio.run(viewers[0].next(1)) is None and feed.open_streams == 0
