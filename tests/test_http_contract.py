@@ -17,6 +17,7 @@ import threading
 
 import pytest
 
+
 from tests.program import ROOT
 from tests.redis_server import free_port
 
@@ -27,13 +28,15 @@ FLAGS = ["--rate", "0.001", "--get-interval", "0.2", "--backup-interval", "0.5",
 class Server:
     """A server process serving the API at ``host:port``; its output lines are collected."""
 
-    def __init__(self, command, env=None, port=None):
+    def __init__(self, command, env=None, port=None, ready="Uvicorn running on"):
+        self._ready_text = ready
         self.process = subprocess.Popen(command, cwd=ROOT, text=True, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.port = port
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if not self._ready.wait(TIMEOUT_SECONDS):
             self.process.kill()
             raise AssertionError("server not ready:\n" + "\n".join(self.lines))
@@ -44,7 +47,7 @@ class Server:
             found = re.search(r"HTTP API and live page: http://127\.0\.0\.1:(\d+)/", line)
             if found:
                 self.port = int(found.group(1))
-            if found or "Uvicorn running on" in line:
+            if found or self._ready_text in line:
                 self._ready.set()
         self._ready.set()
 
@@ -76,6 +79,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+        self._reader.join(TIMEOUT_SECONDS)  # every line read, to the end of the pipe
         return self.process.returncode, self.lines
 
 
@@ -228,3 +232,29 @@ def test_stop_answers_ends_streams_and_reconciles_http_posts(server):
     assert status == 0 and found, text
     assert found.group(1) == found.group(2) == found.group(3)
     assert re.search(r"more over HTTP", text), text
+
+
+def test_two_api_processes_share_one_port_and_one_redis(redis_server, real_redis, tmp_path):
+    """``--role api`` twice on one port (SO_REUSEPORT) beside a ``--role backup``: every
+    reaction posted over HTTP, whichever process took it, is in the table once, and the
+    system-wide reconciliation is OK."""
+    port, path = free_port(), tmp_path / "reactions.db"
+    common = ["--redis-url", redis_server.url, "--get-interval", "0.3"]
+    apis = [Server([sys.executable, "-B", "main.py", *common, "--role", "api", "--http-port",
+                    str(port)]) for _ in range(2)]
+    backup = Server([sys.executable, "-B", "main.py", *common, "--role", "backup", "--db",
+                     str(path), "--backup-interval", "0.3"], ready="backup every")
+    try:
+        for number in range(60):
+            status, _, body = apis[0].post(number % 10 + 1, {"user_id": 1, "emoticon_type": "sad"})
+            assert status == 201, body
+    finally:
+        results = [api.stop() for api in apis]
+        backup_status, backup_lines = backup.stop()
+        backup_lines = "\n".join(backup_lines)
+    served = [int(re.search(r"posted ([\d,]+) events over HTTP", "\n".join(lines)).group(1))
+              for _, lines in results]
+    assert sum(served) == 60 and all(served), served  # the kernel spread the connections
+    assert all(status == 0 for status, _ in results) and backup_status == 0, backup_lines
+    assert re.search(r"system-wide reconciliation: redis_counters=60 database_rows=60 "
+                     r"pending_in_redis=0 OK", backup_lines), backup_lines
