@@ -23,37 +23,25 @@ Design, in three parts (docs/in-memory-redis.md has the whole story):
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import re
-import textwrap
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
-__all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "ExecAbortError", "DataError",
-           "WatchError", "InMemoryRedis", "Pipeline", "NEVER_DECODE", "EMPTY_RESPONSE"]
+from . import protocol
+from .command_table import ARITY, DENYOOM, MULTI_ARITY, NO_PATTERN, NOT_QUEUED
+from .errors import (INVALID_EXPIRE, NO_SUCH_KEY, OUT_OF_MEMORY, OVERFLOW, SYNTAX_ERROR,
+                     WRONG_ARITY, WRONGTYPE, DataError, ExecAbortError, OutOfMemoryError,
+                     RedisError, ResponseError, WatchError, _annotate, _shown)
+from .memory import (ITEM_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES, _items_size, _key_size, _nbytes,
+                     _value_size)
+from .patterns import glob_matcher
+from .protocol import (_INT64_MAX, _INT64_MIN, _PLAIN_REPLIES, EMPTY_RESPONSE, OK, _client_reply,
+                       _pack, _parse_int, _Status, _word)
 
-# Error texts as redis-py shows them: it strips a leading "ERR " and keeps other prefixes.
-WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-NOT_AN_INTEGER = "value is not an integer or out of range"
-OVERFLOW = "increment or decrement would overflow"
-NO_SUCH_KEY = "no such key"
-WRONG_ARITY = "wrong number of arguments for '{}' command"
-SYNTAX_ERROR = "syntax error"
-INVALID_EXPIRE = "invalid expire time in '{}' command"
-# redis-py strips the "OOM " error code and raises OutOfMemoryError with the rest.
-OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
-
-NEVER_DECODE = "NEVER_DECODE"
-"""execute_command option (redis-py's name): answer bytes, whatever decode_responses says."""
-EMPTY_RESPONSE = "EMPTY_RESPONSE"
-"""execute_command option (redis-py's name): the reply to give if Redis answers an error (a
-pipeline does not send the command at all); mget([]) answers [] this way."""
-
-_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _CURSOR = re.compile(r"[+-]?[0-9]+|")  # compiled here, not on a first SCAN under the lock
 SCAN_DEFAULT_COUNT = 10  # Redis's default COUNT
 SCAN_EMPTY_SLOTS_PER_KEY = 10  # Redis visits at most 10 * COUNT buckets per SCAN call
@@ -63,131 +51,6 @@ SLOTS_SHRUNK_PER_DELETE = 64  # empty slots dropped off SCAN's array by one dele
 # move to a lower slot without a SCAN under way missing it), but is scanned in a few calls.
 SMALL_BLOCK_BITS, LARGE_BLOCK_BITS = 8, 16
 ACTIVE_EXPIRE_KEYS = 20  # expired keys reclaimed per command at most (Redis: 20 per sample)
-
-
-class RedisError(Exception):
-    """Root of the Redis errors (redis.exceptions.RedisError)."""
-
-
-class ResponseError(RedisError):
-    """Redis answered with an error reply, e.g. WRONGTYPE (redis.exceptions.ResponseError)."""
-
-
-class OutOfMemoryError(ResponseError):
-    """Used memory is over ``maxmemory`` and the command may grow it (redis.exceptions.OutOfMemoryError).
-
-    Redis's ``noeviction`` policy: nothing is evicted; commands that can add data are refused
-    until memory is freed (by DEL, say), and the data already stored is untouched.
-    """
-
-
-class ExecAbortError(ResponseError):
-    """Redis discarded a transaction (its EXECABORT reply; redis.exceptions.ExecAbortError)."""
-
-
-class DataError(RedisError):
-    """A value redis-py cannot send: only str, bytes, int and float are (redis.exceptions.DataError)."""
-
-
-class WatchError(RedisError):
-    """A WATCHed key changed before EXEC: the transaction did not run (redis.exceptions.WatchError)."""
-
-
-class _Status(str):
-    """A status reply (Redis's "+OK"), as opposed to a bulk string that happens to read "OK"."""
-
-
-OK = _Status("OK")
-
-
-# -- arguments: what redis-py's Encoder sends -------------------------------------------------
-
-# Set once any argument is kept as bytes: until then no reply can hold bytes, and replies skip
-# the decoding pass (the POST and GET paths never send any).
-_bytes_sent = False
-
-
-def _encode(value: Any) -> str | bytes:
-    """Turn an argument into what Redis receives, as redis-py's Encoder does.
-
-    Text is kept as str when it is UTF-8 (the usual case), as bytes otherwise: Redis stores any
-    bytes, and only a decoding read of them fails.
-    """
-    global _bytes_sent
-    if type(value) is int:  # the commonest after ASCII text (an INCRBY amount, an index)
-        return repr(value)
-    if isinstance(value, str):  # a subclass (e.g. a str Enum) is sent as its plain str value
-        if not value.isascii():
-            value.encode()  # UnicodeEncodeError on a lone surrogate, as redis-py's Encoder
-        return str.__str__(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
-        try:
-            return data.decode()
-        except UnicodeDecodeError:
-            _bytes_sent = True
-            return data
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(value)
-    raise DataError(f"Invalid input of type: '{type(value).__name__}'. "
-                    "Convert to a bytes, string, int or float first.")
-
-
-def _pack(args: tuple) -> list[str | bytes]:
-    """The command as Redis receives it: the name, then every argument encoded."""
-    command = list(args)
-    index = 0
-    for arg in args:  # a loop, not a comprehension: cheaper on CPython 3.11
-        if type(arg) is not str or not arg.isascii():  # ASCII text (nearly all) is sent as is
-            command[index] = repr(arg) if type(arg) is int else _encode(arg)
-        index += 1
-    if command[0] in _COMMAND_NAMES:  # the usual case: an offered name, as redis-py spells it
-        return command
-    words = _split_name(args)  # "GET k", or just "get" or b"GET"
-    return command if words is args else _pack(words)
-
-
-def _split_name(args: tuple) -> tuple:
-    """redis-py's pack: a name holding whitespace is split into words, so
-    ``execute_command("FLUSHDB ASYNC")`` sends FLUSHDB and ASYNC (a bytes name only if it holds
-    a space). A name of whitespace only leaves the next argument as the name."""
-    name = args[0]
-    if isinstance(name, str) and not name.isalpha():
-        words = tuple(name.encode().split())
-    elif isinstance(name, (bytes, bytearray)) and b" " in name:
-        words = tuple(name.split())
-    else:
-        return args
-    return (words + args[1:]) or args  # nothing at all: sent as it is, an unknown command
-
-
-def _raw(text: str | bytes) -> bytes:
-    """The bytes of an argument or key."""
-    return text if type(text) is bytes else text.encode()
-
-
-def _word(arg: str | bytes) -> str:
-    """An option name upper-cased ("" for bytes that are not UTF-8: never a valid option)."""
-    return arg.upper() if type(arg) is str else ""
-
-
-def _parse_int(text: str | bytes) -> int:
-    """Parse a signed 64-bit integer the way Redis's string2ll does, or raise ResponseError.
-
-    Only the canonical form counts: no '+', no leading zeros or spaces, no "-0" -- exactly the
-    strings that str() gives back unchanged.
-    """
-    if type(text) is not str or not 0 < len(text) <= 20:
-        raise ResponseError(NOT_AN_INTEGER)
-    if len(text) < 19 and text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
-        return int(text)  # the usual case, a small non-negative number, already canonical
-    try:
-        number = int(text)
-    except ValueError:
-        raise ResponseError(NOT_AN_INTEGER) from None
-    if str(number) != text or not _INT64_MIN <= number <= _INT64_MAX:
-        raise ResponseError(NOT_AN_INTEGER)
-    return number
 
 
 def _list_or_args(keys: Any, args: tuple) -> list:
@@ -202,165 +65,6 @@ def _list_or_args(keys: Any, args: tuple) -> list:
     return keys + list(args)
 
 
-# -- glob patterns ------------------------------------------------------------------------------
-
-def _signed(byte: int) -> int:
-    """A byte as C's (signed) char, which is how Redis's stringmatchlen compares range ends."""
-    return byte - 256 if byte >= 128 else byte
-
-
-def _glob_class(p: bytes, i: int) -> tuple[int, frozenset[int]]:
-    """The byte set of the ``[...]`` whose first member is at ``p[i]``; (index of its end, set).
-
-    As Redis's stringmatchlen: ``^`` negates, ``\\x`` is x, ``a-z`` is a range (either order,
-    ends compared as signed chars), ``[a-]`` is the range a..], an unclosed class ends with the
-    pattern, ``[]`` matches nothing and ``[^]`` anything.
-    """
-    negate = p[i:i + 1] == b"^"
-    i += negate
-    literals: list[int] = []
-    ranges: list[tuple[int, int]] = []
-    while i < len(p) and p[i] != ord("]"):
-        if p[i] == ord("\\") and i + 1 < len(p):
-            i += 1
-            literals.append(p[i])
-        elif i + 2 < len(p) and p[i + 1] == ord("-"):
-            ranges.append((p[i], p[i + 2]))
-            i += 2
-        else:
-            literals.append(p[i])
-        i += 1
-    return i, _class_set(negate, tuple(literals), tuple(ranges))
-
-
-@functools.lru_cache(maxsize=1024)
-def _class_set(negate: bool, literals: tuple[int, ...],
-               ranges: tuple[tuple[int, int], ...]) -> frozenset[int]:
-    """The bytes of a class: ``literals`` and ``ranges`` (ends as signed chars), or the others.
-
-    Cached, so a pattern repeating one class builds its set once (and its tokens compare by
-    identity when runs are grouped).
-    """
-    members = set(literals)
-    for first, last in ranges:
-        low, high = sorted((_signed(first), _signed(last)))
-        members.update(byte for byte in range(256) if low <= _signed(byte) <= high)
-    return frozenset(ANY_BYTE - members if negate else members)
-
-
-ANY_BYTE = frozenset(range(256))
-
-
-def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
-    """The pattern as a list of one-byte tokens (each a set of bytes) and stars (None)."""
-    tokens: list[frozenset[int] | None] = []
-    i = 0
-    while i < len(pattern):
-        byte = pattern[i]
-        if byte == ord("*"):
-            if not tokens or tokens[-1] is not None:  # "**" is "*"
-                tokens.append(None)
-        elif byte == ord("?"):
-            tokens.append(ANY_BYTE)
-        elif byte == ord("["):
-            i, members = _glob_class(pattern, i + 1)
-            tokens.append(members)
-        else:
-            if byte == ord("\\") and i + 1 < len(pattern):
-                i += 1
-            tokens.append(frozenset((pattern[i],)))
-        i += 1
-    return tokens
-
-
-def _byte_ranges(members: Iterable[int]) -> str:
-    """Sorted bytes as the inside of a regex class: runs written ``\\xLL-\\xHH``."""
-    runs: list[list[int]] = []
-    for byte in sorted(members):
-        if runs and runs[-1][1] == byte - 1:
-            runs[-1][1] = byte
-        else:
-            runs.append([byte, byte])
-    return "".join(f"\\x{low:02x}" if low == high else f"\\x{low:02x}-\\x{high:02x}"
-                   for low, high in runs)
-
-
-@functools.lru_cache(maxsize=1024)
-def _regex_token(members: frozenset[int]) -> str:
-    """One byte of ``members`` as a regex over latin-1 text (one character per byte).
-
-    A class is written as runs of bytes, or as the runs it leaves out when that is shorter
-    (``[^a]`` is ``[^\\x61]``, not 255 members), so its cost to compile stays small.
-    """
-    if len(members) == 256:
-        return "."
-    if len(members) == 1:
-        return re.escape(chr(next(iter(members))))
-    if len(members) <= 128:
-        return f"[{_byte_ranges(members)}]" if members else "[^\\x00-\\xff]"  # [] : none
-    return f"[^{_byte_ranges(ANY_BYTE - members)}]"
-
-
-def _regex_segment(tokens: list[frozenset[int]]) -> str:
-    """Fixed-length tokens as a regex, a run of equal tokens as one repeat: ``.{100000}``."""
-    parts = []
-    for token, run in itertools.groupby(tokens):
-        count = sum(1 for _ in run)
-        regex = _regex_token(token)
-        parts.append(regex if count == 1 else f"(?:{regex}){{{count}}}")
-    return "".join(parts)
-
-
-@functools.lru_cache(maxsize=256)
-def _glob(pattern: bytes) -> Callable[[str], Any]:
-    """A match function for the Redis glob ``pattern``, taking a key as latin-1 text.
-
-    The pattern is split at its stars into fixed-length segments: the first is anchored at the
-    start, the last at the end, and each middle one is placed at its leftmost match, which is
-    where any match can place it (what follows a star may start anywhere after it). Each is
-    committed to that leftmost place, so the regex engine never retries it: a match costs
-    O(key length x pattern length) instead of the exponential backtracking of ``a*a*a*...b``.
-    The commitment is ``(?=(.*?segment))\\N``: a lookahead is atomic once it has matched, and
-    the backreference consumes what it found. (The atomic group ``(?>...)`` says the same, but
-    only from Python 3.11.)
-    """
-    tokens = _glob_tokens(pattern)
-    parts, segment = [], []
-    for token in tokens:
-        if token is None:
-            parts.append(_regex_segment(segment))
-            segment = []
-        else:
-            segment.append(token)
-    if len(parts) == 0:  # no star: the whole key is one segment
-        return re.compile(_regex_segment(segment) + r"\Z", re.DOTALL).match
-    head, middles, tail = parts[0], parts[1:], _regex_segment(segment)
-    committed = (f"(?=(.*?{middle}))\\{number}" for number, middle in enumerate(middles, 1))
-    regex = head + "".join(committed) + ".*" + tail + r"\Z"
-    return re.compile(regex, re.DOTALL).match
-
-
-def _as_latin1(key: str | bytes) -> str:
-    """``key``'s bytes, one character each (an ASCII key is already that)."""
-    if type(key) is bytes:
-        return key.decode("latin-1")
-    return key if key.isascii() else key.encode().decode("latin-1")
-
-
-def glob_matcher(pattern: str | bytes) -> Callable[[str | bytes], bool]:
-    """A test of keys against the Redis glob ``pattern`` (KEYS, SCAN MATCH), byte for byte.
-
-    As Redis: ``*`` any bytes, ``?`` one byte, ``[...]`` a byte set, ``\\x`` the byte x; the
-    pattern ``*`` matches every key, and the empty key matches only ``*`` and the empty pattern.
-    """
-    pattern = _raw(pattern)
-    if pattern == b"*":
-        return lambda key: True
-    match = _glob(pattern)
-    return lambda key: (match(_as_latin1(key)) is not None if len(key)
-                        else pattern == b"")
-
-
 def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | None:
     """The matchers of the glob patterns in ``commands`` (KEYS, SCAN ... MATCH), or None.
 
@@ -368,7 +72,7 @@ def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | Non
     """
     matchers = None
     for command in commands:
-        if command[0] in _NO_PATTERN:
+        if command[0] in NO_PATTERN:
             continue
         name = _word(command[0])
         if name == "KEYS":
@@ -385,50 +89,6 @@ def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | Non
     return matchers
 
 
-# -- the estimate of used memory -----------------------------------------------------------------
-
-# Calibrated on redis-server 7.0 (INFO memory, used_memory): a key costs about 56 bytes besides
-# its name (dict entry, object header), a list item about 5 bytes besides its text. Counters are
-# int-encoded, so their value costs nothing extra.
-KEY_OVERHEAD_BYTES = 56
-ITEM_OVERHEAD_BYTES = 5
-
-
-def _nbytes(text: str | bytes) -> int:
-    """The length in bytes of a key or string as Redis stores it (str as UTF-8)."""
-    return len(text) if type(text) is bytes or text.isascii() else len(text.encode())
-
-
-_SIZED_PER_JOIN = 10_000  # list items joined at once to measure their text (about 1 MB)
-
-
-def _items_size(items: list | tuple) -> int:
-    """Estimated bytes of list items: their text plus ITEM_OVERHEAD_BYTES each."""
-    size = ITEM_OVERHEAD_BYTES * len(items)
-    if len(items) == 1:  # the POST path pushes one event
-        return size + _nbytes(items[0])
-    try:  # text only (an ingest flush pushes a thousand records): measured joined, in C, a
-        # chunk at a time so that sizing a backlog of millions (DEL, RENAME) copies little
-        return size + sum(_nbytes("".join(items[start:start + _SIZED_PER_JOIN]))
-                          for start in range(0, len(items), _SIZED_PER_JOIN))
-    except TypeError:  # some items are bytes
-        return size + sum(map(_nbytes, items))
-
-
-def _value_size(value: str | bytes | int | list) -> int:
-    """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES)."""
-    if type(value) is int:
-        return 0
-    if type(value) is list:
-        return _items_size(value)
-    return _nbytes(value)
-
-
-def _key_size(key: str | bytes, value: str | bytes | int | list) -> int:
-    """Estimated bytes of one key with its value, as counted against ``maxmemory``."""
-    return KEY_OVERHEAD_BYTES + _nbytes(key) + _value_size(value)
-
-
 def _int_encoded(value: str | bytes) -> str | bytes | int:
     """A string value as Redis stores it: an int when it is a canonical 64-bit integer of at
     most 20 characters (Redis's OBJ_ENCODING_INT, via string2l), else the string itself."""
@@ -438,95 +98,6 @@ def _int_encoded(value: str | bytes) -> str | bytes | int:
         except ResponseError:
             return value
     return value
-
-
-# -- replies: what redis-py makes of them ------------------------------------------------------
-
-def _decode(reply: Any) -> Any:
-    """A reply as redis-py with decode_responses=True gives it: bytes decoded as UTF-8.
-
-    Raises UnicodeDecodeError, as redis-py does, for a value that is not UTF-8.
-    """
-    if type(reply) is bytes:
-        return reply.decode()
-    if type(reply) is list:
-        return [_decode(item) for item in reply]
-    if type(reply) is _Status:
-        return str(reply)
-    return reply
-
-
-def _undecoded(reply: Any) -> Any:
-    """A reply as redis-py gives it with NEVER_DECODE: every string as bytes."""
-    if isinstance(reply, str):
-        return reply.encode()
-    if type(reply) is list:
-        return [_undecoded(item) for item in reply]
-    return reply
-
-
-def _is_ok(reply: Any) -> bool:
-    return reply == "OK" or reply == b"OK"
-
-
-def _set_reply(reply: Any, **options: Any) -> Any:
-    """redis-py's parse_set_result: the old value with GET, else True for OK, None if not set."""
-    return reply if options.get("get") else reply and _is_ok(reply)
-
-
-def _scan_reply(reply: Any, **options: Any) -> tuple[int, list]:
-    cursor, keys = reply
-    return int(cursor), keys
-
-
-# redis-py's response callbacks for the commands offered (looked up by the upper-cased name).
-_CALLBACKS: dict[str, Callable[..., Any]] = {
-    "SET": _set_reply,
-    "SCAN": _scan_reply,
-    "RENAMENX": lambda reply, **options: bool(reply),
-    "EXPIRE": lambda reply, **options: bool(reply),
-    "PERSIST": lambda reply, **options: bool(reply),
-    "PING": lambda reply, **options: reply == "PONG" or reply == b"PONG",
-    **dict.fromkeys(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH", "LRANGE",
-                     "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "TYPE", "KEYS", "DBSIZE", "EXEC",
-                     "DISCARD"]),  # no callback: the reply as it is
-}
-for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
-    _CALLBACKS[_name] = lambda reply, **options: _is_ok(reply)
-
-
-# Commands whose reply redis-py returns as read: with no bytes stored, nothing to do to it.
-# (KEYS is left out: its glob pattern is compiled first, see _compile_patterns.)
-_PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH",
-                            "LRANGE", "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "DBSIZE"])
-
-
-def _callback(name: str | bytes) -> Callable[..., Any] | None:
-    """redis-py's response callback for the command ``name`` (any case), or None."""
-    callback = _CALLBACKS.get(name, _CALLBACKS)  # the usual exact, upper-case name first
-    if callback is _CALLBACKS:
-        callback = _CALLBACKS.get(_word(name))
-    return callback
-
-
-def _client_reply(name: Any, reply: Any, options: dict[str, Any],
-                  in_transaction: bool = False) -> Any:
-    """The server's ``reply`` to a command as redis-py returns it (decoded, then its callback).
-
-    ``name`` is the command's first argument as the caller gave it: redis-py looks its callback
-    up by that, so ``execute_command("SET k v")`` answers the raw "OK". Inside MULTI/EXEC
-    redis-py decodes every reply, NEVER_DECODE or not.
-    """
-    if options or _bytes_sent:
-        never_decode = NEVER_DECODE in options and not in_transaction
-        reply = _undecoded(reply) if never_decode else _decode(reply)
-    elif type(reply) is _Status:
-        reply = str.__str__(reply)
-    callback = _callback(name)
-    if callback is None:
-        return reply
-    return callback(reply, **{key: value for key, value in options.items()
-                              if key not in (NEVER_DECODE, EMPTY_RESPONSE, "keys")})
 
 
 class Commands:
@@ -716,11 +287,6 @@ def _expiry_amount(option: str, amount: Any) -> Any:
     return amount
 
 
-# Refused inside a transaction: WATCH and UNWATCH as Redis refuses them; a raw EXEC or DISCARD
-# queued in a pipeline (redis-py's own reply bookkeeping breaks on those) as well.
-_NOT_QUEUED = ("WATCH", "UNWATCH", "EXEC", "DISCARD")
-
-
 class _Watch:
     """One client's WATCHed keys; ``dirty`` once any of them changed (Redis's CLIENT_DIRTY_CAS)."""
 
@@ -746,24 +312,10 @@ class InMemoryRedis(Commands):
     OutOfMemoryError and changes nothing, until DEL or FLUSHDB brings it back under.
     """
 
-    # Redis's arity: argc counting the name, negative for "at least" (mget([]) still answers
-    # [], through redis-py's EMPTY_RESPONSE).
-    _ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -2, "INCRBY": 3, "INCR": 2, "DECR": 2,
-              "DECRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2, "DEL": -2,
-              "EXISTS": -2, "EXPIRE": -3, "PERSIST": 2, "TTL": 2, "PTTL": 2, "RENAME": 3,
-              "RENAMENX": 3, "TYPE": 2, "KEYS": 2, "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1,
-              "WATCH": -2, "UNWATCH": 1, "EXEC": 1, "DISCARD": 1}
-
-    # What MULTI queues without a second look.
-    _MULTI_ARITY = {name: arity for name, arity in _ARITY.items() if name not in _NOT_QUEUED}
-
     # Within EXEC the time is read once, at its first reading, and kept (Redis 7.0's call()
     # caches it for nested calls: fixed_time_expire), so no key expires in the middle of it.
     _in_exec = False
     _exec_ms: int | None = None
-
-    # Commands Redis flags "denyoom" (COMMAND INFO): refused while used memory is over maxmemory.
-    _DENYOOM = frozenset({"SET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH"})
 
     def __init__(self, maxmemory: int = 0, clock: Callable[[], float] = time.time) -> None:
         if type(maxmemory) is not int or maxmemory < 0:
@@ -771,7 +323,7 @@ class InMemoryRedis(Commands):
         self.maxmemory = maxmemory
         self._clock = clock
         self._lock = threading.Lock()
-        self._handlers = {name: getattr(self, "_" + name.lower()) for name in self._ARITY}
+        self._handlers = {name: getattr(self, "_" + name.lower()) for name in ARITY}
         # Watch records of pipelines dropped while watching, appended by their finalizer
         # (which must not take the lock: the collector may run it while the lock is held) and
         # unwatched by the server at its next WATCH or watched-key change.
@@ -820,7 +372,7 @@ class InMemoryRedis(Commands):
             if EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
             raise reply
-        if plain and not options and not _bytes_sent:
+        if plain and not options and not protocol._bytes_sent:
             return reply  # the GET path
         return _client_reply(args[0], reply, options)
 
@@ -894,7 +446,7 @@ class InMemoryRedis(Commands):
         # MULTI refuses to queue a command of wrong arity, or any command at all while used
         # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
         # the first refusal.
-        arity = self._MULTI_ARITY
+        arity = MULTI_ARITY
         over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
         for command in commands:
             expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
@@ -922,7 +474,7 @@ class InMemoryRedis(Commands):
                 raise _annotate(refusal, number, command)
 
     def _run_locked(self, command: list, watch: _Watch | None = None) -> Any:
-        matchers = None if command[0] in _NO_PATTERN else _compile_patterns([command])
+        matchers = None if command[0] in NO_PATTERN else _compile_patterns([command])
         with self._lock:
             if matchers:
                 self._matchers = matchers
@@ -935,10 +487,10 @@ class InMemoryRedis(Commands):
     def _refusal(self, command: list, in_transaction: bool = False) -> ResponseError | None:
         """The error Redis answers before running ``command``, or None if it would run it."""
         name = command[0]
-        arity = self._ARITY.get(name)
+        arity = ARITY.get(name)
         if arity is None:
             name = _word(name)
-            arity = self._ARITY.get(name)
+            arity = ARITY.get(name)
         if arity is None:
             args = "".join(f"'{_shown(arg)}' " for arg in command[1:])
             return ResponseError(f"unknown command '{_shown(command[0])}', "
@@ -948,10 +500,10 @@ class InMemoryRedis(Commands):
                 return ExecAbortError("Transaction discarded because of: "
                                       + WRONG_ARITY.format("exec"))
             return ResponseError(WRONG_ARITY.format(name.lower()))
-        if in_transaction and name in _NOT_QUEUED:
+        if in_transaction and name in NOT_QUEUED:
             return ResponseError(f"{name} inside MULTI is not allowed")
         if (self.maxmemory and self._used_memory > self.maxmemory
-                and (in_transaction or name in self._DENYOOM) and self._still_over()):
+                and (in_transaction or name in DENYOOM) and self._still_over()):
             return OutOfMemoryError(OUT_OF_MEMORY)
         return None
 
@@ -975,7 +527,7 @@ class InMemoryRedis(Commands):
         return matcher if matcher is not None else glob_matcher(pattern)
 
     def _run(self, command: list) -> Any:
-        arity = self._ARITY.get(command[0], 0)  # _refusal asked only if this quick look fails
+        arity = ARITY.get(command[0], 0)  # _refusal asked only if this quick look fails
         if (not (len(command) == arity if arity > 0 else arity and len(command) >= -arity)
                 or self.maxmemory and self._used_memory > self.maxmemory):
             refusal = self._refusal(command)
@@ -1507,25 +1059,6 @@ class InMemoryRedis(Commands):
         return OK
 
 
-def _shown(arg: str | bytes) -> str:
-    """An argument as Redis quotes it in an error text (its bytes, as far as they print)."""
-    return arg if type(arg) is str else arg.decode("utf-8", "replace")
-
-
-def _annotate(error: ResponseError, number: int, command: list) -> ResponseError:
-    """Prefix an error with the failing command's place, as redis-py's pipeline does."""
-    text = textwrap.shorten(" ".join(map(_shown, command)), width=100, placeholder="...",
-                            break_long_words=True)
-    error.args = (f"Command # {number} ({text}) of pipeline caused error: "
-                  f"{error.args[0]}",)
-    return error
-
-
-# The offered commands' usual upper-case names (a name in them needs no splitting), and those
-# that carry no glob pattern (the GET and POST paths skip looking for one with a set lookup).
-_COMMAND_NAMES = frozenset(InMemoryRedis._ARITY)
-_NO_PATTERN = _COMMAND_NAMES - {"KEYS", "SCAN"}
-
 
 class Pipeline(Commands):
     """Commands queued on the client and sent together by ``execute()`` (redis-py's Pipeline).
@@ -1661,7 +1194,7 @@ class Pipeline(Commands):
             answered = iter(replies)
             replies = [options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else next(answered)
                        for _, options in stack]
-        plain, self._plain = self._plain and not _bytes_sent, True
+        plain, self._plain = self._plain and not protocol._bytes_sent, True
         if plain:  # the POST path: only error replies to look for
             if raise_on_error:
                 for number, (reply, command) in enumerate(zip(replies, commands), 1):
