@@ -109,7 +109,7 @@ import threading  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from foundation.in_memory_redis import memory, patterns, server as server_module  # noqa: E402
+from foundation.in_memory_redis import memory, patterns, scan  # noqa: E402
 from foundation.in_memory_redis import ResponseError, WatchError  # noqa: E402
 
 
@@ -153,8 +153,8 @@ def test_scan_block_counts_follow_churn(server):
         key = f"k{rng.randrange(2000)}"
         server.delete(key) if rng.random() < 0.6 else server.set(key, "v")
     occupied = [slot for slot, key in enumerate(server._slots) if key is not None]
-    for counts, bits in ((server._small_block_keys, server_module.SMALL_BLOCK_BITS),
-                         (server._large_block_keys, server_module.LARGE_BLOCK_BITS)):
+    for counts, bits in ((server._small_block_keys, scan.SMALL_BLOCK_BITS),
+                         (server._large_block_keys, scan.LARGE_BLOCK_BITS)):
         assert [sum(1 for slot in occupied if slot >> bits == block)
                 for block in range(len(counts))] == counts
     assert sorted(server.scan_iter(count=3)) == sorted(server.keys())
@@ -184,7 +184,7 @@ def test_scan_slots_shrink_a_bounded_number_per_delete(server):
         server.set(f"k{number}", "v")
     server.delete(*[f"k{number}" for number in range(10, 199)])
     server.delete("k199")
-    assert len(server._slots) == 200 - server_module.SLOTS_SHRUNK_PER_DELETE
+    assert len(server._slots) == 200 - scan.SLOTS_SHRUNK_PER_DELETE
     server.set("new", "v")  # takes the lowest free slot, not the end
     assert server._slot_of["new"] == 10
 
@@ -543,8 +543,8 @@ def test_dropped_watching_pipeline_is_unwatched_at_the_next_watch(server):
 def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
     """KEYS and SCAN MATCH compile their pattern with the server lock free."""
     held = []
-    real = server_module.glob_matcher  # both callers, _compile_patterns and _matcher, live there
-    monkeypatch.setattr(server_module, "glob_matcher",
+    real = scan.glob_matcher  # both callers, _compile_patterns and _matcher, live there
+    monkeypatch.setattr(scan, "glob_matcher",
                         lambda pattern: held.append(server._lock.locked()) or real(pattern))
     server.set("bx", "v")
     run(server)

@@ -29,7 +29,7 @@ from .server import InMemoryRedis, Pipeline
 # Private, outside __all__: tools/resp_server.py, which serves this server over a socket, reads
 # the arguments and writes the replies with them.
 from .protocol import _encode, _Status, _word  # noqa: E402
-from .server import _Watch  # noqa: E402
+from .transactions import _Watch  # noqa: E402
 
 __all__ = ["RedisError", "ResponseError", "OutOfMemoryError", "ExecAbortError", "DataError",
            "WatchError", "InMemoryRedis", "Pipeline", "NEVER_DECODE", "EMPTY_RESPONSE",

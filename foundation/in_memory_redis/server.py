@@ -23,34 +23,22 @@ Design, in three parts (docs/in-memory-redis.md has the whole story):
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import re
 import threading
 import time
 import weakref
 from typing import Any, Callable, Iterator
 
 from . import protocol
-from .command_table import ARITY, DENYOOM, MULTI_ARITY, NO_PATTERN, NOT_QUEUED
-from .errors import (INVALID_EXPIRE, NO_SUCH_KEY, OUT_OF_MEMORY, OVERFLOW, SYNTAX_ERROR,
-                     WRONG_ARITY, WRONGTYPE, DataError, ExecAbortError, OutOfMemoryError,
+from .command_table import ARITY, DENYOOM, NO_PATTERN, NOT_QUEUED
+from .errors import (OUT_OF_MEMORY, WRONG_ARITY, DataError, ExecAbortError, OutOfMemoryError,
                      RedisError, ResponseError, WatchError, _annotate, _shown)
-from .memory import (ITEM_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES, _items_size, _key_size, _nbytes,
-                     _value_size)
-from .patterns import glob_matcher
-from .protocol import (_INT64_MAX, _INT64_MIN, _PLAIN_REPLIES, EMPTY_RESPONSE, OK, _client_reply,
-                       _pack, _parse_int, _Status, _word)
-
-_CURSOR = re.compile(r"[+-]?[0-9]+|")  # compiled here, not on a first SCAN under the lock
-SCAN_DEFAULT_COUNT = 10  # Redis's default COUNT
-SCAN_EMPTY_SLOTS_PER_KEY = 10  # Redis visits at most 10 * COUNT buckets per SCAN call
-SLOTS_SHRUNK_PER_DELETE = 64  # empty slots dropped off SCAN's array by one deletion at most
-# SCAN counts the keys in each block of 2**8 slots and of 2**16 slots, and steps over an empty
-# block as over one empty slot: a keyspace emptied by mass deletion keeps its slots (no key can
-# move to a lower slot without a SCAN under way missing it), but is scanned in a few calls.
-SMALL_BLOCK_BITS, LARGE_BLOCK_BITS = 8, 16
-ACTIVE_EXPIRE_KEYS = 20  # expired keys reclaimed per command at most (Redis: 20 per sample)
+from .keys import KeyCommands
+from .keyspace import Keyspace
+from .lists import ListCommands
+from .protocol import _PLAIN_REPLIES, EMPTY_RESPONSE, _client_reply, _pack, _Status, _word
+from .scan import ScanCommands, _compile_patterns
+from .strings import StringCommands
+from .transactions import Transactions, _Watch
 
 
 def _list_or_args(keys: Any, args: tuple) -> list:
@@ -63,41 +51,6 @@ def _list_or_args(keys: Any, args: tuple) -> list:
         except TypeError:  # mget(5): one non-iterable key
             keys = [keys]
     return keys + list(args)
-
-
-def _compile_patterns(commands: list[list]) -> dict[str | bytes, Callable] | None:
-    """The matchers of the glob patterns in ``commands`` (KEYS, SCAN ... MATCH), or None.
-
-    Called before the server lock is taken, so compiling a long pattern delays no other client.
-    """
-    matchers = None
-    for command in commands:
-        if command[0] in NO_PATTERN:
-            continue
-        name = _word(command[0])
-        if name == "KEYS":
-            patterns = command[1:2]
-        elif name == "SCAN":
-            patterns = [value for option, value in zip(command[2::2], command[3::2])
-                        if _word(option) == "MATCH"]
-        else:
-            continue
-        for pattern in patterns:
-            if matchers is None:
-                matchers = {}
-            matchers[pattern] = glob_matcher(pattern)
-    return matchers
-
-
-def _int_encoded(value: str | bytes) -> str | bytes | int:
-    """A string value as Redis stores it: an int when it is a canonical 64-bit integer of at
-    most 20 characters (Redis's OBJ_ENCODING_INT, via string2l), else the string itself."""
-    if type(value) is str and len(value) <= 20 and value.isascii() and value.lstrip("-").isdigit():
-        try:
-            return _parse_int(value)
-        except ResponseError:
-            return value
-    return value
 
 
 class Commands:
@@ -287,18 +240,9 @@ def _expiry_amount(option: str, amount: Any) -> Any:
     return amount
 
 
-class _Watch:
-    """One client's WATCHed keys; ``dirty`` once any of them changed (Redis's CLIENT_DIRTY_CAS)."""
 
-    def __init__(self) -> None:
-        self.keys: set = set()
-        self.dirty = False
-        # Keys already past their expiry when WATCHed (Redis's watchedKey.expired): their
-        # removal is no change, and their expiry does not fail EXEC.
-        self.expired: set = set()
-
-
-class InMemoryRedis(Commands):
+class InMemoryRedis(Commands, Keyspace, ScanCommands, StringCommands, ListCommands, KeyCommands,
+                    Transactions):
     """A thread-safe in-memory Redis server, used like ``redis.Redis(decode_responses=True)``.
 
     Offered commands: see ``Commands``, plus ``scan_iter`` and ``pipeline`` (with WATCH). Errors
@@ -311,11 +255,6 @@ class InMemoryRedis(Commands):
     command that can add data (SET, INCRBY, RPUSH; inside MULTI/EXEC, any command) is refused with
     OutOfMemoryError and changes nothing, until DEL or FLUSHDB brings it back under.
     """
-
-    # Within EXEC the time is read once, at its first reading, and kept (Redis 7.0's call()
-    # caches it for nested calls: fixed_time_expire), so no key expires in the middle of it.
-    _in_exec = False
-    _exec_ms: int | None = None
 
     def __init__(self, maxmemory: int = 0, clock: Callable[[], float] = time.time) -> None:
         if type(maxmemory) is not int or maxmemory < 0:
@@ -330,23 +269,8 @@ class InMemoryRedis(Commands):
         self._abandoned: list[_Watch] = []
         # The glob matchers compiled for the command about to run (see _compile_patterns).
         self._matchers: dict[str | bytes, Callable] = {}
+        self._watches: dict[str | bytes, set[_Watch]] = {}  # key -> the clients WATCHing it
         self._reset_keyspace()
-
-    def _reset_keyspace(self) -> None:
-        self._used_memory = 0
-        # A string value that INCR has made a number is kept as an int, as Redis keeps it
-        # int-encoded; it still reads back as a string. Lists are Python lists of strings.
-        self._data: dict[str | bytes, str | bytes | int | list] = {}
-        self._expires: dict[str | bytes, int] = {}  # key -> Unix time in ms
-        self._deadlines: list[tuple[int, int, str | bytes]] = []  # heap: (ms, tiebreak, key)
-        self._tiebreak = itertools.count()
-        # SCAN's stable slots (see the module docstring): key at each slot, None where free.
-        self._slots: list[str | bytes | None] = []
-        self._slot_of: dict[str | bytes, int] = {}
-        self._free_slots: list[int] = []  # heap of freed slot numbers (some may be stale)
-        self._small_block_keys: list[int] = []  # keys in slots [i << 8, (i + 1) << 8)
-        self._large_block_keys: list[int] = []  # keys in slots [i << 16, (i + 1) << 16)
-        self._watches: dict[str | bytes, set[_Watch]] = {}
 
     @property
     def used_memory(self) -> int:
@@ -438,41 +362,6 @@ class InMemoryRedis(Commands):
                 self._in_exec = False
                 self._exec_ms = None
 
-    def _run_transaction(self, commands: list[list], matchers: dict | None,
-                         watch: _Watch | None) -> list[Any] | None:
-        """_execute_pipeline's transaction, with the lock held."""
-        if matchers:
-            self._matchers = matchers
-        # MULTI refuses to queue a command of wrong arity, or any command at all while used
-        # memory is over maxmemory; EXEC is then aborted, nothing runs, and redis-py raises
-        # the first refusal.
-        arity = MULTI_ARITY
-        over = self.maxmemory and self._used_memory > self.maxmemory and self._still_over()
-        for command in commands:
-            expected = arity.get(command[0], 0)  # the usual case checked inline: it is quick
-            if over or not (len(command) == expected if expected > 0
-                            else expected and len(command) >= -expected):
-                self._refuse_transaction(commands)
-                break
-        if watch is not None:
-            dirty = watch.dirty or self._watched_key_expired(watch)
-            self._unwatch(watch)
-            if dirty:
-                return None
-        if self._deadlines:
-            self._expire_some()
-        replies = []
-        for command in commands:  # a loop: calls from it are cheaper than map's (CPython 3.11)
-            replies.append(self._dispatch(command))
-        return replies
-
-    def _refuse_transaction(self, commands: list[list]) -> None:
-        """Raise the first command's refusal, annotated with its place, if any is refused."""
-        for number, command in enumerate(commands, 1):
-            refusal = self._refusal(command, in_transaction=True)
-            if refusal is not None:
-                raise _annotate(refusal, number, command)
-
     def _run_locked(self, command: list, watch: _Watch | None = None) -> Any:
         matchers = None if command[0] in NO_PATTERN else _compile_patterns([command])
         with self._lock:
@@ -521,11 +410,6 @@ class InMemoryRedis(Commands):
             pass
         return self._used_memory > self.maxmemory
 
-    def _matcher(self, pattern: str | bytes) -> Callable[[str | bytes], bool]:
-        """The matcher of ``pattern``, compiled before the lock was taken (else compiled now)."""
-        matcher = self._matchers.get(pattern)
-        return matcher if matcher is not None else glob_matcher(pattern)
-
     def _run(self, command: list) -> Any:
         arity = ARITY.get(command[0], 0)  # _refusal asked only if this quick look fails
         if (not (len(command) == arity if arity > 0 else arity and len(command) >= -arity)
@@ -550,514 +434,12 @@ class InMemoryRedis(Commands):
         except ResponseError as error:
             return error
 
-    # -- the keyspace: every key is created by _store and removed by _forget --
-
-    def _lookup(self, key: str | bytes) -> str | bytes | int | list | None:
-        """The value at ``key``, None if missing or expired (an expired key is removed now)."""
-        if self._expires and key in self._expires and self._expires[key] <= self._now_ms():
-            self._forget(key)
-            return None
-        return self._data.get(key)
-
-    def _store(self, key: str | bytes, value: str | bytes | int | list) -> None:
-        """Put ``value`` at ``key``, a key known to be missing: a new slot, its memory."""
-        self._data[key] = value
-        self._used_memory += _key_size(key, value)
-        self._take_slot(key)
-
-    def _replace(self, key: str | bytes, value: str | bytes | int | list) -> None:
-        """Put ``value`` at ``key`` whether or not it exists (it keeps its slot if it does)."""
-        old = self._data.get(key)
-        if old is None:
-            self._store(key, value)
-        else:
-            self._used_memory += _value_size(value) - _value_size(old)
-            self._data[key] = value
-
-    def _forget(self, key: str | bytes) -> str | bytes | int | list | None:
-        """Remove ``key`` if present, with its slot, expiry and memory; its old value or None."""
-        value = self._data.pop(key, None)
-        if value is not None:
-            self._used_memory -= _key_size(key, value)
-            self._expires.pop(key, None)
-            self._free_slot(key)
-            self._touch(key)
-        return value
-
-    def _take_slot(self, key: str | bytes) -> None:
-        """Give a new key the lowest free slot (so the array's tail empties and shrinks)."""
-        slots, free = self._slots, self._free_slots
-        while free:
-            slot = heapq.heappop(free)
-            if slot < len(slots) and slots[slot] is None:
-                break
-        else:
-            slot = len(slots)
-            slots.append(None)
-        slots[slot] = key
-        self._slot_of[key] = slot
-        self._count_in_blocks(slot, 1)
-
-    def _count_in_blocks(self, slot: int, change: int) -> None:
-        """Add ``change`` (1 or -1) to the key counts of the blocks holding ``slot``."""
-        for counts, bits in ((self._small_block_keys, SMALL_BLOCK_BITS),
-                             (self._large_block_keys, LARGE_BLOCK_BITS)):
-            block = slot >> bits
-            if block == len(counts):  # slots are taken in order at the end: blocks are too
-                counts.append(0)
-            counts[block] += change
-
-    def _free_slot(self, key: str | bytes) -> None:
-        slots = self._slots
-        slot = self._slot_of.pop(key)
-        slots[slot] = None
-        self._count_in_blocks(slot, -1)
-        if slot == len(slots) - 1:  # a cursor past the end ends its iteration: safe to shrink
-            # Empty slots before it are in the free heap already; a bounded number go per call.
-            for _ in range(SLOTS_SHRUNK_PER_DELETE):
-                if not slots or slots[-1] is not None:
-                    break
-                slots.pop()
-        else:
-            heapq.heappush(self._free_slots, slot)
-
-    def _touch(self, key: str | bytes) -> None:
-        """Mark the clients WATCHing ``key`` dirty: their EXEC will not run (signalModifiedKey)."""
-        if self._watches:
-            if self._abandoned:
-                self._drop_abandoned()
-            for watch in self._watches.get(key, ()):
-                if watch.expired and key in watch.expired and key not in self._data:
-                    watch.expired.discard(key)  # touchWatchedKey: the expired key's removal
-                    continue
-                watch.dirty = True
-
-    # -- expiry --
-
-    def _now_ms(self) -> int:
-        now = self._exec_ms
-        if now is None:
-            now = int(self._clock() * 1000)
-            if self._in_exec:
-                self._exec_ms = now
-        return now
-
-    def _set_expiry(self, key: str | bytes, when_ms: int) -> None:
-        self._expires[key] = when_ms
-        heapq.heappush(self._deadlines, (when_ms, next(self._tiebreak), key))
-
-    def _expire_some(self) -> None:
-        """Remove up to ACTIVE_EXPIRE_KEYS keys past their expiry (Redis's active expiry)."""
-        now = self._now_ms()
-        for _ in range(ACTIVE_EXPIRE_KEYS):
-            if not self._remove_one_due(now):
-                return
-
-    def _remove_one_due(self, now: int) -> bool:
-        """Pop the earliest deadline if it is due at ``now`` (Unix ms), removing its key if
-        that is still the key's expiry; False when nothing is due."""
-        deadlines = self._deadlines
-        if not deadlines or deadlines[0][0] > now:
-            return False
-        when, _, key = heapq.heappop(deadlines)
-        if self._expires.get(key) == when:  # else the expiry changed since: a stale entry
-            self._forget(key)
-        return True
-
-    def _ttl_ms(self, key: str | bytes) -> int:
-        """Milliseconds left before ``key`` expires; -1 if never, -2 if missing (Redis's TTL)."""
-        if self._lookup(key) is None:
-            return -2
-        when = self._expires.get(key)
-        return -1 if when is None else max(when - self._now_ms(), 0)
-
-    def _watched_key_expired(self, watch: _Watch) -> bool:
-        """Whether a watched key has expired since WATCH (Redis 6.0.9+ aborts EXEC then)."""
-        now = self._now_ms()
-        return any(self._expires.get(key, now + 1) <= now for key in watch.keys
-                   if key not in watch.expired)
-
-    # -- the commands --
+    # -- the one command of no data type (the others are in the mixins) --
 
     def _ping(self, *message: str | bytes) -> Any:
         if len(message) > 1:
             raise ResponseError(WRONG_ARITY.format("ping"))
         return message[0] if message else _Status("PONG")
-
-    def _string(self, key: str | bytes) -> str | bytes | int | None:
-        value = self._lookup(key) if self._expires else self._data.get(key)
-        if type(value) is list:
-            raise ResponseError(WRONGTYPE)
-        return value
-
-    def _list(self, key: str | bytes) -> list | None:
-        value = self._lookup(key) if self._expires else self._data.get(key)
-        if value is not None and type(value) is not list:
-            raise ResponseError(WRONGTYPE)
-        return value
-
-    def _get(self, key: str | bytes) -> str | bytes | None:
-        value = self._string(key)
-        return value if value is None or type(value) is not int else str(value)
-
-    def _set(self, key: str | bytes, value: str | bytes, *options: str | bytes) -> Any:
-        condition, get, keepttl, when_ms = self._set_options(options)
-        old = self._get(key) if get else None  # WRONGTYPE before anything changes
-        exists = self._lookup(key) is not None
-        if (condition == "NX" and exists) or (condition == "XX" and not exists):
-            return old
-        self._replace(key, _int_encoded(value))
-        if not keepttl:
-            self._expires.pop(key, None)
-        if when_ms is not None:
-            self._set_expiry(key, when_ms)
-        self._touch(key)
-        return old if get else OK
-
-    def _set_options(self, options: tuple) -> tuple[str, bool, bool, int | None]:
-        """SET's options, as Redis's parseExtendedStringArgumentsOrReply reads them.
-
-        Returns (NX, XX or "", GET given, KEEPTTL given, expiry in Unix ms or None).
-        """
-        condition, get, keepttl, expiry = "", False, False, None
-        i = 0
-        while i < len(options):
-            word = _word(options[i])
-            if word in ("NX", "XX") and condition in ("", word):
-                condition = word
-            elif word == "GET":
-                get = True
-            elif word == "KEEPTTL" and expiry is None:
-                keepttl = True
-            elif (word in ("EX", "PX", "EXAT", "PXAT") and not keepttl
-                  and (expiry is None or expiry[0] == word) and i + 1 < len(options)):
-                i += 1
-                expiry = (word, options[i])
-            else:
-                raise ResponseError(SYNTAX_ERROR)
-            i += 1
-        when_ms = None if expiry is None else self._expiry_ms("set", *expiry)
-        return condition, get, keepttl, when_ms
-
-    def _expiry_ms(self, command: str, unit: str, text: str | bytes) -> int:
-        """An expiry argument as a Unix time in ms, with Redis's checks (must be > 0)."""
-        amount = _parse_int(text)
-        if amount <= 0:
-            raise ResponseError(INVALID_EXPIRE.format(command))
-        return self._absolute_ms(command, unit, amount)
-
-    def _absolute_ms(self, command: str, unit: str, amount: int) -> int:
-        """``amount`` of ``unit`` (EX, PX, EXAT, PXAT) as Unix ms; Redis's overflow errors."""
-        if unit in ("EX", "EXAT"):
-            # C's LLONG_MIN / 1000 truncates toward zero; Python's // would round down.
-            if not -(-_INT64_MIN // 1000) <= amount <= _INT64_MAX // 1000:
-                raise ResponseError(INVALID_EXPIRE.format(command))
-            amount *= 1000
-        if unit in ("EX", "PX"):
-            now = self._now_ms()
-            if amount > _INT64_MAX - now:
-                raise ResponseError(INVALID_EXPIRE.format(command))
-            amount += now
-        return amount
-
-    def _mget(self, *keys: str | bytes) -> list:
-        get = self._lookup if self._expires else self._data.get  # the GET path's fast case
-        values = []
-        for key in keys:  # a loop: cheaper than a comprehension for a few keys (CPython 3.11)
-            value = get(key)
-            values.append(str(value) if type(value) is int else None if type(value) is list
-                          else value)
-        return values
-
-    def _incrby(self, key: str | bytes, amount: str | bytes) -> int:
-        increment = 1 if amount == "1" else _parse_int(amount)  # "1": INCR, and every POST
-        current = stored = self._data.get(key) if not self._expires else self._lookup(key)
-        if type(stored) is int:  # the POST path's usual case: a counter counting on
-            number = stored + increment
-            if _INT64_MIN <= number <= _INT64_MAX:
-                self._data[key] = number
-                if self._watches:
-                    self._touch(key)
-                return number
-        if type(current) is list:
-            raise ResponseError(WRONGTYPE)
-        if current is None:
-            current = 0
-        elif type(current) is not int:
-            current = _parse_int(current)
-        number = current + increment
-        if not _INT64_MIN <= number <= _INT64_MAX:
-            raise ResponseError(OVERFLOW)
-        self._replace(key, number)  # now int-encoded; the expiry stays, as INCR keeps it
-        if self._watches:
-            self._touch(key)
-        return number
-
-    def _incr(self, key: str | bytes) -> int:
-        return self._incrby(key, "1")
-
-    def _decr(self, key: str | bytes) -> int:
-        return self._incrby(key, "-1")
-
-    def _decrby(self, key: str | bytes, amount: str | bytes) -> int:
-        decrement = _parse_int(amount)
-        if decrement == _INT64_MIN:  # its negation does not fit in 64 bits
-            raise ResponseError("decrement would overflow")
-        return self._incrby(key, str(-decrement))
-
-    def _exec(self) -> Any:
-        raise ResponseError("EXEC without MULTI")
-
-    def _discard(self) -> Any:
-        raise ResponseError("DISCARD without MULTI")
-
-    def _rpush(self, key: str | bytes, *values: str | bytes) -> int:
-        items = self._data.get(key) if not self._expires else self._lookup(key)
-        if type(items) is not list:  # _list's rule, inline on the POST path
-            if items is not None:
-                raise ResponseError(WRONGTYPE)
-            items = []
-            self._store(key, items)
-        items.extend(values)
-        value = values[0]
-        if len(values) == 1 and type(value) is str and value.isascii():  # the POST path
-            self._used_memory += len(value) + ITEM_OVERHEAD_BYTES
-        else:
-            self._used_memory += _items_size(values)
-        if self._watches:
-            self._touch(key)
-        return len(items)
-
-    def _lrem(self, key: str | bytes, count: str | bytes, value: str | bytes) -> int:
-        limit = _parse_int(count)
-        items = self._list(key)
-        if not items:
-            return 0
-        # Walk from the tail for a negative count; remove at most |count| (0 = every match).
-        order = range(len(items) - 1, -1, -1) if limit < 0 else range(len(items))
-        found = [i for i in order if items[i] == value][:abs(limit) or None]
-        for i in sorted(found, reverse=True):
-            del items[i]
-        self._used_memory -= (_nbytes(value) + ITEM_OVERHEAD_BYTES) * len(found)
-        if not items:
-            self._forget(key)
-        elif found and self._watches:
-            self._touch(key)
-        return len(found)
-
-    def _lrange(self, key: str | bytes, start: str | bytes, end: str | bytes) -> list:
-        first, last = _parse_int(start), _parse_int(end)
-        items = self._list(key) or []
-        size = len(items)
-        first = max(first + size if first < 0 else first, 0)
-        last = last + size if last < 0 else last
-        if last < first:  # also an end before the start of the list
-            return []
-        return items[first:last + 1]
-
-    def _llen(self, key: str | bytes) -> int:
-        return len(self._list(key) or ())
-
-    def _del(self, *keys: str | bytes) -> int:
-        return sum(self._lookup(key) is not None and self._forget(key) is not None
-                   for key in keys)
-
-    def _exists(self, *keys: str | bytes) -> int:
-        return sum(self._lookup(key) is not None for key in keys)
-
-    def _expire(self, key: str | bytes, seconds: str | bytes, *flags: str | bytes) -> int:
-        words = set()
-        for flag in flags:
-            word = _word(flag)
-            if word not in ("NX", "XX", "GT", "LT"):
-                raise ResponseError(f"Unsupported option {_shown(flag)}")
-            words.add(word)
-        if "NX" in words and len(words) > 1:
-            raise ResponseError("NX and XX, GT or LT options at the same time are not compatible")
-        if {"GT", "LT"} <= words:
-            raise ResponseError("GT and LT options at the same time are not compatible")
-        when = self._absolute_ms("expire", "EX", _parse_int(seconds))
-        if self._lookup(key) is None:
-            return 0
-        current = self._expires.get(key, -1)
-        if (("NX" in words and current != -1) or ("XX" in words and current == -1)
-                or ("GT" in words and (current == -1 or when <= current))
-                or ("LT" in words and current != -1 and when >= current)):
-            return 0
-        if when <= self._now_ms():
-            self._forget(key)
-        else:
-            self._set_expiry(key, when)
-            self._touch(key)
-        return 1
-
-    def _persist(self, key: str | bytes) -> int:
-        if self._lookup(key) is None or self._expires.pop(key, None) is None:
-            return 0
-        self._touch(key)
-        return 1
-
-    def _ttl(self, key: str | bytes) -> int:
-        left = self._ttl_ms(key)
-        return left if left < 0 else (left + 500) // 1000
-
-    def _pttl(self, key: str | bytes) -> int:
-        return self._ttl_ms(key)
-
-    def _rename(self, src: str | bytes, dst: str | bytes) -> Any:
-        if self._lookup(src) is None:
-            raise ResponseError(NO_SUCH_KEY)
-        if src != dst:
-            expiry = self._expires.get(src)
-            value = self._data[src]
-            size = _value_size(value)
-            # The value moves as it is: its size is not recomputed (O(N) for a list), only the
-            # key's share changes.
-            self._data.pop(src)
-            self._used_memory -= KEY_OVERHEAD_BYTES + _nbytes(src) + size
-            self._expires.pop(src, None)
-            self._free_slot(src)
-            self._touch(src)
-            old = self._lookup(dst)
-            if old is None:
-                self._data[dst] = value
-                self._used_memory += KEY_OVERHEAD_BYTES + _nbytes(dst) + size
-                self._take_slot(dst)
-            else:
-                # An existing dst keeps its slot, as it keeps its hash bucket in Redis: a SCAN
-                # under way still reaches it (a key present for the whole iteration).
-                self._data[dst] = value
-                self._used_memory += size - _value_size(old)
-                self._expires.pop(dst, None)
-            if expiry is not None:
-                self._set_expiry(dst, expiry)
-            self._touch(dst)
-        return OK
-
-    def _renamenx(self, src: str | bytes, dst: str | bytes) -> int:
-        if self._lookup(src) is not None and self._lookup(dst) is not None:
-            return 0
-        self._rename(src, dst)  # also Redis's "no such key" for a missing src
-        return 1
-
-    def _type(self, key: str | bytes) -> _Status:
-        value = self._lookup(key)
-        return _Status("none" if value is None else "list" if type(value) is list else "string")
-
-    def _keys(self, pattern: str | bytes) -> list:
-        now = self._now_ms() if self._expires else None
-        keys = (key for key in self._data
-                if now is None or self._expires.get(key, now + 1) > now)
-        if pattern == "*":
-            return list(keys)
-        return list(filter(self._matcher(pattern), keys))
-
-    def _scan(self, cursor: str | bytes, *options: str | bytes) -> list:
-        # Redis reads the cursor with strtoul: a sign, leading zeros, even ""; no spaces, < 2**64.
-        if type(cursor) is not str or not _CURSOR.fullmatch(cursor) or \
-                abs(int(cursor or 0)) >= 2 ** 64:
-            raise ResponseError("invalid cursor")
-        if len(options) % 2:
-            raise ResponseError(SYNTAX_ERROR)
-        settings = {_word(name): value for name, value in zip(options[::2], options[1::2])}
-        if not settings.keys() <= {"MATCH", "COUNT", "TYPE"}:
-            raise ResponseError(SYNTAX_ERROR)
-        count = SCAN_DEFAULT_COUNT
-        if "COUNT" in settings:
-            count = _parse_int(settings["COUNT"])
-            if count < 1:
-                raise ResponseError(SYNTAX_ERROR)
-        start = int(cursor or 0) % 2 ** 64  # strtoul wraps a negative number around 2**64
-        next_cursor, keys = self._scan_slots(start, count)
-        if self._expires:  # an expired key is removed, not answered
-            keys = [key for key in keys if self._lookup(key) is not None]
-        if "MATCH" in settings:
-            keys = list(filter(self._matcher(settings["MATCH"]), keys))
-        if "TYPE" in settings:
-            wanted = settings["TYPE"].lower() if type(settings["TYPE"]) is str else None
-            keys = [key for key in keys if self._type(key) == wanted]
-        return [str(next_cursor), keys]
-
-    def _scan_slots(self, cursor: int, count: int) -> tuple[int, list]:
-        """The keys in the slots from ``cursor``: at most ``count`` keys in at most 10 x
-        ``count`` steps, a step being one slot or one empty block (at its first slot); with
-        the next cursor, 0 once past the last slot."""
-        slots, keys, size = self._slots, [], len(self._slots)
-        small, large = self._small_block_keys, self._large_block_keys
-        small_mask, large_mask = (1 << SMALL_BLOCK_BITS) - 1, (1 << LARGE_BLOCK_BITS) - 1
-        slot, steps = cursor, count * SCAN_EMPTY_SLOTS_PER_KEY
-        while slot < size and len(keys) < count and steps:
-            steps -= 1
-            if not slot & small_mask:  # a block starts here: step over it if it is empty
-                if not slot & large_mask and not large[slot >> LARGE_BLOCK_BITS]:
-                    slot += large_mask + 1
-                    continue
-                if not small[slot >> SMALL_BLOCK_BITS]:
-                    slot += small_mask + 1
-                    continue
-            key = slots[slot]
-            if key is not None:
-                keys.append(key)
-            slot += 1
-        return (0 if slot >= size else slot), keys
-
-    def _dbsize(self) -> int:
-        return len(self._data)
-
-    def _flushdb(self, *mode: str | bytes) -> _Status:
-        if len(mode) > 1 or (mode and _word(mode[0]) not in ("ASYNC", "SYNC")):
-            raise ResponseError(SYNTAX_ERROR)
-        for key in list(self._watches):  # FLUSHDB touches every watched key that existed;
-            # one past its expiry is removed first: no change to a WATCH made once it had
-            # expired (Redis's touchAllWatchedKeysInDb)
-            if key in self._data and self._lookup(key) is not None:
-                self._touch(key)
-        watches = self._watches
-        self._reset_keyspace()
-        self._watches = watches
-        return OK
-
-    # WATCH and UNWATCH belong to one client (a Pipeline), so they reach the server through
-    # _run_watch with that client's _Watch; sent without one they change nothing.
-
-    def _watch(self, *keys: str | bytes) -> _Status:
-        return OK
-
-    def _unwatch(self, watch: _Watch | None = None) -> _Status:
-        if watch is not None:
-            for key in watch.keys:
-                watchers = self._watches.get(key)
-                if watchers is not None:
-                    watchers.discard(watch)
-                    if not watchers:
-                        del self._watches[key]
-            watch.keys.clear()
-            watch.expired.clear()
-            watch.dirty = False
-        return OK
-
-    def _drop_abandoned(self) -> None:
-        """Unwatch the keys of pipelines dropped while watching (redis-py's __del__ resets)."""
-        while self._abandoned:
-            self._unwatch(self._abandoned.pop())
-
-    def _run_watch(self, command: list, watch: _Watch) -> Any:
-        self._drop_abandoned()
-        refusal = self._refusal(command)
-        if refusal is not None:
-            return refusal
-        if _word(command[0]) == "UNWATCH":
-            return self._unwatch(watch)
-        now = self._now_ms() if self._expires else None
-        for key in command[1:]:
-            if key in watch.keys:  # Redis keeps the first WATCH's record of a key
-                continue
-            watch.keys.add(key)
-            self._watches.setdefault(key, set()).add(watch)
-            if now is not None and self._expires.get(key, now + 1) <= now:
-                watch.expired.add(key)  # past its expiry, not yet removed (watchForKey)
-        return OK
-
 
 
 class Pipeline(Commands):
