@@ -16,8 +16,10 @@ ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -2, "INCRBY": 3, "INCR": 2, "D
          "RENAMENX": 3, "TYPE": 2, "KEYS": 2, "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1,
          "WATCH": -2, "UNWATCH": 1, "EXEC": 1, "DISCARD": 1}
 
-# Refused inside a transaction: WATCH and UNWATCH as Redis refuses them; a raw EXEC or DISCARD
-# queued in a pipeline (redis-py's own reply bookkeeping breaks on those) as well.
+# Not run as queued commands inside a transaction: WATCH and UNWATCH are refused there, as
+# Redis refuses them, and so is a raw EXEC (not offered inside a pipeline); a DISCARD ends the
+# transaction, as Redis's DISCARD does (Transactions._discard_queued). MULTI_ARITY leaves them
+# out, so a transaction holding one takes the slow path.
 NOT_QUEUED = ("WATCH", "UNWATCH", "EXEC", "DISCARD")
 
 # What MULTI queues without a second look.

@@ -19,6 +19,8 @@ NO_SUCH_KEY = "no such key"
 WRONG_ARITY = "wrong number of arguments for '{}' command"
 SYNTAX_ERROR = "syntax error"
 INVALID_EXPIRE = "invalid expire time in '{}' command"
+EXEC_WITHOUT_MULTI = "EXEC without MULTI"
+DISCARD_WITHOUT_MULTI = "DISCARD without MULTI"
 # redis-py strips the "OOM " error code and raises OutOfMemoryError with the rest.
 OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'."
 

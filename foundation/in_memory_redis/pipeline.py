@@ -105,9 +105,16 @@ class Pipeline(Commands):
         self.explicit_transaction = True
 
     def discard(self) -> None:
-        """Drop the queued commands and the MULTI, keeping the pipeline usable (Redis's DISCARD)."""
-        self.command_stack = []
-        self.explicit_transaction = False
+        """Send DISCARD as redis-py's discard() sends it: queued, or at once after watch().
+
+        It empties nothing here (reset() does). Queued in a transaction, it ends it on the
+        server: execute() then runs none of the commands queued before it, runs those queued
+        after it one by one, and raises ResponseError "EXEC without MULTI". In a pipeline
+        without a transaction, execute() answers it Redis's error "DISCARD without MULTI"
+        (raised, or in the replies with raise_on_error=False). In immediate mode (after watch(),
+        before multi()) that error is raised at once, and the keys stay watched.
+        """
+        self.execute_command("DISCARD")
 
     def reset(self) -> None:
         """Forget the queued commands, leave MULTI and unwatch every key."""
