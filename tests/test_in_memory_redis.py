@@ -109,7 +109,7 @@ import threading  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from foundation import in_memory_redis  # noqa: E402
+from foundation.in_memory_redis import memory, patterns, scan  # noqa: E402
 from foundation.in_memory_redis import ResponseError, WatchError  # noqa: E402
 
 
@@ -153,8 +153,8 @@ def test_scan_block_counts_follow_churn(server):
         key = f"k{rng.randrange(2000)}"
         server.delete(key) if rng.random() < 0.6 else server.set(key, "v")
     occupied = [slot for slot, key in enumerate(server._slots) if key is not None]
-    for counts, bits in ((server._small_block_keys, in_memory_redis.SMALL_BLOCK_BITS),
-                         (server._large_block_keys, in_memory_redis.LARGE_BLOCK_BITS)):
+    for counts, bits in ((server._small_block_keys, scan.SMALL_BLOCK_BITS),
+                         (server._large_block_keys, scan.LARGE_BLOCK_BITS)):
         assert [sum(1 for slot in occupied if slot >> bits == block)
                 for block in range(len(counts))] == counts
     assert sorted(server.scan_iter(count=3)) == sorted(server.keys())
@@ -184,7 +184,7 @@ def test_scan_slots_shrink_a_bounded_number_per_delete(server):
         server.set(f"k{number}", "v")
     server.delete(*[f"k{number}" for number in range(10, 199)])
     server.delete("k199")
-    assert len(server._slots) == 200 - in_memory_redis.SLOTS_SHRUNK_PER_DELETE
+    assert len(server._slots) == 200 - scan.SLOTS_SHRUNK_PER_DELETE
     server.set("new", "v")  # takes the lowest free slot, not the end
     assert server._slot_of["new"] == 10
 
@@ -444,7 +444,8 @@ TOKENS = ["SET", "GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXI
 @given(st.lists(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=7), max_size=6))
 def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
     """Random token lists: each command answers a reply or a ResponseError, never a Python error;
-    inside a transaction every command still runs."""
+    inside a transaction every command still runs (unless one is refused or a DISCARD ends it),
+    and used memory stays exact."""
     server = InMemoryRedis()
     server.rpush("l", "a")
     server.set("k", "1")
@@ -461,10 +462,11 @@ def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
     pipe.execute_command("SET", "last", "done")
     try:
         replies = pipe.execute(raise_on_error=False)
-    except (ResponseError, UnicodeDecodeError):  # EXECABORT (arity) or an undecodable reply
-        return
-    assert len(replies) == len(commands) + 1 and server.get("last") == "done"
-    assert server.used_memory == sum(in_memory_redis._key_size(key, value)
+    except (ResponseError, UnicodeDecodeError):  # EXECABORT (arity), EXEC after a DISCARD,
+        replies = None  # or an undecodable reply
+    if replies is not None:
+        assert len(replies) == len(commands) + 1 and server.get("last") == "done"
+    assert server.used_memory == sum(memory._key_size(key, value)
                                      for key, value in server._data.items())
 
 
@@ -543,8 +545,8 @@ def test_dropped_watching_pipeline_is_unwatched_at_the_next_watch(server):
 def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
     """KEYS and SCAN MATCH compile their pattern with the server lock free."""
     held = []
-    real = in_memory_redis.glob_matcher
-    monkeypatch.setattr(in_memory_redis, "glob_matcher",
+    real = scan.glob_matcher  # both callers, _compile_patterns and _matcher, live there
+    monkeypatch.setattr(scan, "glob_matcher",
                         lambda pattern: held.append(server._lock.locked()) or real(pattern))
     server.set("bx", "v")
     run(server)
@@ -556,7 +558,7 @@ def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
     (b"?" * 100000, "(?:.){100000}\\Z"), (b"[^\x00]" * 3, "(?:[^\\x00]){3}\\Z")])
 def test_glob_regex_is_compact(pattern, regex):
     """A negated class is written as what it leaves out, ranges as runs, repeats as counts."""
-    assert in_memory_redis._glob(pattern).__self__.pattern == regex
+    assert patterns._glob(pattern).__self__.pattern == regex
 
 
 # -- used memory in bytes ---------------------------------------------------------------------------
