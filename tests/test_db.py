@@ -7,6 +7,7 @@ import pytest
 
 import db
 from db import AGGREGATE_QUERY, ROWS_PER_INSERT, ReactionsTable, SchemaMismatchError
+from tests.threads import join_all
 
 
 def event(user_id=1, match_id=1, emoticon_type="heart", timestamp=1670051582.545891):
@@ -152,11 +153,10 @@ def test_inserts_from_many_threads(table):
         for batch in range(20):
             table.insert_many([event(user_id=thread_number)] * 50)
 
-    threads = [threading.Thread(target=insert, args=(n,)) for n in range(1, 5)]
+    threads = [threading.Thread(target=insert, args=(n,), daemon=True) for n in range(1, 5)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     assert table.count() == 4 * 20 * 50
 
 
