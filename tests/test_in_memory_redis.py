@@ -111,6 +111,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from foundation.in_memory_redis import memory, patterns, scan  # noqa: E402
 from foundation.in_memory_redis import ResponseError, WatchError  # noqa: E402
+from tests.threads import join_all  # noqa: E402
 
 
 def test_scan_call_looks_at_count_keys(server):
@@ -196,7 +197,7 @@ def test_scan_releases_the_lock_between_calls(server):
     iterator = server.scan_iter(count=10)
     first = [next(iterator) for _ in range(10)]
     done = threading.Event()
-    threading.Thread(target=lambda: (server.set("other", "v"), done.set())).start()
+    threading.Thread(target=lambda: (server.set("other", "v"), done.set()), daemon=True).start()
     assert done.wait(timeout=10)
     assert len(set(first) | set(iterator)) == 100 + 1  # "other" took a free slot at the end
 
@@ -253,13 +254,13 @@ def test_scan_guarantee_with_a_concurrent_writer(server, fast_thread_switching):
             key = f"churn{rng.randrange(500)}"
             server.delete(key) if rng.random() < 0.5 else server.set(key, "v")
 
-    writer = threading.Thread(target=churn)
+    writer = threading.Thread(target=churn, daemon=True)
     writer.start()
     try:
         seen = set(server.scan_iter(count=7))
     finally:
         stop.set()
-        writer.join(timeout=10)
+    join_all([writer])
     assert stable <= seen
 
 

@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from tests.threads import JOIN_TIMEOUT_SECONDS, join_all
+
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_AN_INTEGER = "value is not an integer or out of range"
 
@@ -519,33 +521,33 @@ def test_pipeline_transaction_is_atomic(r, fast_thread_switching):
                 torn.append((a, b))
 
     stop = threading.Event()
-    reader = threading.Thread(target=read, args=(stop,))
+    reader = threading.Thread(target=read, args=(stop,), daemon=True)
     reader.start()
-    threads = [threading.Thread(target=write) for _ in range(writers)]
+    threads = [threading.Thread(target=write, daemon=True) for _ in range(writers)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    stop.set()
-    reader.join()
+    try:
+        join_all(threads)
+    finally:
+        stop.set()
+    join_all([reader])
     assert torn == []
     assert r.mget("a", "b") == [str(writers * increments)] * 2
 
 
 def test_incr_from_many_threads_loses_nothing(r, fast_thread_switching):
     """Concurrent INCRs all count."""
-    start = threading.Barrier(4)
+    start = threading.Barrier(4, timeout=JOIN_TIMEOUT_SECONDS)
 
     def increment():
         start.wait()
         for _ in range(10_000):
             r.incr("n")
 
-    threads = [threading.Thread(target=increment) for _ in range(4)]
+    threads = [threading.Thread(target=increment, daemon=True) for _ in range(4)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     assert r.get("n") == "40000"
 
 
