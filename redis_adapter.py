@@ -9,8 +9,8 @@ in the seed's format. Keys of other shapes (other applications', other prefixes'
 counted, moved or deleted.
 
 It talks to any client with redis-py's API. By default that is the process-wide ``InMemoryRedis``
-(in_memory_redis.py), the in-process stand-in for a Redis server; ``set_adapter`` installs one
-over a real Redis (redis_client.connect), whose replies may be str or bytes.
+(foundation/in_memory_redis/), the in-process stand-in for a Redis server; ``set_adapter``
+installs one over a real Redis (redis_client.connect), whose replies may be str or bytes.
 """
 
 from __future__ import annotations

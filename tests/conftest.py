@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import config  # noqa: E402
 from foundation import in_memory_redis  # noqa: E402
 import redis_adapter  # noqa: E402
-from tests.redis_server import RedisServer, require_real_redis  # noqa: E402
+from tests import child  # noqa: E402
+from tests.redis_server import (CLIENT_TIMEOUT_SECONDS, RedisServer,  # noqa: E402
+                                require_real_redis)
 
 _CONFIG_NAMES = [name for name in dir(config) if name.isupper()]
 
@@ -39,6 +41,14 @@ def fresh_state():
     redis_adapter.close_ingest_buffer()
     redis_adapter.set_adapter(None)
     redis_adapter.get_redis().flushdb()
+
+
+@pytest.fixture(autouse=True)
+def no_child_left():
+    """A main.py a test started (tests/child.py) ends with the test: one left by a failed test
+    would go on posting, and using a core, after the suite ends."""
+    yield
+    child.kill_leftovers()
 
 
 @dataclass
@@ -61,7 +71,8 @@ def real_redis_url(request) -> str:
 
 def _real_backend(url: str) -> Backend:
     redis = pytest.importorskip("redis", reason="real Redis: pip install redis to compare")
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis.Redis.from_url(url, decode_responses=True,
+                                  socket_timeout=CLIENT_TIMEOUT_SECONDS)
     try:
         client.ping()
     except redis.exceptions.ConnectionError as error:
@@ -107,7 +118,8 @@ def redis_server():
 def real_redis(redis_server):
     """A redis-py client (decode_responses=True) on the session's server, flushed around it."""
     import redis
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True,
+                                  socket_timeout=CLIENT_TIMEOUT_SECONDS)
     client.flushdb()
     yield client
     client.flushdb()

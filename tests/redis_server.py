@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 20  # only stops a hung start, not a performance bound
+CLIENT_TIMEOUT_SECONDS = 60
+"""socket_timeout of the tests' own redis-py clients: a server that stops answering fails the
+test instead of hanging it (a safety net, not a performance bound)."""
 
 
 def free_port() -> int:
@@ -63,6 +66,7 @@ class RedisServer:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError(f"redis-server on port {self.port} did not start")
             time.sleep(0.05)
         return self
@@ -79,7 +83,12 @@ class RedisServer:
         """Stop the server (SIGTERM: with appendonly, the file is complete), and wait for it."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=START_TIMEOUT_SECONDS)
+            try:
+                self.process.wait(timeout=START_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # no server outlives its test, even a hung one
+                self.process.wait(timeout=START_TIMEOUT_SECONDS)
+                raise
         self.process = None
 
     def close(self) -> None:

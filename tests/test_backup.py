@@ -14,6 +14,7 @@ from api_layer import POSTMethod, read_counts
 from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
 from redis_adapter import RedisAdapter, get_adapter, get_redis
+from tests.threads import join_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,15 +57,16 @@ def race(posters, backups):
             back_up()
             stop.wait(0.001)
 
-    workers = [threading.Thread(target=again, args=(back_up,)) for back_up in backups]
-    posting = [threading.Thread(target=post) for post in posters]
+    workers = [threading.Thread(target=again, args=(back_up,), daemon=True)
+               for back_up in backups]
+    posting = [threading.Thread(target=post, daemon=True) for post in posters]
     for thread in workers + posting:
         thread.start()
-    for thread in posting:
-        thread.join()
-    stop.set()
-    for thread in workers:
-        thread.join()
+    try:
+        join_all(posting)
+    finally:
+        stop.set()
+    join_all(workers)
 
 
 def table_rows(table):
@@ -203,11 +205,10 @@ def test_concurrent_runs_of_one_manager_do_not_overlap(table):
     """run() from several threads at once still moves each event once."""
     posted = [POSTMethod(n % 1000 + 1, n % 10 + 1, "heart") for n in range(5000)]
     manager = BackupDataManager(table=table)
-    threads = [threading.Thread(target=manager.run) for _ in range(4)]
+    threads = [threading.Thread(target=manager.run, daemon=True) for _ in range(4)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     assert_reconciled(table, posted)
 
 

@@ -5,7 +5,9 @@ import threading
 
 import pytest
 
+import db
 from db import AGGREGATE_QUERY, ROWS_PER_INSERT, ReactionsTable, SchemaMismatchError
+from tests.threads import join_all
 
 
 def event(user_id=1, match_id=1, emoticon_type="heart", timestamp=1670051582.545891):
@@ -151,11 +153,10 @@ def test_inserts_from_many_threads(table):
         for batch in range(20):
             table.insert_many([event(user_id=thread_number)] * 50)
 
-    threads = [threading.Thread(target=insert, args=(n,)) for n in range(1, 5)]
+    threads = [threading.Thread(target=insert, args=(n,), daemon=True) for n in range(1, 5)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     assert table.count() == 4 * 20 * 50
 
 
@@ -222,6 +223,30 @@ def test_insert_many_in_several_statements(table, rows):
     """Batches longer than one INSERT statement's rows go in whole, in order."""
     assert table.insert_many(event(user_id=n) for n in range(1, rows + 1)) == rows
     assert [row["user_id"] for row in table.latest(rows)] == list(range(rows, 0, -1))
+
+
+@pytest.mark.skipif(sqlite3.sqlite_version_info < (3, 32), reason="SQLite before 3.32 allows "
+                    "999 parameters a statement by default, 249 rows")
+def test_one_insert_statement_holds_rows_per_insert_rows_on_every_python():
+    """Where SQLite allows it, an INSERT carries ROWS_PER_INSERT rows on Python 3.10 too, which
+    cannot ask SQLite its limit (no Connection.getlimit before 3.11)."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        assert db._max_rows_per_insert(connection) == ROWS_PER_INSERT
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"),
+                    reason="Python 3.10 cannot lower SQLite's limit (no Connection.setlimit)")
+def test_a_lower_parameter_limit_is_found_without_getlimit():
+    """The probe Python 3.10 relies on sees a limit below what a full INSERT needs."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 4 * ROWS_PER_INSERT - 1)
+        assert db._parameters_allowed(connection, 4 * ROWS_PER_INSERT) == 999
+    finally:
+        connection.close()
 
 
 def test_failure_in_a_later_statement_rolls_back_the_earlier_ones(table):

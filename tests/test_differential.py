@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from foundation import in_memory_redis
+from tests.redis_server import CLIENT_TIMEOUT_SECONDS
 
 redis = pytest.importorskip("redis", reason="differential test: pip install redis to run it")
 
@@ -160,7 +161,8 @@ def normalise(reply_list):
 
 @pytest.fixture(scope="module")
 def real(real_redis_url):
-    client = redis.Redis.from_url(real_redis_url, decode_responses=True)
+    client = redis.Redis.from_url(real_redis_url, decode_responses=True,
+                                  socket_timeout=CLIENT_TIMEOUT_SECONDS)
     try:
         client.ping()
     except redis.exceptions.ConnectionError as error:

@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -20,21 +19,11 @@ import pytest
 import test_main
 from tests import program
 from live.signals import REPEAT_WINDOW_SECONDS
-from test_main import RUN_TIMEOUT_SECONDS, reconciliation
+from tests.child import RUN_TIMEOUT_SECONDS, Child
+from test_main import read_until, reconciliation
 
 ROOT = Path(__file__).resolve().parent.parent
 NOBODY = 65534
-
-
-def read_until(process, predicate):
-    """test_main.read_until, but a hung child is killed after RUN_TIMEOUT_SECONDS (a safety
-    net, not a time limit), so that the test fails with the child's lines instead of hanging."""
-    watchdog = threading.Timer(RUN_TIMEOUT_SECONDS, process.kill)
-    watchdog.start()
-    try:
-        return test_main.read_until(process, predicate)
-    finally:
-        watchdog.cancel()
 
 
 def copy_program(directory, **settings):
@@ -48,18 +37,17 @@ def copy_program(directory, **settings):
 
 def start(*flags, cwd=ROOT, user=(), ignoring=()):
     """main.py with ``flags`` in ``cwd`` (as ``user``: a command prefix; with the signals
-    ``ignoring`` inherited as ignored, as nohup leaves SIGHUP); stdout+stderr merged."""
+    ``ignoring`` inherited as ignored, as nohup leaves SIGHUP); stdout+stderr merged, read with
+    deadlines."""
     def ignore():
         for signum in ignoring:
             signal.signal(signum, signal.SIG_IGN)
-    return subprocess.Popen([*user, sys.executable, "-B", "main.py", *flags], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=ignore if ignoring else None)
+    return Child([*user, sys.executable, "-B", "main.py", *flags], cwd=cwd,
+                  preexec_fn=ignore if ignoring else None)
 
 
 def finish(process, lines=()):
-    rest, _ = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
-    return process.returncode, list(lines) + rest.splitlines()
+    return test_main.finish(process, list(lines))
 
 
 def rows_in(path, table="reactions_table"):
@@ -223,9 +211,8 @@ def test_closed_stdout_stops_the_run_with_a_final_backup(tmp_path):
     """`main.py | head -5`: once the reader is gone the run stops as after Ctrl-C (final
     backup) and exits quietly: status 0, nothing on stderr, the posted events in the file."""
     path = tmp_path / "reactions.db"
-    process = subprocess.Popen([sys.executable, "-B", "main.py", "--db", str(path),
-                                "--get-interval", "0.2"], cwd=ROOT, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = Child([sys.executable, "-B", "main.py", "--db", str(path), "--get-interval", "0.2"],
+                    cwd=ROOT, stderr=subprocess.PIPE)
     lines = read_until(process, lambda line: posted_in(line) > 0)
     process.stdout.close()  # as head does after its lines
     status = process.wait(timeout=RUN_TIMEOUT_SECONDS)

@@ -109,8 +109,9 @@ import threading  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from foundation import in_memory_redis  # noqa: E402
+from foundation.in_memory_redis import memory, patterns, scan  # noqa: E402
 from foundation.in_memory_redis import ResponseError, WatchError  # noqa: E402
+from tests.threads import join_all  # noqa: E402
 
 
 def test_scan_call_looks_at_count_keys(server):
@@ -153,8 +154,8 @@ def test_scan_block_counts_follow_churn(server):
         key = f"k{rng.randrange(2000)}"
         server.delete(key) if rng.random() < 0.6 else server.set(key, "v")
     occupied = [slot for slot, key in enumerate(server._slots) if key is not None]
-    for counts, bits in ((server._small_block_keys, in_memory_redis.SMALL_BLOCK_BITS),
-                         (server._large_block_keys, in_memory_redis.LARGE_BLOCK_BITS)):
+    for counts, bits in ((server._small_block_keys, scan.SMALL_BLOCK_BITS),
+                         (server._large_block_keys, scan.LARGE_BLOCK_BITS)):
         assert [sum(1 for slot in occupied if slot >> bits == block)
                 for block in range(len(counts))] == counts
     assert sorted(server.scan_iter(count=3)) == sorted(server.keys())
@@ -184,7 +185,7 @@ def test_scan_slots_shrink_a_bounded_number_per_delete(server):
         server.set(f"k{number}", "v")
     server.delete(*[f"k{number}" for number in range(10, 199)])
     server.delete("k199")
-    assert len(server._slots) == 200 - in_memory_redis.SLOTS_SHRUNK_PER_DELETE
+    assert len(server._slots) == 200 - scan.SLOTS_SHRUNK_PER_DELETE
     server.set("new", "v")  # takes the lowest free slot, not the end
     assert server._slot_of["new"] == 10
 
@@ -196,7 +197,7 @@ def test_scan_releases_the_lock_between_calls(server):
     iterator = server.scan_iter(count=10)
     first = [next(iterator) for _ in range(10)]
     done = threading.Event()
-    threading.Thread(target=lambda: (server.set("other", "v"), done.set())).start()
+    threading.Thread(target=lambda: (server.set("other", "v"), done.set()), daemon=True).start()
     assert done.wait(timeout=10)
     assert len(set(first) | set(iterator)) == 100 + 1  # "other" took a free slot at the end
 
@@ -253,13 +254,13 @@ def test_scan_guarantee_with_a_concurrent_writer(server, fast_thread_switching):
             key = f"churn{rng.randrange(500)}"
             server.delete(key) if rng.random() < 0.5 else server.set(key, "v")
 
-    writer = threading.Thread(target=churn)
+    writer = threading.Thread(target=churn, daemon=True)
     writer.start()
     try:
         seen = set(server.scan_iter(count=7))
     finally:
         stop.set()
-        writer.join(timeout=10)
+    join_all([writer])
     assert stable <= seen
 
 
@@ -444,7 +445,8 @@ TOKENS = ["SET", "GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXI
 @given(st.lists(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=7), max_size=6))
 def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
     """Random token lists: each command answers a reply or a ResponseError, never a Python error;
-    inside a transaction every command still runs."""
+    inside a transaction every command still runs (unless one is refused or a DISCARD ends it),
+    and used memory stays exact."""
     server = InMemoryRedis()
     server.rpush("l", "a")
     server.set("k", "1")
@@ -461,10 +463,11 @@ def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
     pipe.execute_command("SET", "last", "done")
     try:
         replies = pipe.execute(raise_on_error=False)
-    except (ResponseError, UnicodeDecodeError):  # EXECABORT (arity) or an undecodable reply
-        return
-    assert len(replies) == len(commands) + 1 and server.get("last") == "done"
-    assert server.used_memory == sum(in_memory_redis._key_size(key, value)
+    except (ResponseError, UnicodeDecodeError):  # EXECABORT (arity), EXEC after a DISCARD,
+        replies = None  # or an undecodable reply
+    if replies is not None:
+        assert len(replies) == len(commands) + 1 and server.get("last") == "done"
+    assert server.used_memory == sum(memory._key_size(key, value)
                                      for key, value in server._data.items())
 
 
@@ -543,8 +546,8 @@ def test_dropped_watching_pipeline_is_unwatched_at_the_next_watch(server):
 def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
     """KEYS and SCAN MATCH compile their pattern with the server lock free."""
     held = []
-    real = in_memory_redis.glob_matcher
-    monkeypatch.setattr(in_memory_redis, "glob_matcher",
+    real = scan.glob_matcher  # both callers, _compile_patterns and _matcher, live there
+    monkeypatch.setattr(scan, "glob_matcher",
                         lambda pattern: held.append(server._lock.locked()) or real(pattern))
     server.set("bx", "v")
     run(server)
@@ -556,7 +559,7 @@ def test_glob_is_compiled_before_the_lock_is_taken(server, monkeypatch, run):
     (b"?" * 100000, "(?:.){100000}\\Z"), (b"[^\x00]" * 3, "(?:[^\\x00]){3}\\Z")])
 def test_glob_regex_is_compact(pattern, regex):
     """A negated class is written as what it leaves out, ranges as runs, repeats as counts."""
-    assert in_memory_redis._glob(pattern).__self__.pattern == regex
+    assert patterns._glob(pattern).__self__.pattern == regex
 
 
 # -- used memory in bytes ---------------------------------------------------------------------------

@@ -18,35 +18,30 @@ from live.run import LiveRun
 from live.ticks import every
 from api_layer import POSTMethod
 from redis_adapter import get_adapter
+from tests.child import RUN_TIMEOUT_SECONDS, Child
 
 ROOT = Path(__file__).resolve().parent.parent
 RECONCILIATION = re.compile(r"reconciliation: posted=(\d+) redis_counters=(\d+) "
                             r"database_rows=(\d+) pending_in_redis=(\d+) refused=(\d+) "
                             r"failed=(\d+) dead_lettered=(\d+) spilled=(\d+) "
                             r"(?P<verdict>OK|MISMATCH|FAILED)$")
-RUN_TIMEOUT_SECONDS = 120  # a safety net against a hung child, not a performance bound
 
 
 def start(*flags):
-    """Start main.py with ``flags``; its stdout and stderr merged, line by line."""
-    return subprocess.Popen([sys.executable, "main.py", *flags], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    """Start main.py with ``flags``; its stdout and stderr merged, read with deadlines."""
+    return Child([sys.executable, "main.py", *flags], cwd=ROOT)
 
 
 def read_until(process, predicate):
-    """Read the child's lines until one satisfies ``predicate``; all lines read so far."""
-    lines = []
-    for line in process.stdout:
-        lines.append(line.rstrip("\n"))
-        if predicate(lines[-1]):
-            return lines
-    raise AssertionError("main.py ended before the awaited line:\n" + "\n".join(lines))
+    """Read the child's lines until one satisfies ``predicate``; all lines read so far. Fails
+    the test if main.py ends first, or prints no such line within RUN_TIMEOUT_SECONDS."""
+    return process.read_until(predicate)
 
 
 def finish(process, lines):
-    """Wait for the child to end; (exit status, all its lines)."""
-    rest, _ = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
-    return process.returncode, lines + rest.splitlines()
+    """Wait for the child to end (at most RUN_TIMEOUT_SECONDS); (exit status, all its lines)."""
+    status, rest = process.finish()
+    return status, lines + rest
 
 
 def reconciliation(lines):

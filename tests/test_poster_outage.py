@@ -7,6 +7,7 @@ import threading
 
 from live import poster as poster_module
 from api_layer import ReactionRefusedError
+from tests.threads import JOIN_TIMEOUT_SECONDS, join_all
 
 
 def refused():
@@ -35,9 +36,11 @@ def test_refused_posts_are_counted_and_posting_resumes(monkeypatch, caplog):
     poster.clock = lambda: next(ticks)
     with caplog.at_level(logging.WARNING, logger="live.poster"):
         poster.start()
-        assert done.wait(timeout=60)
-        poster.stop()
-        poster.join(timeout=60)
+        try:
+            assert done.wait(timeout=JOIN_TIMEOUT_SECONDS), "100 posts never stored"
+        finally:
+            poster.stop()
+            join_all([poster])
     assert poster.refused == 3 and poster.posted == len(stored) >= 100
     messages = [record.getMessage() for record in caplog.records]
     assert sum("POST refused" in message for message in messages) == 1

@@ -9,6 +9,8 @@ from backup_data import new_batch
 from redis_adapter import (MATCH_DATA_PATTERN, SEED_LAYOUT, STAGING_PATTERN, InMemoryRedis, KeyLayout,
                            RedisAdapter, counter_key, decode_events, encode_event, match_data_key,
                            staging_key)
+from tests.redis_server import CLIENT_TIMEOUT_SECONDS
+from tests.threads import join_all
 
 
 @pytest.fixture
@@ -110,15 +112,16 @@ def test_counter_and_event_are_recorded_together(adapter, fast_thread_switching)
             if int(count or 0) != length:
                 torn.append((count, length))
 
-    reader = threading.Thread(target=read)
-    posters = [threading.Thread(target=post) for _ in range(3)]
+    reader = threading.Thread(target=read, daemon=True)
+    posters = [threading.Thread(target=post, daemon=True) for _ in range(3)]
     reader.start()
     for thread in posters:
         thread.start()
-    for thread in posters:
-        thread.join()
-    stop.set()
-    reader.join()
+    try:
+        join_all(posters)
+    finally:
+        stop.set()
+    join_all([reader])
     assert torn == []
     assert redis.get("1_heart") == "4500" and redis.llen("match_data_1") == 4500
 
@@ -134,7 +137,8 @@ def client(request):
         return
     import redis
     url = request.getfixturevalue("redis_server").url
-    client = redis.Redis.from_url(url, decode_responses=request.param == "redis-py decoded")
+    client = redis.Redis.from_url(url, decode_responses=request.param == "redis-py decoded",
+                                  socket_timeout=CLIENT_TIMEOUT_SECONDS)
     client.flushdb()
     yield client
     client.flushdb()

@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from tests.threads import JOIN_TIMEOUT_SECONDS, join_all
+
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_AN_INTEGER = "value is not an integer or out of range"
 
@@ -519,33 +521,33 @@ def test_pipeline_transaction_is_atomic(r, fast_thread_switching):
                 torn.append((a, b))
 
     stop = threading.Event()
-    reader = threading.Thread(target=read, args=(stop,))
+    reader = threading.Thread(target=read, args=(stop,), daemon=True)
     reader.start()
-    threads = [threading.Thread(target=write) for _ in range(writers)]
+    threads = [threading.Thread(target=write, daemon=True) for _ in range(writers)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    stop.set()
-    reader.join()
+    try:
+        join_all(threads)
+    finally:
+        stop.set()
+    join_all([reader])
     assert torn == []
     assert r.mget("a", "b") == [str(writers * increments)] * 2
 
 
 def test_incr_from_many_threads_loses_nothing(r, fast_thread_switching):
     """Concurrent INCRs all count."""
-    start = threading.Barrier(4)
+    start = threading.Barrier(4, timeout=JOIN_TIMEOUT_SECONDS)
 
     def increment():
         start.wait()
         for _ in range(10_000):
             r.incr("n")
 
-    threads = [threading.Thread(target=increment) for _ in range(4)]
+    threads = [threading.Thread(target=increment, daemon=True) for _ in range(4)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     assert r.get("n") == "40000"
 
 
@@ -997,6 +999,234 @@ def test_watch_then_execute_with_nothing_queued(r):
     with r.pipeline() as pipe:
         pipe.watch("n")
         assert pipe.execute() == []
+
+
+# -- Pipeline.discard(): redis-py queues DISCARD like any command, or sends it at once ----------
+
+EXEC_WITHOUT_MULTI = "EXEC without MULTI"
+
+
+def test_discard_after_multi_makes_execute_raise_exec_without_multi(r, backend):
+    """multi(), a command, discard(): execute() raises ResponseError "EXEC without MULTI"."""
+    pipe = r.pipeline()
+    pipe.multi()
+    pipe.incr("x")
+    pipe.discard()
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert type(excinfo.value).__name__ == "ResponseError"
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+
+
+def test_discard_in_a_transaction_pipeline_without_multi(r, backend):
+    """In pipeline(transaction=True) without multi(), discard() ends the transaction too."""
+    pipe = r.pipeline()
+    pipe.incr("x")
+    pipe.discard()
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+
+
+def test_discard_drops_the_commands_queued_before_it(r, backend):
+    """The commands queued before DISCARD never run."""
+    pipe = r.pipeline()
+    pipe.multi()
+    pipe.incr("x")
+    pipe.rpush("l", "a")
+    pipe.discard()
+    with pytest.raises(backend.ResponseError):
+        pipe.execute()
+    assert r.exists("x", "l") == 0
+
+
+def test_discard_commands_queued_after_it_run_outside_the_transaction(r, backend):
+    """The commands queued after DISCARD run, one by one, before EXEC finds no MULTI."""
+    pipe = r.pipeline()
+    pipe.multi()
+    pipe.incr("x")
+    pipe.discard()
+    pipe.incr("y")
+    pipe.rpush("l", "a")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+    assert (r.get("x"), r.get("y"), r.lrange("l", 0, -1)) == (None, "1", ["a"])
+
+
+def test_discard_raises_exec_without_multi_also_without_raise_on_error(r, backend):
+    """execute(raise_on_error=False) still raises the EXEC's error: there are no replies."""
+    pipe = r.pipeline()
+    pipe.incr("x")
+    pipe.discard()
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute(raise_on_error=False)
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+
+
+def test_discard_an_error_after_it_is_not_raised(r, backend):
+    """A command failing after DISCARD is not what execute() raises: EXEC's error is."""
+    r.set("s", "text")
+    pipe = r.pipeline()
+    pipe.discard()
+    pipe.incr("s")
+    pipe.incr("y")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+    assert r.get("y") == "1"
+
+
+def test_discard_clears_an_arity_refusal_queued_before_it(r, backend):
+    """A command MULTI refused before DISCARD does not abort: DISCARD drops it with the rest."""
+    pipe = r.pipeline()
+    pipe.execute_command("MGET")
+    pipe.discard()
+    pipe.incr("y")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+    assert r.get("y") == "1"
+
+
+def test_discard_with_arguments_aborts_the_transaction(r, backend):
+    """DISCARD x is only an arity error: the transaction is aborted, nothing runs."""
+    pipe = r.pipeline()
+    pipe.incr("x")
+    pipe.execute_command("DISCARD", "x")
+    pipe.incr("y")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == ("Command # 2 (DISCARD x) of pipeline caused error: "
+                                   "wrong number of arguments for 'discard' command")
+    assert r.exists("x", "y") == 0
+
+
+def test_discard_twice_is_the_same(r, backend):
+    """A second DISCARD (then outside MULTI) changes nothing: EXEC without MULTI."""
+    pipe = r.pipeline()
+    pipe.discard()
+    pipe.discard()
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+
+
+def test_discard_returns_none_and_stays_queued(r):
+    """discard() answers None and empties nothing: DISCARD is one more queued command."""
+    pipe = r.pipeline()
+    pipe.multi()
+    pipe.incr("x")
+    assert pipe.discard() is None
+    assert len(pipe) == 2
+
+
+def test_discard_then_multi_is_nested(r, backend):
+    """After multi() and discard(), the pipeline is still in MULTI: multi() is refused."""
+    pipe = r.pipeline()
+    pipe.multi()
+    pipe.discard()
+    with pytest.raises(backend.RedisError) as excinfo:
+        pipe.multi()
+    assert error_text(excinfo) == "Cannot issue nested calls to MULTI"
+
+
+def test_discard_then_multi_without_watch_is_refused(r, backend):
+    """Without multi(), discard() is a queued command: a later multi() is refused for it."""
+    pipe = r.pipeline()
+    pipe.discard()
+    with pytest.raises(backend.RedisError) as excinfo:
+        pipe.multi()
+    assert error_text(excinfo) == "Commands without an initial WATCH have already been issued"
+
+
+def test_discard_pipeline_is_usable_after_execute_raises(r, backend):
+    """The failed execute() resets the pipeline: its next transaction runs."""
+    pipe = r.pipeline()
+    pipe.multi()
+    pipe.incr("x")
+    pipe.discard()
+    with pytest.raises(backend.ResponseError):
+        pipe.execute()
+    pipe.incr("y")
+    assert pipe.execute() == [1]
+
+
+def test_discard_while_watching_raises_discard_without_multi(r, backend):
+    """After watch(), before multi(), DISCARD is sent at once: "DISCARD without MULTI"."""
+    with r.pipeline() as pipe:
+        pipe.watch("k")
+        with pytest.raises(backend.ResponseError) as excinfo:
+            pipe.discard()
+        assert error_text(excinfo) == "DISCARD without MULTI"
+
+
+def test_discard_while_watching_keeps_the_watch(r, backend):
+    """The failed immediate DISCARD unwatches nothing: a change still fails the EXEC."""
+    r.set("k", "1")
+    with r.pipeline() as pipe:
+        pipe.watch("k")
+        with pytest.raises(backend.ResponseError):
+            pipe.discard()
+        r.set("k", "2")
+        pipe.multi()
+        pipe.get("k")
+        with pytest.raises(backend.WatchError):
+            pipe.execute()
+
+
+def test_discard_after_watch_and_multi_raises_exec_without_multi(r, backend):
+    """watch(), a change, multi(), discard(): EXEC's error, not WatchError (DISCARD unwatched)."""
+    r.set("k", "1")
+    with r.pipeline() as pipe:
+        pipe.watch("k")
+        r.set("k", "2")
+        pipe.multi()
+        pipe.incr("x")
+        pipe.discard()
+        with pytest.raises(backend.ResponseError) as excinfo:
+            pipe.execute()
+        assert type(excinfo.value).__name__ == "ResponseError"
+        assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+    assert r.exists("x") == 0
+
+
+def test_discard_in_a_plain_pipeline_is_an_error_reply(r, backend):
+    """Without a transaction DISCARD is Redis's "DISCARD without MULTI"; the others run."""
+    pipe = r.pipeline(transaction=False)
+    pipe.incr("x")
+    pipe.discard()
+    pipe.incr("y")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == ("Command # 2 (DISCARD) of pipeline caused error: "
+                                   "DISCARD without MULTI")
+    assert r.mget("x", "y") == ["1", "1"]
+
+
+def test_discard_in_a_plain_pipeline_without_raise_on_error(r, backend):
+    """With raise_on_error=False the DISCARD's error stands in the replies."""
+    pipe = r.pipeline(transaction=False)
+    pipe.incr("x")
+    pipe.discard()
+    pipe.incr("y")
+    replies = pipe.execute(raise_on_error=False)
+    assert replies[0] == 1 and replies[2] == 1
+    assert isinstance(replies[1], backend.ResponseError)
+    assert str(replies[1]) == "DISCARD without MULTI"
+
+
+def test_discard_over_maxmemory_is_not_refused(full, backend):
+    """Over maxmemory DISCARD still ends the transaction; after it, writes are refused alone."""
+    pipe = full.pipeline()
+    pipe.incr("n")
+    pipe.discard()
+    pipe.get("s")
+    pipe.rpush("l", "b")
+    with pytest.raises(backend.ResponseError) as excinfo:
+        pipe.execute()
+    assert error_text(excinfo) == EXEC_WITHOUT_MULTI
+    assert full.lrange("l", 0, -1) == ["a"] and full.exists("n") == 0
 
 
 # -- glob at scale and its bytes ----------------------------------------------------------------

@@ -29,9 +29,10 @@ def test_sighup_repeated_by_the_shell_keeps_the_final_backup(tmp_path):
     holder = lock(path)  # the final backup waits here, so the repeats surely come during it
     process.send_signal(signal.SIGHUP)
     lines += read_until(process, lambda line: "final backup" in line)
-    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGHUP):
-        process.send_signal(signum)
-    lines += read_until(process, lambda line: "SIGTERM again" in line)
+    for signum, name in ((signal.SIGHUP, "SIGHUP"), (signal.SIGTERM, "SIGTERM")):
+        process.send_signal(signum)  # one at a time: two pending SIGHUPs would be delivered as one
+        lines += read_until(process, lambda line: f"{name} again" in line)
+    process.send_signal(signal.SIGHUP)  # a third, told no more
     holder.rollback()
     holder.close()
     status, lines = finish(process, lines)

@@ -15,6 +15,7 @@ from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
 from redis_adapter import encode_event, get_adapter, get_redis
 from live.spill import SpillError, load_spill, spill_directories, write_spill
+from tests.threads import join_all
 
 
 @pytest.fixture
@@ -73,8 +74,11 @@ def test_status_reads_of_a_locked_file_fail_fast_instead_of_the_busy_timeout(pat
     outcome = []
     reader = threading.Thread(target=lambda: outcome.append(_raised(read, table)), daemon=True)
     reader.start()
-    reader.join(60)  # a safety net against the hour-long wait, not a time limit
-    holder.rollback()
+    try:
+        join_all([reader], timeout=60)  # a safety net against the hour-long wait, not a time limit
+    finally:
+        holder.rollback()
+        holder.close()
     assert outcome and "database is locked" in outcome[0]
 
 
