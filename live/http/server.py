@@ -319,9 +319,8 @@ class _Connection(asyncio.Protocol):
             self._next_request()
         elif not exchange.body_complete:
             self._pump_body(exchange)
-        elif self.parser.buffered > READ_HIGH_WATER_BYTES and not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
+        if self.parser.buffered > READ_HIGH_WATER_BYTES and not self.read_paused:
+            self._update_reading()   # at most one more read (256 KiB in asyncio) past the mark
 
     def eof_received(self) -> bool:
         """The client half-closed: answer what it already sent, then close."""
@@ -566,7 +565,7 @@ class _Exchange:
 
     __slots__ = ("conn", "request", "task", "is_head", "keep_alive", "body_chunks",
                  "body_buffered", "body_complete", "body_delivered", "continue_pending",
-                 "waiter", "head", "head_written", "framing", "remaining", "complete", "gone")
+                 "waiters", "head", "head_written", "framing", "remaining", "complete", "gone")
 
     def __init__(self, conn: _Connection, request: Any) -> None:
         self.conn = conn
@@ -579,7 +578,7 @@ class _Exchange:
         self.body_complete = not request.has_body
         self.body_delivered = False
         self.continue_pending = request.expect_continue
-        self.waiter: Optional[asyncio.Future] = None
+        self.waiters: list = []            # receive() calls waiting for body or disconnect
         self.head: Any = None              # the app's checked http.response.start
         self.head_written = False
         self.framing = NO_BODY
@@ -629,9 +628,12 @@ class _Exchange:
             self.conn._end_exchange(self, 500, "the application failed")
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        """Wake every receive() waiting: there is body, or the exchange is over."""
+        if self.waiters:
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self.waiters = []
 
     async def receive(self) -> dict:
         """ASGI receive(): the body as http.request messages, then http.disconnect once the
@@ -658,11 +660,13 @@ class _Exchange:
                 else:
                     self.body_delivered = True
                 return {"type": "http.request", "body": body, "more_body": more}
-            waiter = self.waiter = conn.loop.create_future()
+            waiter = conn.loop.create_future()
+            self.waiters.append(waiter)
             try:
                 await waiter
             finally:
-                self.waiter = None
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
 
     async def send(self, message: dict) -> None:
         """ASGI send(): http.response.start, then http.response.body messages. Waits while the
