@@ -17,6 +17,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from live.http import protocol
 from live.http.protocol import (
@@ -521,14 +523,38 @@ def test_equal_repeated_content_length_is_accepted(serve):
     client.close()
 
 
-def test_client_half_close_still_gets_its_answer(serve):
-    """A client that sends its request and shuts down its side still gets the response."""
-    running = serve()
+def test_client_closing_its_side_is_gone(serve):
+    """A client that shuts down its side while its request runs is taken to have left: the app's
+    receive() gives http.disconnect, and the connection closes with no answer."""
+    app = App()
+    running = serve(app)
     client = Client(running.port)
-    client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    client.send(b"GET /watch HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert client.file.readline() == b"HTTP/1.1 200 OK\r\n"
     client.sock.shutdown(socket.SHUT_WR)
-    assert client.read_response().body == b"hello world"
-    assert client.at_eof()
+    deadline = time.monotonic() + SOCKET_TIMEOUT_SECONDS
+    while len(app.log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(app.log) == ["first: http.disconnect", "second: http.disconnect"]
+    assert not client.file.read().endswith(b"0\r\n\r\n")   # cut, then closed
+    client.close()
+    assert_still_serving(running.port)
+
+
+def test_head_of_an_endless_stream_does_not_hold_the_connection(serve):
+    """HEAD on a stream that never ends: the head is the whole response, the next request on
+    the connection is answered, and the app's next send() raises ClientDisconnected."""
+    app = App()
+    running = serve(app)
+    client = Client(running.port)
+    head = client.get("/events", method="HEAD")
+    assert head.status == 200 and head.header("transfer-encoding") == "chunked"
+    assert client.get("/hello").body == b"hello world"
+    deadline = time.monotonic() + SOCKET_TIMEOUT_SECONDS
+    while len(app.log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert app.log == ["events: send raised ClientDisconnected",
+                       "events: receive gave http.disconnect"]
     client.close()
 
 
@@ -1065,3 +1091,32 @@ def test_invalid_response_heads_are_refused(status, headers):
     """A header that would break HTTP framing, or a bad status, raises ResponseError."""
     with pytest.raises(ResponseError):
         prepare_response_head(status, headers)
+
+
+FRAGMENTS = [b"GET", b"POST", b"HEAD", b" ", b"/", b"/a?b=%20", b"*", b"http://h/x", b"HTTP/1.1",
+             b"HTTP/1.0", b"HTTP/2.0", b"\r\n", b"\r\n\r\n", b"Host: x", b"Content-Length: 3",
+             b"Content-Length: 3, 4", b"Transfer-Encoding: chunked", b"Expect: 100-continue",
+             b"Connection: close", b":", b"\x00", b"\n", b"\r", b"\t", b"0", b"3", b"f", b";x=y",
+             b"abc", b"%", b"\xff", b"\xc3\xa9", b"-", b"+"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40), st.integers(min_value=1, max_value=16))
+def test_parser_raises_only_protocol_errors(pieces, step):
+    """Whatever bytes arrive, in whatever pieces, the parser gives events or a ProtocolError,
+    and never holds more than its limits allow."""
+    data = b"".join(pieces)
+    parser = RequestParser(max_request_line_bytes=64, max_head_bytes=128, max_headers=8,
+                           max_body_bytes=64)
+    try:
+        for start in range(0, len(data), step):
+            parser.feed(data[start:start + step])
+            while True:
+                event = parser.next_event()
+                if event is NEED_DATA:
+                    break
+                if isinstance(event, Request):
+                    assert event.http_version in ("1.0", "1.1")
+            assert parser.in_body or parser.buffered <= 128
+    except ProtocolError as error:
+        assert error.status in (400, 413, 414, 417, 431, 501, 505)

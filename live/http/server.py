@@ -266,7 +266,7 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = ("server", "loop", "limits", "transport", "parser", "exchange", "client",
                  "sockname", "deadline", "deadline_kind", "stall_deadline", "write_paused",
-                 "drain_waiter", "read_paused", "lost", "closing", "client_eof")
+                 "drain_waiter", "read_paused", "lost", "closing")
 
     def __init__(self, server: HTTPServer) -> None:
         limits = server.limits
@@ -287,7 +287,6 @@ class _Connection(asyncio.Protocol):
         self.read_paused = False
         self.lost = False
         self.closing = False
-        self.client_eof = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -323,14 +322,15 @@ class _Connection(asyncio.Protocol):
             self._update_reading()   # at most one more read (256 KiB in asyncio) past the mark
 
     def eof_received(self) -> bool:
-        """The client half-closed: answer what it already sent, then close."""
-        if self.closing or self.exchange is None:
-            return False
-        self.client_eof = True
+        """The client closed its side: it is gone. A FIN cannot be told from a full close without
+        writing, and a response may write nothing for long (HEAD, a quiet stream), so the
+        request in progress ends (http.disconnect) and the connection closes, as uvicorn,
+        h11-based servers and nginx do; clients that half-close to await an answer lose it."""
         exchange = self.exchange
-        if not exchange.body_complete:
-            self._pump_body(exchange)
-        return True
+        if exchange is not None:
+            exchange.gone = True
+            exchange.wake()
+        return False
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self.lost = True
@@ -367,9 +367,7 @@ class _Connection(asyncio.Protocol):
             self._refuse(error.status, error.reason)
             return
         if request is NEED_DATA:
-            if self.client_eof:
-                self._close_gracefully(CLOSE_LINGER_SECONDS)
-            elif parser.buffered:
+            if parser.buffered:
                 if self.deadline_kind != _REQUEST:
                     self._set_deadline(_REQUEST, self.limits.request_timeout_seconds)
             elif self.deadline_kind != _IDLE:
@@ -406,12 +404,6 @@ class _Connection(asyncio.Protocol):
             while exchange.body_buffered < READ_HIGH_WATER_BYTES:
                 event = parser.next_event()
                 if event is NEED_DATA:
-                    if self.client_eof:
-                        # The client closed before its body was whole: nobody is left to answer.
-                        exchange.gone = True
-                        exchange.wake()
-                        self._close_gracefully(CLOSE_LINGER_SECONDS)
-                        return
                     break
                 got = True
                 if event is END_OF_MESSAGE:
@@ -450,7 +442,7 @@ class _Connection(asyncio.Protocol):
         if not exchange.keep_alive or not exchange.body_complete or self.server._shutting_down:
             # An unread rest of the body cannot be skipped without reading it: close instead.
             self._close_gracefully(self.limits.write_stall_timeout_seconds)
-        elif self.parser.buffered or self.client_eof:
+        elif self.parser.buffered:
             self._next_request()
         else:
             self._set_deadline(_IDLE, self.limits.keep_alive_timeout_seconds)
@@ -533,7 +525,7 @@ class _Connection(asyncio.Protocol):
             exchange.wake()
         transport = self.transport
         self._set_deadline(_LINGER, linger_seconds)
-        if self.client_eof or not transport.can_write_eof():
+        if not transport.can_write_eof():
             transport.close()
             return
         transport.write_eof()
@@ -683,6 +675,11 @@ class _Exchange:
             if self.head is None:
                 raise RuntimeError("ASGI: http.response.body before http.response.start")
             if self.complete:
+                if self.framing == NO_BODY and self.head_written:
+                    # A bodiless response (HEAD, 204, 304) ended when its head went out.
+                    if message.get("more_body", False):
+                        raise ClientDisconnected("the response has no body: it is complete")
+                    return
                 raise RuntimeError("ASGI: http.response.body after the response was complete")
             body = message.get("body", b"")
             more = message.get("more_body", False)
@@ -690,7 +687,7 @@ class _Exchange:
                 self._write_head(None if more else len(body), body, more)
             elif body or not more:
                 self._write_body(body, more)
-            if not more:
+            if not more and not self.complete:
                 self.complete = True
                 conn._response_complete(self)
         elif kind == "http.response.start":
@@ -729,6 +726,11 @@ class _Exchange:
             conn.transport.write(head + body if body else head)
         else:
             conn.transport.write(head)
+            if more and not self.gone:
+                # No body will follow (HEAD, 204, 304): the response is complete on the wire, so
+                # the next request need not wait for an app that streams what nobody reads.
+                self.complete = True
+                conn._response_complete(self)
 
     def _write_body(self, body: bytes, more: bool) -> None:
         framing = self.framing
