@@ -908,9 +908,9 @@ def test_shutdown_closes_idle_connections(serve):
     client.close()
 
 
-def test_shutdown_ends_streaming_responses(serve):
-    """shutdown() ends a stream: the client gets the last chunk and the close; the app's send()
-    raises ClientDisconnected and its receive() gives http.disconnect."""
+def test_shutdown_ends_event_streams(serve):
+    """shutdown() ends an event stream: the client gets the last chunk and the close; the app's
+    send() raises ClientDisconnected and its receive() gives http.disconnect."""
     app = App()
     running = serve(app)
     client = Client(running.port)
@@ -923,6 +923,22 @@ def test_shutdown_ends_streaming_responses(serve):
     rest = client.file.read()
     assert b"data: tick" in rest and rest.endswith(b"\r\n0\r\n\r\n")
     assert app.log == ["events: send raised ClientDisconnected", "events: receive gave http.disconnect"]
+    client.close()
+
+
+def test_shutdown_cuts_other_streams(serve):
+    """A stream that is not an event stream is cut at shutdown, not ended with a last chunk
+    that would pass it off as whole; its app's receive() gives http.disconnect."""
+    app = App()
+    running = serve(app)
+    client = Client(running.port)
+    client.send(b"GET /watch HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert client.file.readline() == b"HTTP/1.1 200 OK\r\n"
+    time.sleep(0.05)
+    running.call(running.server.shutdown(5.0))
+    rest = client.file.read()
+    assert b"tick" in rest and not rest.endswith(b"0\r\n\r\n")
+    assert sorted(app.log) == ["first: http.disconnect", "second: http.disconnect"]
     client.close()
 
 

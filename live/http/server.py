@@ -181,10 +181,11 @@ class HTTPServer:
 
     async def shutdown(self, timeout_seconds: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
         """Stop accepting (the listening sockets close), close idle connections, end streaming
-        responses (a chunked stream gets its last chunk; the app's receive() returns
-        http.disconnect and its send() raises ClientDisconnected), and let the other requests
-        in flight finish and be answered, for at most ``timeout_seconds``; then cancel the apps
-        still running and close every connection. Safe to call twice."""
+        responses (a ``text/event-stream`` gets its last chunk, any other stream is cut; the
+        app's receive() returns http.disconnect and its send() raises ClientDisconnected), and
+        let the other requests in flight finish and be answered, for at most
+        ``timeout_seconds``; then cancel the apps still running and close every connection.
+        Safe to call twice."""
         if self._server is None or self._shutting_down:
             return
         self._shutting_down = True
@@ -543,13 +544,20 @@ class _Connection(asyncio.Protocol):
             return
         exchange.keep_alive = False
         if exchange.head_written and exchange.framing in (CHUNKED, CLOSE_DELIMITED):
-            if exchange.framing == CHUNKED:
+            if exchange.framing == CHUNKED and _is_event_stream(exchange.head.lines):
+                # An event stream has no natural end: a clean one is no lie. Any other stream
+                # is cut, so that its client sees that the body was not all sent.
                 self.transport.write(LAST_CHUNK)
             exchange.complete = True
             self.exchange = None
             exchange.gone = True
             exchange.wake()
             self._close_gracefully(self.limits.write_stall_timeout_seconds)
+
+
+def _is_event_stream(header_lines: bytes) -> bool:
+    """True if a response's header lines say ``content-type: text/event-stream``."""
+    return b"\r\ncontent-type: text/event-stream" in b"\r\n" + header_lines.lower()
 
 
 class _Exchange:
