@@ -164,14 +164,14 @@ class App:
 
 
 async def read_body(receive) -> bytes:
-    body = b""
+    parts = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected("gone")
-        body += message.get("body", b"")
+        parts.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return body
+            return b"".join(parts)
 
 
 async def respond(send, status: int, body: bytes, headers=()) -> None:
@@ -474,6 +474,19 @@ def test_chunked_request_body_is_decoded(serve):
     client.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                 b"5;name=value\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n")
     assert client.read_response().body == b"hello world"
+    client.close()
+
+
+def test_body_of_many_tiny_chunks_is_decoded_whole(serve):
+    """A body of thousands of one-byte chunks (decoded in turns, so that other connections are
+    not held up) reaches the app whole."""
+    running = serve()
+    client = Client(running.port)
+    body = bytes(range(256)) * 40
+    client.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + b"".join(b"1\r\n%s\r\n" % body[i:i + 1] for i in range(len(body)))
+                + b"0\r\n\r\n")
+    assert client.read_response().body == body
     client.close()
 
 
@@ -842,6 +855,30 @@ def test_pipelined_flood_is_read_with_bounded_buffering(serve):
     assert sent > 65536 + 262144 and max(held) <= 65536 + 262144
     client.close()
     assert_still_serving(running.port)
+
+
+def test_limits_must_be_above_zero():
+    """A limit of 0, below 0 or not a number is refused when Limits is made, naming the field."""
+    for bad in ({"max_body_bytes": 0}, {"keep_alive_timeout_seconds": -1},
+                {"max_connections": "many"}, {"max_headers": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Limits(**bad)
+
+
+def test_open_files_limit_is_raised_then_the_cap_fitted(monkeypatch):
+    """A soft open-files limit below the cap is raised to the hard one; a cap that still does not
+    fit is lowered, leaving the reserved descriptors free."""
+    import resource
+    from live.http import server as server_module
+    limits = {"soft": 1024, "hard": 4096}
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (limits["soft"], limits["hard"]))
+    monkeypatch.setattr(resource, "setrlimit",
+                        lambda kind, pair: limits.update(soft=pair[0], hard=pair[1]))
+    allowed = server_module._fit_open_files(16384)
+    assert limits["soft"] == 4096
+    assert allowed == 4096 - server_module.RESERVED_FILE_DESCRIPTORS
+    limits.update(soft=1024, hard=1_000_000)
+    assert server_module._fit_open_files(16384) == 16384 and limits["soft"] == 1_000_000
 
 
 # -- binding, ports, shutdown ------------------------------------------------------------------

@@ -62,6 +62,9 @@ BACKLOG = 2048
 """Connections the kernel may queue before they are accepted (capped by net.core.somaxconn)."""
 RESERVED_FILE_DESCRIPTORS = 256
 """Open files kept free beside the connections (the database, Redis, logs, refused connections)."""
+PUMP_EVENTS_MAX = 1024
+"""Body events (chunks) decoded in one go before the other connections get a turn: a body of
+one-byte chunks would otherwise hold the event loop for tens of milliseconds per read."""
 CANCEL_WAIT_SECONDS = 1.0
 """Seconds shutdown() waits for the apps it cancelled to end."""
 SERVER_HEADER = b"live-http"
@@ -401,8 +404,16 @@ class _Connection(asyncio.Protocol):
             return
         parser = self.parser
         got = False
+        events = 0
         try:
             while exchange.body_buffered < READ_HIGH_WATER_BYTES:
+                events += 1
+                if events > PUMP_EVENTS_MAX:
+                    # Many tiny chunks: let the other connections run, then go on.
+                    if not exchange.pump_scheduled:
+                        exchange.pump_scheduled = True
+                        self.loop.call_soon(self._pump_more, exchange)
+                    break
                 event = parser.next_event()
                 if event is NEED_DATA:
                     break
@@ -421,6 +432,11 @@ class _Connection(asyncio.Protocol):
         if got:
             exchange.wake()
         self._update_reading()
+
+    def _pump_more(self, exchange: _Exchange) -> None:
+        exchange.pump_scheduled = False
+        if self.exchange is exchange and not exchange.body_complete:
+            self._pump_body(exchange)
 
     def _update_reading(self) -> None:
         """Stop reading while more than READ_HIGH_WATER_BYTES wait to be taken; else read."""
@@ -565,7 +581,8 @@ class _Exchange:
 
     __slots__ = ("conn", "request", "task", "is_head", "keep_alive", "body_chunks",
                  "body_buffered", "body_complete", "body_delivered", "continue_pending",
-                 "waiters", "head", "head_written", "framing", "remaining", "complete", "gone")
+                 "waiters", "pump_scheduled", "head", "head_written", "framing", "remaining",
+                 "complete", "gone")
 
     def __init__(self, conn: _Connection, request: Any) -> None:
         self.conn = conn
@@ -579,6 +596,7 @@ class _Exchange:
         self.body_delivered = False
         self.continue_pending = request.expect_continue
         self.waiters: list = []            # receive() calls waiting for body or disconnect
+        self.pump_scheduled = False        # a _pump_more is due: the body had many chunks
         self.head: Any = None              # the app's checked http.response.start
         self.head_written = False
         self.framing = NO_BODY
@@ -655,7 +673,7 @@ class _Exchange:
                 if chunks:
                     self.body_chunks = []
                     self.body_buffered = 0
-                if more:
+                if more and not self.pump_scheduled:
                     conn._pump_body(self)
                 else:
                     self.body_delivered = True
