@@ -673,10 +673,10 @@ class _Exchange:
                 if chunks:
                     self.body_chunks = []
                     self.body_buffered = 0
-                if more and not self.pump_scheduled:
-                    conn._pump_body(self)
-                else:
+                if not more:
                     self.body_delivered = True
+                elif not self.pump_scheduled:
+                    conn._pump_body(self)
                 return {"type": "http.request", "body": body, "more_body": more}
             waiter = conn.loop.create_future()
             self.waiters.append(waiter)
