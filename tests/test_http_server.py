@@ -697,6 +697,46 @@ def test_bad_request_is_refused_and_closed(serve, name):
     assert_still_serving(running.port)
 
 
+def test_mangled_requests_never_break_a_callback(serve):
+    """Requests mangled at random (cut, spliced, with stray bytes, closed early), to every route:
+    no protocol callback or task fails with an unexpected error, and the server goes on."""
+    import random
+    app = App()
+    running = serve(app, limits=QUICK)
+    errors = []
+    running.loop.call_soon_threadsafe(running.loop.set_exception_handler,
+                                      lambda loop, context: errors.append(context))
+    rng = random.Random(14)
+    routes = [n[len("route_"):].replace("_", "-").encode() for n in dir(App) if n.startswith("route_")]
+    routes = [r for r in routes if r not in (b"flood", b"slow")]
+
+    def mangled_client() -> None:
+        data = b"".join(
+            b"%s /%s HTTP/1.1\r\nHost: x\r\n" % (rng.choice([b"GET", b"POST", b"HEAD"]),
+                                                  rng.choice(routes))
+            + b"".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 12)))
+            + rng.choice([b"\r\n", b"\r\n\r\n", b""])
+            for _ in range(rng.randint(1, 3)))
+        sock = socket.create_connection(("127.0.0.1", running.port), timeout=SOCKET_TIMEOUT_SECONDS)
+        try:
+            sock.sendall(data)
+            sock.settimeout(0.02)
+            try:
+                sock.recv(65536)
+            except OSError:
+                pass
+        finally:
+            sock.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(logging.getLogger("live.http.server"), "disabled", True)
+        for _ in range(80):
+            mangled_client()
+        time.sleep(0.5)
+    assert errors == []
+    assert_still_serving(running.port)
+
+
 def test_request_line_over_the_limit_is_414(serve):
     """A request line longer than the limit is 414, even before its end arrives."""
     running = serve(limits=Limits(max_request_line_bytes=100))
