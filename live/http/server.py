@@ -73,7 +73,6 @@ ASGI_SPEC_VERSION = "2.4"
 """The ASGI HTTP spec version: 2.4, as send() raises ClientDisconnected on a closed connection."""
 
 _SERVER_LINE = b"server: " + SERVER_HEADER + b"\r\n"
-_DISCONNECT = {"type": "http.disconnect"}
 _NO_DEADLINE, _IDLE, _REQUEST, _LINGER = range(4)
 
 
@@ -665,7 +664,7 @@ class _Exchange:
                 conn._set_deadline(_REQUEST, conn.limits.request_timeout_seconds)
         while True:
             if self.gone or self.complete:
-                return _DISCONNECT
+                return {"type": "http.disconnect"}
             if self.body_chunks or (self.body_complete and not self.body_delivered):
                 chunks = self.body_chunks
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
