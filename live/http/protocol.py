@@ -534,7 +534,9 @@ def prepare_response_head(status: int, headers: Iterable) -> ResponseHead:
     ``transfer-encoding`` and ``connection`` headers are dropped: the server frames the body and
     says ``connection: close`` itself (ASGI: servers handle Transfer-Encoding). Raises
     ``ResponseError`` for a status outside 200-599 or a header that cannot be sent."""
-    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+    if type(status) is not int and (not isinstance(status, int) or isinstance(status, bool)):
+        raise ResponseError(f"status {status!r}: a response status is an int from 200 to 599")
+    if not 200 <= status <= 599:
         raise ResponseError(f"status {status!r}: a response status is an int from 200 to 599")
     out = []
     content_length = None

@@ -62,6 +62,9 @@ BACKLOG = 2048
 """Connections the kernel may queue before they are accepted (capped by net.core.somaxconn)."""
 RESERVED_FILE_DESCRIPTORS = 256
 """Open files kept free beside the connections (the database, Redis, logs, refused connections)."""
+PUMP_EVENTS_MAX = 1024
+"""Body events (chunks) decoded in one go before the other connections get a turn: a body of
+one-byte chunks would otherwise hold the event loop for tens of milliseconds per read."""
 CANCEL_WAIT_SECONDS = 1.0
 """Seconds shutdown() waits for the apps it cancelled to end."""
 SERVER_HEADER = b"live-http"
@@ -70,7 +73,6 @@ ASGI_SPEC_VERSION = "2.4"
 """The ASGI HTTP spec version: 2.4, as send() raises ClientDisconnected on a closed connection."""
 
 _SERVER_LINE = b"server: " + SERVER_HEADER + b"\r\n"
-_DISCONNECT = {"type": "http.disconnect"}
 _NO_DEADLINE, _IDLE, _REQUEST, _LINGER = range(4)
 
 
@@ -181,10 +183,11 @@ class HTTPServer:
 
     async def shutdown(self, timeout_seconds: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
         """Stop accepting (the listening sockets close), close idle connections, end streaming
-        responses (a chunked stream gets its last chunk; the app's receive() returns
-        http.disconnect and its send() raises ClientDisconnected), and let the other requests
-        in flight finish and be answered, for at most ``timeout_seconds``; then cancel the apps
-        still running and close every connection. Safe to call twice."""
+        responses (a ``text/event-stream`` gets its last chunk, any other stream is cut; the
+        app's receive() returns http.disconnect and its send() raises ClientDisconnected), and
+        let the other requests in flight finish and be answered, for at most
+        ``timeout_seconds``; then cancel the apps still running and close every connection.
+        Safe to call twice."""
         if self._server is None or self._shutting_down:
             return
         self._shutting_down = True
@@ -266,7 +269,7 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = ("server", "loop", "limits", "transport", "parser", "exchange", "client",
                  "sockname", "deadline", "deadline_kind", "stall_deadline", "write_paused",
-                 "drain_waiter", "read_paused", "lost", "closing", "client_eof")
+                 "drain_waiter", "read_paused", "lost", "closing")
 
     def __init__(self, server: HTTPServer) -> None:
         limits = server.limits
@@ -287,7 +290,6 @@ class _Connection(asyncio.Protocol):
         self.read_paused = False
         self.lost = False
         self.closing = False
-        self.client_eof = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -319,19 +321,19 @@ class _Connection(asyncio.Protocol):
             self._next_request()
         elif not exchange.body_complete:
             self._pump_body(exchange)
-        elif self.parser.buffered > READ_HIGH_WATER_BYTES and not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
+        if self.parser.buffered > READ_HIGH_WATER_BYTES and not self.read_paused:
+            self._update_reading()   # at most one more read (256 KiB in asyncio) past the mark
 
     def eof_received(self) -> bool:
-        """The client half-closed: answer what it already sent, then close."""
-        if self.closing or self.exchange is None:
-            return False
-        self.client_eof = True
+        """The client closed its side: it is gone. A FIN cannot be told from a full close without
+        writing, and a response may write nothing for long (HEAD, a quiet stream), so the
+        request in progress ends (http.disconnect) and the connection closes, as uvicorn,
+        h11-based servers and nginx do; clients that half-close to await an answer lose it."""
         exchange = self.exchange
-        if not exchange.body_complete:
-            self._pump_body(exchange)
-        return True
+        if exchange is not None:
+            exchange.gone = True
+            exchange.wake()
+        return False
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self.lost = True
@@ -368,9 +370,7 @@ class _Connection(asyncio.Protocol):
             self._refuse(error.status, error.reason)
             return
         if request is NEED_DATA:
-            if self.client_eof:
-                self._close_gracefully(CLOSE_LINGER_SECONDS)
-            elif parser.buffered:
+            if parser.buffered:
                 if self.deadline_kind != _REQUEST:
                     self._set_deadline(_REQUEST, self.limits.request_timeout_seconds)
             elif self.deadline_kind != _IDLE:
@@ -403,16 +403,18 @@ class _Connection(asyncio.Protocol):
             return
         parser = self.parser
         got = False
+        events = 0
         try:
             while exchange.body_buffered < READ_HIGH_WATER_BYTES:
+                events += 1
+                if events > PUMP_EVENTS_MAX:
+                    # Many tiny chunks: let the other connections run, then go on.
+                    if not exchange.pump_scheduled:
+                        exchange.pump_scheduled = True
+                        self.loop.call_soon(self._pump_more, exchange)
+                    break
                 event = parser.next_event()
                 if event is NEED_DATA:
-                    if self.client_eof:
-                        # The client closed before its body was whole: nobody is left to answer.
-                        exchange.gone = True
-                        exchange.wake()
-                        self._close_gracefully(CLOSE_LINGER_SECONDS)
-                        return
                     break
                 got = True
                 if event is END_OF_MESSAGE:
@@ -429,6 +431,11 @@ class _Connection(asyncio.Protocol):
         if got:
             exchange.wake()
         self._update_reading()
+
+    def _pump_more(self, exchange: _Exchange) -> None:
+        exchange.pump_scheduled = False
+        if self.exchange is exchange and not exchange.body_complete:
+            self._pump_body(exchange)
 
     def _update_reading(self) -> None:
         """Stop reading while more than READ_HIGH_WATER_BYTES wait to be taken; else read."""
@@ -451,7 +458,7 @@ class _Connection(asyncio.Protocol):
         if not exchange.keep_alive or not exchange.body_complete or self.server._shutting_down:
             # An unread rest of the body cannot be skipped without reading it: close instead.
             self._close_gracefully(self.limits.write_stall_timeout_seconds)
-        elif self.parser.buffered or self.client_eof:
+        elif self.parser.buffered:
             self._next_request()
         else:
             self._set_deadline(_IDLE, self.limits.keep_alive_timeout_seconds)
@@ -534,7 +541,7 @@ class _Connection(asyncio.Protocol):
             exchange.wake()
         transport = self.transport
         self._set_deadline(_LINGER, linger_seconds)
-        if self.client_eof or not transport.can_write_eof():
+        if not transport.can_write_eof():
             transport.close()
             return
         transport.write_eof()
@@ -552,7 +559,9 @@ class _Connection(asyncio.Protocol):
             return
         exchange.keep_alive = False
         if exchange.head_written and exchange.framing in (CHUNKED, CLOSE_DELIMITED):
-            if exchange.framing == CHUNKED:
+            if exchange.framing == CHUNKED and _is_event_stream(exchange.head.lines):
+                # An event stream has no natural end: a clean one is no lie. Any other stream
+                # is cut, so that its client sees that the body was not all sent.
                 self.transport.write(LAST_CHUNK)
             exchange.complete = True
             self.exchange = None
@@ -561,12 +570,18 @@ class _Connection(asyncio.Protocol):
             self._close_gracefully(self.limits.write_stall_timeout_seconds)
 
 
+def _is_event_stream(header_lines: bytes) -> bool:
+    """True if a response's header lines say ``content-type: text/event-stream``."""
+    return b"\r\ncontent-type: text/event-stream" in b"\r\n" + header_lines.lower()
+
+
 class _Exchange:
     """One request and its response: the ASGI receive() and send() the app is given."""
 
     __slots__ = ("conn", "request", "task", "is_head", "keep_alive", "body_chunks",
                  "body_buffered", "body_complete", "body_delivered", "continue_pending",
-                 "waiter", "head", "head_written", "framing", "remaining", "complete", "gone")
+                 "waiters", "pump_scheduled", "head", "head_written", "framing", "remaining",
+                 "complete", "gone")
 
     def __init__(self, conn: _Connection, request: Any) -> None:
         self.conn = conn
@@ -579,7 +594,8 @@ class _Exchange:
         self.body_complete = not request.has_body
         self.body_delivered = False
         self.continue_pending = request.expect_continue
-        self.waiter: Optional[asyncio.Future] = None
+        self.waiters: list = []            # receive() calls waiting for body or disconnect
+        self.pump_scheduled = False        # a _pump_more is due: the body had many chunks
         self.head: Any = None              # the app's checked http.response.start
         self.head_written = False
         self.framing = NO_BODY
@@ -629,9 +645,12 @@ class _Exchange:
             self.conn._end_exchange(self, 500, "the application failed")
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        """Wake every receive() waiting: there is body, or the exchange is over."""
+        if self.waiters:
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self.waiters = []
 
     async def receive(self) -> dict:
         """ASGI receive(): the body as http.request messages, then http.disconnect once the
@@ -645,7 +664,7 @@ class _Exchange:
                 conn._set_deadline(_REQUEST, conn.limits.request_timeout_seconds)
         while True:
             if self.gone or self.complete:
-                return _DISCONNECT
+                return {"type": "http.disconnect"}
             if self.body_chunks or (self.body_complete and not self.body_delivered):
                 chunks = self.body_chunks
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -653,16 +672,18 @@ class _Exchange:
                 if chunks:
                     self.body_chunks = []
                     self.body_buffered = 0
-                if more:
-                    conn._pump_body(self)
-                else:
+                if not more:
                     self.body_delivered = True
+                elif not self.pump_scheduled:
+                    conn._pump_body(self)
                 return {"type": "http.request", "body": body, "more_body": more}
-            waiter = self.waiter = conn.loop.create_future()
+            waiter = conn.loop.create_future()
+            self.waiters.append(waiter)
             try:
                 await waiter
             finally:
-                self.waiter = None
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
 
     async def send(self, message: dict) -> None:
         """ASGI send(): http.response.start, then http.response.body messages. Waits while the
@@ -679,6 +700,11 @@ class _Exchange:
             if self.head is None:
                 raise RuntimeError("ASGI: http.response.body before http.response.start")
             if self.complete:
+                if self.framing == NO_BODY and self.head_written:
+                    # A bodiless response (HEAD, 204, 304) ended when its head went out.
+                    if message.get("more_body", False):
+                        raise ClientDisconnected("the response has no body: it is complete")
+                    return
                 raise RuntimeError("ASGI: http.response.body after the response was complete")
             body = message.get("body", b"")
             more = message.get("more_body", False)
@@ -686,7 +712,7 @@ class _Exchange:
                 self._write_head(None if more else len(body), body, more)
             elif body or not more:
                 self._write_body(body, more)
-            if not more:
+            if not more and not self.complete:
                 self.complete = True
                 conn._response_complete(self)
         elif kind == "http.response.start":
@@ -725,6 +751,11 @@ class _Exchange:
             conn.transport.write(head + body if body else head)
         else:
             conn.transport.write(head)
+            if more and not self.gone:
+                # No body will follow (HEAD, 204, 304): the response is complete on the wire, so
+                # the next request need not wait for an app that streams what nobody reads.
+                self.complete = True
+                conn._response_complete(self)
 
     def _write_body(self, body: bytes, more: bool) -> None:
         framing = self.framing
