@@ -258,3 +258,36 @@ def test_two_api_processes_share_one_port_and_one_redis(redis_server, real_redis
     assert all(status == 0 for status, _ in results) and backup_status == 0, backup_lines
     assert re.search(r"system-wide reconciliation: redis_counters=60 database_rows=60 "
                      r"pending_in_redis=0 OK", backup_lines), backup_lines
+
+
+def test_a_busy_port_asked_for_stops_the_run_in_one_line():
+    """--http-port P with P taken: one line naming the port, exit status 2, nothing run."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-B", "main.py", "--http-port", str(port),
+                               "--duration", "5"], cwd=ROOT, text=True, capture_output=True,
+                              timeout=TIMEOUT_SECONDS)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 2 and len(output.splitlines()) == 1, output
+    assert f"HTTP port {port} is busy" in output and "--http-port" in output
+
+
+def test_the_default_port_busy_takes_a_free_one_and_says_so():
+    """config.py's 8000 taken (by this test, or by anything else): the run says so in one
+    line and serves on a free port, whose address the banner gives."""
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", 8000))
+        taken.listen()
+    except OSError:  # something else holds 8000 already: the same case
+        pass
+    try:
+        server = Server([sys.executable, "-B", "main.py", *FLAGS], ready="HTTP API and live page")
+        status, lines = server.stop()
+    finally:
+        taken.close()
+    assert status == 0 and server.port != 8000
+    assert any(re.search(r"WARNING: HTTP port 8000 is busy; serving on free port \d+ instead",
+                         line) for line in lines), lines
