@@ -30,7 +30,7 @@ from foundation.records import sort_items
 from redis_adapter import RedisAdapter, error_text, get_adapter
 
 __all__ = ["BackupDataManager", "BackupResult", "BackupProgress", "BackupError",
-           "CountMismatchError", "SortedItems", "PROGRESS_SECONDS"]
+           "CountMismatchError", "StagedListGone", "SortedItems", "PROGRESS_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,12 @@ class CountMismatchError(RuntimeError):
     """Rows + dead letters written for a list differ from the items read from it (rolled back)."""
 
 
+class StagedListGone(Exception):
+    """A staged list held no items when its transaction read it: another backup worker moved
+    and deleted it meanwhile (Redis keeps no empty list). Its transaction is rolled back, so
+    the ledger never names a list whose rows it did not insert."""
+
+
 def new_batch() -> str:
     """A name for one backup run, sorting in start order (nanoseconds first), then unique
     across processes sharing one Redis and one ledger: the pid, a random part drawn once per
@@ -223,10 +229,13 @@ class BackupDataManager:
             progress = _ProgressClock(on_progress, self.progress_seconds,
                                       len(leftovers) + len(staged), self._clock,
                                       progress_started)
-            events, dead, errors = 0, 0, {}
+            events, dead, errors, gone = 0, 0, {}, 0
             for key in leftovers + staged:
                 try:
                     rows, letters = self._insert(key, deadline, dataset, progress)
+                except StagedListGone:  # moved by another worker: nothing left to do
+                    gone += 1
+                    continue
                 except Exception as error:  # the list stays staged; the next run retries it
                     errors[key] = error
                     continue
@@ -243,7 +252,7 @@ class BackupDataManager:
                 self.committed.discard(key)
                 self.unforgotten.add(key)
             self._forget(deadline)
-            result = BackupResult(events, len(leftovers) + len(staged) - len(errors),
+            result = BackupResult(events, len(leftovers) + len(staged) - len(errors) - gone,
                                   time.monotonic() - started, dead)
             if errors:
                 raise BackupError(result, errors) from next(iter(errors.values()))
@@ -256,8 +265,14 @@ class BackupDataManager:
         chunks = progress.chunks(self.adapter.iter_items(staged))
         source = SortedItems(chunks, staged, self.table.emoticon_types,
                              self.adapter.layout.list_match_id(staged))
+
+        def verify(rows: int, dead: int) -> None:
+            if source.started and not source.read:
+                raise StagedListGone(staged)
+            source.verify(rows, dead)
+
         rows, dead = self.table.insert_batch(source.events(), staged, source.dead_letters,
-                                             source.verify, deadline, dataset)
+                                             verify, deadline, dataset)
         logger.debug("backed up %d events and %d dead letters from %s", rows, dead, staged)
         return rows, dead
 

@@ -405,10 +405,10 @@ class ReactionsTable:
                     ) -> Iterator[tuple[dict[tuple[int, str], int], frozenset[str]]]:
         """census(), with its read transaction held open until the block ends.
 
-        In SQLite's rollback-journal mode (this file's) a held read lock makes every other
-        connection's COMMIT wait (up to its busy timeout), so no backup commits between the
-        census and whatever the block reads meanwhile -- the reconciliation's Redis view: a
-        consistent cut of the file and Redis. Keep the block short; nothing is written."""
+        In SQLite's rollback-journal mode a held read lock makes every other connection's
+        COMMIT wait (up to its busy timeout), so no backup commits until the block ends; in WAL
+        mode (a file someone switched) it does not. The reconciliation needs neither
+        (live/reconcile.py). Keep the block short; nothing is written."""
         with self._reading():
             self._connection.execute("begin")
             try:

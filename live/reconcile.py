@@ -91,27 +91,35 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink
               clock: Callable[[], float] = time.monotonic) -> Reconciliation:
     """Compare every counter of ``adapter``'s prefix with its rows, pending events and sinks.
 
-    One view is a consistent cut: the table's census is read in a read transaction held open
-    (ReactionsTable.held_census: no backup can commit meanwhile) while Redis is read in one
-    MULTI/EXEC. A view that missed a key made after the keys were chosen (the MULTI's KEYS
-    show it) is taken again, with the keys KEYS showed; at most _TRIES views and ``seconds``
-    seconds, then the result says NOT CHECKED instead of a verdict. A staged list whose rows
-    are committed but which is not deleted yet is in the ledger: counted as rows, not pending.
+    One view is a consistent cut: Redis is read in one MULTI/EXEC, then the table (its rows
+    and ledger, ReactionsTable.census), then Redis again to prove that the table read is the
+    one of the MULTI's instant as far as this prefix's events go (_still_a_cut). No lock is
+    held, no backup waits, and it holds in any journal mode of the database file (WAL too). A
+    view that missed a key made after the keys were chosen (the MULTI's KEYS show it), or
+    that a backup's work in between made unprovable, is taken again, with the keys KEYS
+    showed; at most _TRIES views and ``seconds`` seconds, then the result says NOT CHECKED
+    instead of a verdict. A staged list whose rows are committed but which is not deleted yet
+    is in the ledger: counted as rows, not pending.
     """
     deadline = clock() + seconds
     keys = _scanned_keys(adapter)
     tries = 0
     while True:
         tries += 1
+        replies = _read_redis(adapter, *keys)
+        # After the MULTI, never before (_still_a_cut); the dataset's id too: one a first
+        # backup makes meanwhile holds rows the view must see, as it does any backup's.
         source = adapter.source_id(create=False) or NO_SOURCE
-        with table.held_census(source) as (rows, ledger):
-            replies = _read_redis(adapter, *keys)  # only the MULTI under the read lock
+        rows, ledger = table.census(source)
         view, keys = _redis_view(adapter, *keys, replies)
+        if view is not None and not _still_a_cut(adapter, table, source, view[0], view[3],
+                                                 ledger):
+            view = None
         if view is not None or tries >= _TRIES or clock() >= deadline:
             break
     if view is None:
         return Reconciliation(0, sum(rows.values()), 0, consistent=False, tries=tries)
-    counters, pending, unreadable = view
+    counters, pending, unreadable, _ = view
     pending_counts = Counter()
     for key, counts in pending.items():
         if key not in ledger:
@@ -151,13 +159,15 @@ def _read_redis(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[
 
 def _redis_view(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[str],
                 replies: list[Any]
-                ) -> tuple[tuple[dict[tuple[int, str], int], dict[str, Counter], int] | None,
+                ) -> tuple[tuple[dict[tuple[int, str], int], dict[str, Counter], int,
+                                 dict[str, int]] | None,
                            tuple[list[str], list[str]]]:
     """The view in ``replies`` (_read_redis of ``counter_keys`` and ``list_keys``).
 
     Returns the view -- counters per (match, emoticon), each pending list's events per (match,
-    emoticon), the unreadable items -- or None if it missed a key of ours (made or staged
-    after the keys were chosen), and the keys the next view should read: those KEYS showed.
+    emoticon), the unreadable items, each pending list's length -- or None if it missed a key
+    of ours (made or staged after the keys were chosen), and the keys the next view should
+    read: those KEYS showed.
     A key of our shape holding the other type (another application's string named like a
     list, or list named like a counter) is not ours: its error reply or None is left out.
     """
@@ -175,14 +185,89 @@ def _redis_view(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[
     for key, value in zip(counter_keys, values):
         cell = layout.parse_counter(key, emoticons)
         counters[cell] = counters.get(cell, 0) + _int_or_zero(value)
-    pending, unreadable = {}, 0
+    pending, unreadable, lengths = {}, 0, {}
     for key, texts in zip(list_keys, replies[2:]):
         if isinstance(texts, Exception):  # WRONGTYPE: another application's value, not ours
             continue
         cells, bad = _named_cells(texts)
         unreadable += bad
         pending[key] = cells
-    return (counters, pending, unreadable), next_keys
+        if texts:
+            lengths[key] = len(texts)
+    return (counters, pending, unreadable, lengths), next_keys
+
+
+def _still_a_cut(adapter: RedisAdapter, table: ReactionsTable, source: str,
+                 counters: dict[tuple[int, str], int], lengths: dict[str, int],
+                 ledger: frozenset[str]) -> bool:
+    """True if the view -- ``counters`` and the pending lists of ``lengths``, read in one
+    MULTI -- and the table read after it (whose ledger is ``ledger``) count each event of the
+    prefix once, and only the events the counters count. Read after the table.
+
+    A backup that committed between the MULTI and the table read is harmless when the table
+    says so. It commits a staged list's rows together with the list's ledger row (only while
+    the list holds items: backup_data.py), deletes the list after, and drops the ledger row
+    only after that. So a staged list of the view is in the ledger read exactly if its rows
+    are in the table read -- then it counts as rows, else as pending -- unless it was deleted
+    and its ledger row dropped before the table was read. Two cases are checked here:
+
+    - a staged list of the view, not in the ledger read and gone from Redis now, must be in
+      the ledger now (committed after the table was read); if not, it may have been committed,
+      deleted and forgotten before (its events would count twice): not a cut;
+    - a list a backup renamed after the MULTI (a live list of the view, or one made since) has
+      rows the table may already hold that the view counts as pending, or the counters did not
+      count yet. A POST or an ingest flush grows a match's list and its counters together, in
+      one MULTI/EXEC, so a live list is still the view's exactly when its length now is the
+      view's length plus what its match's counters gained since (_same_lists)."""
+    layout = adapter.layout
+    staged = [key for key in lengths if layout.is_staged(key) and key not in ledger]
+    if staged:
+        pipe = adapter.redis.pipeline(transaction=False)
+        for key in staged:
+            pipe.exists(key)
+        gone = {key for key, there in zip(staged, pipe.execute()) if not there}
+        if gone and not gone <= table.census(source)[1]:
+            return False
+    return _same_lists(adapter, counters, lengths)
+
+
+_CHECK_MATCHES = 1_000  # matches checked per MULTI by _same_lists
+
+
+def _same_lists(adapter: RedisAdapter, counters: dict[tuple[int, str], int],
+                lengths: dict[str, int]) -> bool:
+    """True if no match's live list was renamed since the view of ``counters`` and
+    ``lengths``: for every match of the view, its list's length now is its length then plus
+    what its counters gained since (each match's list and counters read in one MULTI), and no
+    counter of another match has appeared since (its list may have been renamed already)."""
+    layout = adapter.layout
+    emoticons = tuple(config.EMOTICON_TYPES)
+    matches = sorted({match_id for match_id, _ in counters}
+                     | {layout.list_match_id(key) for key in lengths if layout.is_match_data(key)})
+    known = {layout.counter_key(match_id, emoticon) for match_id in matches
+             for emoticon in emoticons}
+    for first in range(0, max(len(matches), 1), _CHECK_MATCHES):
+        chunk = matches[first:first + _CHECK_MATCHES]
+        pipe = adapter.redis.pipeline(transaction=True)
+        if not first:
+            pipe.keys(layout.counter_pattern)
+        for match_id in chunk:
+            pipe.llen(layout.match_data_key(match_id))
+            pipe.mget([layout.counter_key(match_id, emoticon) for emoticon in emoticons])
+        replies = pipe.execute(raise_on_error=False)
+        if not first:
+            new = [key for key in _decoded(replies.pop(0)) if key not in known
+                   and layout.parse_counter(key, emoticons) is not None]
+            if any(_may_be_ours(adapter, key) for key in new):
+                return False
+        for match_id, length, values in zip(chunk, replies[::2], replies[1::2]):
+            length = 0 if isinstance(length, Exception) else length  # not ours: not counted
+            values = [] if isinstance(values, Exception) else values
+            gained = sum(_int_or_zero(value) - counters.get((match_id, emoticon), 0)
+                         for emoticon, value in zip(emoticons, values))
+            if length != lengths.get(layout.match_data_key(match_id), 0) + gained:
+                return False
+    return True
 
 
 def _decoded(keys: list[Any]) -> list[str]:

@@ -463,3 +463,19 @@ def test_progress_counts_the_time_spent_staging(table, monkeypatch):
     manager = BackupDataManager(adapter, table, progress_seconds=5.0, clock=lambda: now[0])
     manager.run(reports.append)
     assert [(p.lists, p.events, p.seconds) for p in reports] == [(0, 1, 6.0)]
+
+
+def test_a_list_another_worker_moved_meanwhile_leaves_no_ledger_row(table, monkeypatch):
+    """A worker that found a staged list another worker then moved, deleted and dropped from
+    the ledger finds it empty: it records nothing (the ledger names only lists whose rows it
+    holds) and reports no failure."""
+    adapter = RedisAdapter()
+    POSTMethod(1, 1, "heart")
+    [staged] = adapter.stage_all(adapter.match_data_keys(), "b1")
+    late = BackupDataManager(adapter, table)
+    found = adapter.staged_keys()  # the late worker's SCAN, before the other one moves it
+    assert BackupDataManager(adapter, table).run().events == 1
+    monkeypatch.setattr(adapter, "staged_keys", lambda: found)
+    result = late.run()
+    assert (result.events, result.keys) == (0, 0)
+    assert not table.has_batch(staged) and table.count() == 1

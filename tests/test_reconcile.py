@@ -119,8 +119,8 @@ def test_time_limit_ends_the_tries(table):
 
 
 def test_a_backup_cannot_commit_while_the_view_is_read(tmp_path):
-    """The census's read lock is held through the Redis read: another connection's commit
-    waits (SQLite busy), so the view is one cut of the file and Redis."""
+    """held_census's read lock, in the rollback-journal mode the program creates files in,
+    makes another connection's commit wait (SQLite busy) until the block ends."""
     import sqlite3
     path = str(tmp_path / "r.db")
     ReactionsTable(path).close()
@@ -206,3 +206,49 @@ def test_dead_letters_of_another_prefix_are_not_counted(adapter, table):
         BackupDataManager(layout_adapter, table).run()
     assert len(table.dead_letters()) == 2
     assert dead_letter_sink(adapter, table)() == {(5, "sad"): 1}
+
+
+class AfterViewRedis(InMemoryRedis):
+    """An InMemoryRedis that runs ``after_view()`` once, right after a reconciliation view's
+    MULTI (the one with KEYS) and before the table is read: what a backup process does then."""
+
+    after_view = None
+
+    def pipeline(self, transaction=True):
+        pipe = super().pipeline(transaction)
+        execute = pipe.execute
+
+        def execute_then_hook(raise_on_error=True):
+            view = any(args[0] == "KEYS" for args, _ in pipe.command_stack)
+            replies = execute(raise_on_error)
+            if view and self.after_view is not None:
+                hook, self.after_view = self.after_view, None
+                hook()
+            return replies
+
+        pipe.execute = execute_then_hook
+        return pipe
+
+
+def test_a_backup_run_between_the_view_and_the_table_read_is_not_counted_twice(table):
+    """A whole backup run (stage, commit, delete, drop the ledger rows) between the view's
+    MULTI and the table read: its rows are in the table, its lists were pending in the view.
+    The renamed live list shows it; the view is taken again, and is OK."""
+    adapter = RedisAdapter(AfterViewRedis(), prefix="")
+    post(adapter, (1, "heart"), (2, "sad"))
+    adapter.redis.after_view = lambda: BackupDataManager(adapter, table).run()
+    result = reconcile(adapter, table)
+    assert (result.ok, result.rows, result.pending, result.tries) == (True, 2, 0, 2)
+
+
+def test_a_staged_list_moved_and_forgotten_between_the_view_and_the_table_read(table):
+    """A staged list of the view committed, deleted and dropped from the ledger before the
+    table read: neither the ledger read nor Redis names it any more. Its rows are in the
+    table and it was pending in the view: the view is taken again, and is OK."""
+    adapter = RedisAdapter(AfterViewRedis(), prefix="")
+    post(adapter, (3, "happy"), (3, "happy"))
+    adapter.stage_all(adapter.match_data_keys(), "b1")
+    adapter.redis.after_view = lambda: BackupDataManager(adapter, table).run()
+    result = reconcile(adapter, table)
+    assert (result.ok, result.rows, result.pending, result.tries) == (True, 2, 0, 2)
+    assert table.census()[1] == frozenset()  # the ledger row was dropped indeed
