@@ -14,7 +14,7 @@ from db import ReactionsTable, SchemaMismatchError
 from foundation.redis_client import connect
 from live.exits import EXIT_DEAD_LETTERS, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
 from live.spill import load_spill
-from live.summary import reconcile_and_log
+from live.summary import log_not_checked, reconcile_and_log
 from redis_adapter import RedisAdapter
 
 __all__ = ["run_reconcile", "load_spill_file"]
@@ -25,10 +25,12 @@ logger = logging.getLogger(__name__)
 def run_reconcile() -> int:
     """--reconcile: the system-wide reconciliation of --redis-url and --db.
 
-    The database file is opened read-only: nothing is created or locked in it, and a file
-    without reactions_table is refused (SchemaMismatchError). Exit status EXIT_OK if OK,
-    EXIT_MISMATCH, EXIT_NOT_CHECKED if no consistent view could be read, EXIT_USAGE without a
-    Redis URL and a database file. Raises RedisUnavailableError if Redis cannot be reached."""
+    The database file is opened read-only: nothing is created or locked in it (a hot journal
+    of a killed writer is rolled back: ReactionsTable), and a file without reactions_table is
+    refused (SchemaMismatchError). Exit status EXIT_OK if OK, EXIT_MISMATCH, EXIT_NOT_CHECKED
+    if no consistent view could be read or the file or Redis could not be read (one line says
+    why and what to run), EXIT_USAGE without a Redis URL and a database file. Raises
+    RedisUnavailableError if Redis cannot be reached at the start."""
     missing = [(flag, default) for flag, default, absent in (
         ("--redis-url URL (the Redis whose counters to check)", "an in-memory Redis",
          not config.REDIS_URL),
@@ -42,9 +44,17 @@ def run_reconcile() -> int:
     if not os.path.isfile(config.DB_PATH):
         logger.error("--reconcile: no database file %s", config.DB_PATH)
         return EXIT_USAGE
-    table = ReactionsTable(config.DB_PATH, read_only=True)
+    try:
+        table = ReactionsTable(config.DB_PATH, read_only=True)
+    except sqlite3.OperationalError as error:  # locked, a hot journal it may not roll back
+        return log_not_checked(error)
     adapter = RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX)
-    return reconcile_and_log(adapter, table)
+    try:
+        return reconcile_and_log(adapter, table)
+    except Exception as error:  # Redis lost, the file locked or unreadable meanwhile
+        return log_not_checked(error)
+    finally:
+        table.close()
 
 
 def load_spill_file(path: str, db_path: str) -> int:

@@ -5,18 +5,26 @@ The processes are main.py subprocesses on a real redis-server the tests start th
 (skipped with the reason when redis-server or redis-py is missing: tests/redis_server.py).
 """
 
+import os
+import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
 
 import pytest
 
+from backup_data import BackupDataManager
 from db import ReactionsTable
 from foundation.redis_client import connect
 from live.reconcile import reconcile
 from live.summary import dead_letter_sink
 from redis_adapter import RedisAdapter
 
-from tests.test_main import finish, read_until, start
+from tests.test_main import ROOT, RUN_TIMEOUT_SECONDS, finish, read_until, start
 
 RECONCILIATIONS = 10  # in-process reconciliations taken while the load runs
 
@@ -64,3 +72,100 @@ def test_reconciliation_under_load_is_never_a_false_mismatch(redis_server, real_
     assert any(result.ok and result.pending for result in results), "\n".join(lines_seen)
     assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
     assert journal_mode(path) == mode  # the program leaves the operator's choice alone
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import sqlite3, sys, time
+    connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+    connection.execute("pragma cache_size = 5")  # the pages spill: the file itself is written
+    connection.execute("begin immediate")
+    connection.execute("insert into reactions_table (user_id, match_id, emoticon_type, "
+                       "timestamp) select user_id, match_id, emoticon_type, timestamp "
+                       "from reactions_table")
+    print("writing", flush=True)
+    time.sleep(600)
+""")
+
+
+def backed_up(url, path, events=3000):
+    """``events`` posted to the Redis at ``url`` and backed up to a new database at ``path``."""
+    adapter = RedisAdapter(connect(url), "")
+    for n in range(events):
+        adapter.record_reaction(n + 1, 1 + n % 5, ("heart", "sad", "happy")[n % 3], float(n))
+    table = ReactionsTable(str(path))
+    assert BackupDataManager(adapter, table).run().events == events
+    table.close()
+
+
+def kill_a_writer_mid_transaction(path):
+    """SIGKILL a process in the middle of a write transaction on ``path`` that has already
+    written the file: the hot journal it leaves must be rolled back before anyone can read."""
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+    finally:
+        writer.kill()
+        writer.wait(timeout=RUN_TIMEOUT_SECONDS)
+    assert os.path.exists(f"{path}-journal")
+
+
+def run(*flags, user=()):
+    """main.py with ``flags`` (as ``user``: a command prefix), to its end; (status, output)."""
+    done = subprocess.run([*user, sys.executable, "-B", "main.py", *flags], cwd=ROOT, text=True,
+                          capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", [["--reconcile"],
+                                     ["--role", "get", "--duration", "0.3"],
+                                     ["--role", "post", "--duration", "0.3", "--rate", "100"]])
+def test_a_hot_journal_of_a_killed_writer_is_rolled_back_by_a_reader(redis_server, real_redis,
+                                                                     tmp_path, command):
+    """A backup killed mid-transaction leaves a hot journal, which a read-only open cannot read
+    past: --reconcile and the final check of a get or post process roll it back (they may
+    write the file here), and reconcile OK against the last committed rows."""
+    path = tmp_path / "shared.db"
+    backed_up(redis_server.url, path)
+    kill_a_writer_mid_transaction(path)
+    status, output = run("--redis-url", redis_server.url, "--db", str(path), *command)
+    assert status == 0, output
+    assert "system-wide reconciliation: redis_counters=" in output and output.rstrip().endswith(
+        " OK"), output
+    assert not os.path.exists(f"{path}-journal")
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("select count(*) from reactions_table").fetchone() == (3000,)
+
+
+@pytest.fixture
+def public_dir():
+    """A directory uid 65534 can reach but not write (pytest's tmp_path is root's, mode 700)."""
+    directory = Path(tempfile.mkdtemp(prefix="live-reactions-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_a_hot_journal_a_reader_may_not_roll_back_is_not_checked(redis_server, real_redis,
+                                                                 public_dir):
+    """As a user who may read the file but not write it or its directory, --reconcile cannot
+    roll the hot journal back: NOT CHECKED, exit 5, with what to run; once that has run (as a
+    user who may write the file), it reconciles OK."""
+    from tests.test_failures import as_nobody
+    user = as_nobody()
+    if not user:
+        pytest.skip("needs root, to run --reconcile as another user")
+    path = public_dir / "shared.db"
+    backed_up(redis_server.url, path)
+    kill_a_writer_mid_transaction(path)
+    status, output = run("--reconcile", "--redis-url", redis_server.url, "--db", str(path),
+                         user=user)
+    assert status == 5, output
+    assert "NOT CHECKED" in output and "hot journal" in output, output
+    assert f"sqlite3 {path} 'pragma integrity_check'" in output, output
+    assert os.path.exists(f"{path}-journal")
+    subprocess.run(["sqlite3", str(path), "pragma integrity_check"], check=True,
+                   capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    assert not os.path.exists(f"{path}-journal")
+    status, output = run("--reconcile", "--redis-url", redis_server.url, "--db", str(path))
+    assert status == 0 and output.rstrip().endswith(" OK"), output
