@@ -424,6 +424,14 @@ class ReactionsTable:
         with self._reading() as connection:
             return _recorded(connection, batch)
 
+    def batches_ending(self, suffix: str) -> list[str]:
+        """The ledger's batch names that end with ``suffix``. Raises sqlite3.OperationalError
+        if another process holds the file locked for more than READ_WAIT_SECONDS."""
+        with self._reading(READ_WAIT_SECONDS) as connection:
+            return [batch for (batch,) in connection.execute(
+                "select batch from backup_batches where substr(batch, -?) = ?",
+                (len(suffix), suffix))]
+
     def forget_batch(self, batch: str, deadline: float | None = None) -> None:
         """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""
         self.forget_batches([batch], deadline)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from db import ReactionsTable
 from foundation.redis_client import connect
 from live.reconcile import reconcile
 from live.summary import dead_letter_sink
-from redis_adapter import RedisAdapter
+from redis_adapter import RedisAdapter, encode_event, make_event
 
 from tests.test_main import ROOT, RUN_TIMEOUT_SECONDS, finish, read_until, start
 
@@ -169,3 +170,45 @@ def test_a_hot_journal_a_reader_may_not_roll_back_is_not_checked(redis_server, r
     assert not os.path.exists(f"{path}-journal")
     status, output = run("--reconcile", "--redis-url", redis_server.url, "--db", str(path))
     assert status == 0 and output.rstrip().endswith(" OK"), output
+
+
+def ledger_rows(path):
+    """The backup ledger's rows of staged lists (not spill files) in the file at ``path``."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+        return connection.execute("select count(*) from backup_batches "
+                                  "where batch like 'match_data_%'").fetchone()[0]
+
+
+def test_ledger_rows_of_killed_backups_do_not_stay(redis_server, real_redis, tmp_path):
+    """Backup processes killed (SIGKILL) while they move 1,500 lists leave ledger rows behind;
+    the next backup drops them all, inserts nothing twice, and the reconciliation is OK."""
+    path = tmp_path / "shared.db"
+    ReactionsTable(str(path)).close()
+    adapter = RedisAdapter(connect(redis_server.url), "")
+    posted, left = 0, []
+    for kill in range(3):
+        pipe = adapter.redis.pipeline(transaction=False)
+        for match_id in range(1, 1501):  # as 1,500 POSTs would: a counter and a list each
+            pipe.incr(f"{match_id}_heart")
+            pipe.rpush(f"match_data_{match_id}", encode_event(
+                make_event(kill + 1, match_id, "heart", float(posted + match_id))))
+        pipe.execute()
+        posted += 1500
+        backup = start("--redis-url", redis_server.url, "--db", str(path), "--role", "backup",
+                       "--backup-interval", "0.1")
+        try:
+            while ledger_rows(path) < 20 * (kill + 1):  # the first run is under way
+                time.sleep(0.01)
+        finally:
+            backup.kill()
+            backup.wait(timeout=RUN_TIMEOUT_SECONDS)
+        left.append(ledger_rows(path))
+    assert left[-1] >= 20, left
+    status, lines = finish(start("--redis-url", redis_server.url, "--db", str(path), "--role",
+                                 "backup", "--duration", "0.5"), [])
+    assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
+    assert ledger_rows(path) == 0
+    with sqlite3.connect(path) as connection:
+        assert connection.execute(
+            "select count(*), count(distinct timestamp) from reactions_table").fetchone() == (
+                posted, posted)
