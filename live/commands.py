@@ -12,7 +12,7 @@ import sqlite3
 import config
 from db import ReactionsTable, SchemaMismatchError
 from foundation.redis_client import connect
-from live.exits import EXIT_DEAD_LETTERS, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
+from live.exits import EXIT_DEAD_LETTERS, EXIT_OK, EXIT_USAGE
 from live.spill import load_spill
 from live.summary import log_not_checked, reconcile_and_log
 from redis_adapter import RedisAdapter
@@ -59,10 +59,11 @@ def run_reconcile() -> int:
 
 def load_spill_file(path: str, db_path: str) -> int:
     """``--load-spill FILE``: load a spill file into the table at ``db_path`` exactly once and
-    log one line; the exit status: EXIT_OK done or loaded before; EXIT_MISMATCH refused by the
-    database (nothing added); EXIT_USAGE a :memory: or missing database, a missing spill file,
-    or a file it cannot read or use (nothing created); EXIT_DEAD_LETTERS loaded, but some lines
-    became dead letters.
+    log one line; the exit status: EXIT_OK done or loaded before; EXIT_USAGE nothing added: a
+    :memory: or missing database, a missing spill file, a file it cannot read or use, or a
+    database that refused the load (locked past its busy timeout, disk full...: run it again
+    once the database can be written); EXIT_DEAD_LETTERS loaded, but some lines became dead
+    letters.
 
     The database must exist already: a spill belongs to the database its run used, and a new
     empty file (a mistyped path) would take it silently, made for this config's emoticons."""
@@ -83,9 +84,9 @@ def load_spill_file(path: str, db_path: str) -> int:
     except (OSError, UnicodeDecodeError) as error:
         logger.error("cannot read spill file %s: %s", path, error)
         return EXIT_USAGE
-    except sqlite3.Error as error:
+    except sqlite3.Error as error:  # as a database refused at the start: nothing was added
         logger.error("could not load %s into %s, nothing added: %s", path, db_path, error)
-        return EXIT_MISMATCH
+        return EXIT_USAGE
     finally:
         table.close()
     if result.already_loaded:

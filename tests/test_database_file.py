@@ -212,3 +212,58 @@ def test_ledger_rows_of_killed_backups_do_not_stay(redis_server, real_redis, tmp
         assert connection.execute(
             "select count(*), count(distinct timestamp) from reactions_table").fetchone() == (
                 posted, posted)
+
+
+def test_load_spill_refused_by_the_database_adds_nothing_and_exits_2(tmp_path):
+    """A database that refuses the load part-way (here an operator's trigger; a lock held past
+    the busy timeout or a full disk alike) adds nothing and exits 2, the status of a database
+    it cannot use, not 1 (MISMATCH: an event unaccounted for)."""
+    path = tmp_path / "reactions.db"
+    ReactionsTable(str(path)).close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("create trigger no_rows before insert on reactions_table "
+                           "begin select raise(abort, 'no rows today'); end")
+    spill = tmp_path / "s.jsonl"
+    spill.write_text(encode_event(make_event(1, 1, "heart", 1.0)) + "\n")
+    status, output = run("--load-spill", str(spill), "--db", str(path))
+    assert status == 2, output
+    assert "nothing added: no rows today" in output, output
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("select count(*) from backup_batches").fetchone() == (0,)
+
+
+def test_a_process_whose_database_cannot_be_read_at_its_end_is_not_checked(redis_server,
+                                                                          real_redis, tmp_path):
+    """A get process whose --db is another application's SQLite file: its run is fine, its
+    final check cannot be read: NOT CHECKED, exit 5, not 1 (MISMATCH)."""
+    path = tmp_path / "other_app.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("create table invoices (id integer)")
+    status, output = run("--redis-url", redis_server.url, "--db", str(path), "--role", "get",
+                         "--duration", "0.3")
+    assert status == 5, output
+    assert "system-wide reconciliation: NOT CHECKED, could not be read" in output, output
+    assert "MISMATCH" not in output
+
+
+def test_reconcile_of_a_database_locked_past_its_busy_timeout_is_not_checked(
+        redis_server, real_redis, tmp_path):
+    """--reconcile on a file another process holds locked (an exclusive lock, as a writer
+    committing a huge transaction holds it) past DB_BUSY_TIMEOUT_SECONDS: NOT CHECKED,
+    exit 5, not 2 (a bad flag)."""
+    from tests.test_failures import copy_program
+    program = copy_program(tmp_path / "program", DB_BUSY_TIMEOUT_SECONDS="0.2")
+    path = tmp_path / "reactions.db"
+    ReactionsTable(str(path)).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("begin exclusive")
+    try:
+        done = subprocess.run([sys.executable, "-B", "main.py", "--reconcile", "--redis-url",
+                               redis_server.url, "--db", str(path)], cwd=program, text=True,
+                              capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
+    finally:
+        holder.rollback()
+        holder.close()
+    output = done.stdout + done.stderr
+    assert done.returncode == 5, output
+    assert "NOT CHECKED, could not be read" in output and "database is locked" in output, output
