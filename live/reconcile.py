@@ -55,8 +55,8 @@ class Reconciliation:
     mismatches: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     """``{(match_id, emoticon): (counter, rows + pending + sinks)}`` where they differ."""
     consistent: bool = True
-    """False if no view read was consistent (backups committing or lists appearing between
-    the reads every time, up to the time limit): then nothing is claimed either way."""
+    """False if no view read was consistent (lists appearing, or backups moving lists while
+    the view was read, every time, up to the limits): then nothing is claimed either way."""
     unreadable: int = 0
     """Items of our lists that are not event records (poison): not attributable to a counter."""
     tries: int = 1
@@ -79,8 +79,8 @@ class Reconciliation:
         if self.unreadable:
             extra += f" unreadable_in_redis={self.unreadable}"
         caveat = ("" if self.consistent else
-                  f" (no consistent view in {self.tries} tries: backups committed or lists "
-                  "appeared between the reads every time; run --reconcile again)")
+                  f" (no consistent view in {self.tries} tries: lists appeared, or backups "
+                  "moved lists while the view was read, every time; run --reconcile again)")
         return (f"system-wide reconciliation: redis_counters={self.counters} "
                 f"database_rows={self.rows} pending_in_redis={self.pending}{extra} "
                 f"{self.verdict}{caveat}")
@@ -223,10 +223,14 @@ def _read_lists(adapter: RedisAdapter, table: ReactionsTable, source: str,
                           key=lambda key: (layout.staged_batch(key), key))
     staged = {key: lengths[key] for key in oldest_first}
     unread = {key: length for key, length in staged.items() if (key, length) not in staged_read}
+    complete = True
     for key, cells in _read_prefixes(adapter, unread, whole=False).items():
         if cells is None:
-            return None  # committed and deleted since the table was read: nowhere to count it
-        staged_read[key, unread[key]] = cells
+            complete = False  # committed and deleted since the table was read: not countable
+        else:
+            staged_read[key, unread[key]] = cells
+    if not complete:
+        return None
     live = {key: length for key, length in lengths.items() if layout.is_match_data(key)}
     found = _read_prefixes(adapter, live)
     if found is None or not _still_a_cut(adapter, table, source, counters, lengths, ledger,
