@@ -27,10 +27,10 @@ from typing import Any, Callable, Collection, Iterable, Iterator
 
 from db import DeadLetter, ReactionsTable, get_reactions_table
 from foundation.records import sort_items
-from redis_adapter import RedisAdapter, error_text, get_adapter
+from redis_adapter import UNRECORDED_SOURCE, RedisAdapter, error_text, get_adapter
 
 __all__ = ["BackupDataManager", "BackupResult", "BackupProgress", "BackupError",
-           "CountMismatchError", "SortedItems", "PROGRESS_SECONDS"]
+           "CountMismatchError", "StagedListGone", "SortedItems", "PROGRESS_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,12 +128,32 @@ class CountMismatchError(RuntimeError):
     """Rows + dead letters written for a list differ from the items read from it (rolled back)."""
 
 
-def new_batch() -> str:
+class StagedListGone(Exception):
+    """A staged list held no items when its transaction read it: another backup worker moved
+    and deleted it meanwhile (Redis keeps no empty list). Its transaction is rolled back, so
+    the ledger never names a list whose rows it did not insert."""
+
+
+def new_batch(dataset: str | None = None) -> str:
     """A name for one backup run, sorting in start order (nanoseconds first), then unique
     across processes sharing one Redis and one ledger: the pid, a random part drawn once per
-    process (pids repeat across hosts and restarts) and a per-process count."""
-    return (f"{time.time_ns():020d}.{os.getpid()}.{_PROCESS_TAG}."
+    process (pids repeat across hosts and restarts) and a per-process count; then, if given,
+    ``dataset``, the id of the Redis dataset whose lists the run stages
+    (RedisAdapter.source_id), so that its ledger rows can be told apart (_dataset_suffix)."""
+    name = (f"{time.time_ns():020d}.{os.getpid()}.{_PROCESS_TAG}."
             f"{next(_batch_numbers) % 10_000:04d}")
+    suffix = _dataset_suffix(dataset)
+    return name if suffix is None else name + suffix
+
+
+def _dataset_suffix(dataset: str | None) -> str | None:
+    """How the names of the lists staged from ``dataset`` end (``.{dataset}``); None for no
+    dataset, or one no name can carry (not letters and digits) or that is not one Redis's own
+    (UNRECORDED_SOURCE, which every Redis over its memory limit shares)."""
+    if (not dataset or dataset == UNRECORDED_SOURCE or not dataset.isascii()
+            or not dataset.isalnum()):
+        return None
+    return "." + dataset
 
 
 class SortedItems:
@@ -219,14 +239,17 @@ class BackupDataManager:
             deadline = started + self.busy_timeout
             dataset = self.adapter.source_id()
             leftovers = self.adapter.staged_keys()
-            staged = self.adapter.stage_all(self.adapter.match_data_keys(), new_batch())
+            staged = self.adapter.stage_all(self.adapter.match_data_keys(), new_batch(dataset))
             progress = _ProgressClock(on_progress, self.progress_seconds,
                                       len(leftovers) + len(staged), self._clock,
                                       progress_started)
-            events, dead, errors = 0, 0, {}
+            events, dead, errors, gone = 0, 0, {}, 0
             for key in leftovers + staged:
                 try:
                     rows, letters = self._insert(key, deadline, dataset, progress)
+                except StagedListGone:  # moved by another worker: nothing left to do
+                    gone += 1
+                    continue
                 except Exception as error:  # the list stays staged; the next run retries it
                     errors[key] = error
                     continue
@@ -243,7 +266,8 @@ class BackupDataManager:
                 self.committed.discard(key)
                 self.unforgotten.add(key)
             self._forget(deadline)
-            result = BackupResult(events, len(leftovers) + len(staged) - len(errors),
+            self._sweep(dataset, deadline)
+            result = BackupResult(events, len(leftovers) + len(staged) - len(errors) - gone,
                                   time.monotonic() - started, dead)
             if errors:
                 raise BackupError(result, errors) from next(iter(errors.values()))
@@ -256,8 +280,14 @@ class BackupDataManager:
         chunks = progress.chunks(self.adapter.iter_items(staged))
         source = SortedItems(chunks, staged, self.table.emoticon_types,
                              self.adapter.layout.list_match_id(staged))
+
+        def verify(rows: int, dead: int) -> None:
+            if source.started and not source.read:
+                raise StagedListGone(staged)
+            source.verify(rows, dead)
+
         rows, dead = self.table.insert_batch(source.events(), staged, source.dead_letters,
-                                             source.verify, deadline, dataset)
+                                             verify, deadline, dataset)
         logger.debug("backed up %d events and %d dead letters from %s", rows, dead, staged)
         return rows, dead
 
@@ -274,3 +304,27 @@ class BackupDataManager:
                          error)
             return
         self.unforgotten.clear()
+
+    def _sweep(self, dataset: str, deadline: float) -> None:
+        """Drop the ledger rows of ``dataset``'s staged lists that are gone from Redis.
+
+        A backup killed after deleting a list but before dropping its ledger row leaves the
+        row behind for good: the list's name never comes back, so nothing else drops it. The
+        names of the lists a run stages end with the dataset's id (new_batch), so this run can
+        tell its Redis's rows from those of other Redis servers sharing the file, and ask its
+        Redis whether each list is still there. The ledger is read first and Redis after: a
+        row read while its list still exists is kept, so a list committed but not deleted yet
+        (by any worker) keeps the row that stops its rows going in twice. A failure (the file
+        locked) is no failure of the backup: the next run sweeps."""
+        suffix = _dataset_suffix(dataset)
+        if suffix is None:
+            return
+        try:
+            names = [name for name in self.table.batches_ending(suffix)
+                     if self.adapter.layout.is_staged(name)]
+            gone = sorted(set(names) - self.adapter.existing(names)) if names else []
+            if gone:
+                self.table.forget_batches(gone, deadline)
+                logger.debug("dropped %d ledger rows of lists gone from Redis", len(gone))
+        except Exception as error:
+            logger.debug("ledger sweep left for the next run: %r", error)

@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import config
 from foundation.records import UNDECODABLE, named_cell
 
-__all__ = ["ReactionsTable", "SchemaMismatchError", "get_reactions_table", "AGGREGATE_QUERY",
-           "DeadLetter", "READ_WAIT_SECONDS"]
+__all__ = ["ReactionsTable", "SchemaMismatchError", "HotJournalError", "get_reactions_table",
+           "AGGREGATE_QUERY", "DeadLetter", "READ_WAIT_SECONDS", "roll_back_hot_journal"]
 
 CREATE_TABLE = """
 create table if not exists reactions_table (
@@ -156,6 +156,47 @@ class SchemaMismatchError(ValueError):
     """The database file holds a reactions_table whose CHECK allows other emoticons."""
 
 
+class HotJournalError(sqlite3.OperationalError):
+    """A writer was killed in the middle of a transaction and left a hot journal beside the
+    database file, which this process may not roll back (it needs write permission on the
+    file and its directory): nothing can read the file until a process that may does."""
+
+
+def _hot_journal(path: str, error: sqlite3.Error) -> bool:
+    """True if ``error``, raised by a read-only connection to ``path``, means a hot journal it
+    cannot roll back (SQLite's SQLITE_READONLY_ROLLBACK; Python 3.10 gives no error code: its
+    message and the journal beside the file tell it)."""
+    name = getattr(error, "sqlite_errorname", None)
+    if name is not None:
+        return name == "SQLITE_READONLY_ROLLBACK"
+    return "readonly" in str(error) and os.path.exists(path + "-journal")
+
+
+def roll_back_hot_journal(path: str, busy_timeout: float) -> None:
+    """Roll back the hot journal a writer killed mid-transaction left beside ``path``.
+
+    SQLite does it itself on the first read by any connection that can write: this one opens
+    the file for writing (``mode=rw``: never creates it), reads, and closes. It restores the
+    last committed state, which is what every reader must see anyway, under SQLite's own
+    exclusive lock, so it is safe while other processes use the file. It needs write
+    permission on the file, the journal and the directory (the journal is deleted). Raises
+    HotJournalError saying what to run if this process cannot."""
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
+        try:
+            connection.execute("select count(*) from sqlite_master").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise HotJournalError(
+            f"{path} has a hot journal ({path}-journal): a writer was killed in the middle of "
+            f"a transaction, and this process cannot roll it back ({error}). Any process that "
+            "can write the file and its directory rolls it back when it opens it: start the "
+            f"backup process, or run, as such a user: sqlite3 {path} 'pragma integrity_check'"
+            ) from None
+
+
 def _sql_string(text: str) -> str:
     """``text`` as an SQL string literal (DDL takes no ? parameters)."""
     return "'" + text.replace("'", "''") + "'"
@@ -237,7 +278,10 @@ class ReactionsTable:
 
     ``read_only=True`` is for a process that never writes (``--reconcile``, a post or get
     role): the file is opened read-only, nothing is created, probed or locked for writing, and
-    a file that does not exist or holds no reactions_table raises SchemaMismatchError.
+    a file that does not exist or holds no reactions_table raises SchemaMismatchError. The one
+    exception: a hot journal left by a writer killed mid-transaction, which no reader can read
+    past, is rolled back at the open and by census() (roll_back_hot_journal), or raises
+    HotJournalError when this process may not write the file.
     """
 
     def __init__(self, path: str = ":memory:",
@@ -248,6 +292,7 @@ class ReactionsTable:
                                     else emoticon_types)
         self.busy_timeout = (config.DB_BUSY_TIMEOUT_SECONDS if busy_timeout is None
                              else busy_timeout)
+        self.read_only = read_only
         self._lock = threading.Lock()
         # isolation_level=None: transactions are begun and ended explicitly in _transaction().
         self._connection = _connect(path, read_only, self.busy_timeout)
@@ -255,8 +300,9 @@ class ReactionsTable:
         allowed = ", ".join(_sql_string(emoticon) for emoticon in self.emoticon_types)
         try:
             if read_only:
-                _check_ours(self._connection, path)
-                _check_schema(self._connection, path, self.emoticon_types)
+                self._recovered(lambda: (_check_ours(self._connection, path),
+                                         _check_schema(self._connection, path,
+                                                       self.emoticon_types)))
                 return
             with self._transaction() as connection:
                 connection.execute(CREATE_TABLE.format(allowed=allowed))
@@ -269,6 +315,18 @@ class ReactionsTable:
         except BaseException:
             self._connection.close()
             raise
+
+    def _recovered(self, read: Callable[[], Any]) -> Any:
+        """``read()``; if this read-only table meets a hot journal (a writer killed in the
+        middle of a transaction), roll it back (roll_back_hot_journal: HotJournalError if this
+        process may not) and read again."""
+        try:
+            return read()
+        except sqlite3.OperationalError as error:
+            if not (self.read_only and _hot_journal(self.path, error)):
+                raise
+        roll_back_hot_journal(self.path, self.busy_timeout)
+        return read()
 
     def _probe_writes(self) -> None:
         """Commit a row and remove it again, so a file SQLite opened read-only (chmod 444), or
@@ -379,6 +437,14 @@ class ReactionsTable:
         with self._reading() as connection:
             return _recorded(connection, batch)
 
+    def batches_ending(self, suffix: str) -> list[str]:
+        """The ledger's batch names that end with ``suffix``. Raises sqlite3.OperationalError
+        if another process holds the file locked for more than READ_WAIT_SECONDS."""
+        with self._reading(READ_WAIT_SECONDS) as connection:
+            return [batch for (batch,) in connection.execute(
+                "select batch from backup_batches where substr(batch, -?) = ?",
+                (len(suffix), suffix))]
+
     def forget_batch(self, batch: str, deadline: float | None = None) -> None:
         """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""
         self.forget_batches([batch], deadline)
@@ -409,19 +475,22 @@ class ReactionsTable:
         read transaction (one consistent view of the file, whatever other processes commit).
 
         With ``source``, only the rows that source's backups inserted (insert_batch); a file
-        written before sources were recorded has none."""
-        with self.held_census(source) as census:
-            return census
+        written before sources were recorded has none. A read-only table rolls back a hot
+        journal first (HotJournalError if it may not)."""
+        def read() -> tuple[dict[tuple[int, str], int], frozenset[str]]:
+            with self.held_census(source) as census:
+                return census
+        return self._recovered(read)
 
     @contextmanager
     def held_census(self, source: str | None = None
                     ) -> Iterator[tuple[dict[tuple[int, str], int], frozenset[str]]]:
         """census(), with its read transaction held open until the block ends.
 
-        In SQLite's rollback-journal mode (this file's) a held read lock makes every other
-        connection's COMMIT wait (up to its busy timeout), so no backup commits between the
-        census and whatever the block reads meanwhile -- the reconciliation's Redis view: a
-        consistent cut of the file and Redis. Keep the block short; nothing is written."""
+        In SQLite's rollback-journal mode a held read lock makes every other connection's
+        COMMIT wait (up to its busy timeout), so no backup commits until the block ends; in WAL
+        mode (a file someone switched) it does not. The reconciliation needs neither
+        (live/reconcile.py). Keep the block short; nothing is written."""
         with self._reading():
             self._connection.execute("begin")
             try:

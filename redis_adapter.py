@@ -595,6 +595,21 @@ class RedisAdapter:
         """Delete ``key`` (a staged list whose events are safely in the table)."""
         self.redis.delete(key)
 
+    EXISTS_PIPELINE_KEYS = 1_000
+    """Keys asked about per round trip by existing()."""
+
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that exist in Redis now, asked EXISTS_PIPELINE_KEYS at a time
+        (one EXISTS each, in a pipeline: not a transaction)."""
+        keys, found = list(keys), set()
+        for first in range(0, len(keys), self.EXISTS_PIPELINE_KEYS):
+            chunk = keys[first:first + self.EXISTS_PIPELINE_KEYS]
+            pipe = self.redis.pipeline(transaction=False)
+            for key in chunk:
+                pipe.exists(key)
+            found.update(key for key, there in zip(chunk, pipe.execute()) if there)
+        return found
+
     def pending_events(self) -> int:
         """Events in Redis not yet in the table: live lists plus staged ones.
 

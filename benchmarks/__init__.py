@@ -11,6 +11,9 @@ dict plus the rows it adds to the printed table:
 - ``memory``     -- 6. bytes per pending event; RSS of ``python3 main.py`` runs.
 - ``batched_ingest`` -- 7. --ingest-batch 1000 vs 1 on the in-memory server and a local
   redis-server; vs the dict+list floor and raw redis-py pipelining.
+- ``lock_hold``  -- 8. the longest time one command holds the in-memory server's lock.
+- ``reconcile_cost`` -- 9. one system-wide reconciliation with a big backlog pending: time,
+  client memory, the longest Redis stall (redis-server and in-memory).
 - ``profiling``  -- cProfile of the hot paths: ``python3 -m benchmarks.profiling``.
 
 Only the standard library is used; timings use ``time.perf_counter``.

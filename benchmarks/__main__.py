@@ -1,6 +1,6 @@
 """``python3 -m benchmarks [--quick] [--json FILE]``: benchmark the Live Reactions pipeline.
 
-Runs the eight items below in this process (item 6 also starts ``python3 main.py``
+Runs the nine items below in this process (item 6 also starts ``python3 main.py``
 subprocesses) and prints ONE table: each figure's median, what it is compared with, the ratio, and
 this project's floor for it with a pass/miss column (docs/performance.md).
 
@@ -16,11 +16,14 @@ this project's floor for it with a pass/miss column (docs/performance.md).
    POSTMethod, the Poster at rate 0, vs the dict+list floor, vs raw redis-py pipelining.
 8. Lock holds: the longest time one InMemoryRedis command holds the server lock, with 1 M keys
    present (100,000 with --quick); KEYS and FLUSHDB excepted.
+9. Reconciliation cost: ``main.py --reconcile`` with 1 M events pending on a local redis-server
+   (100,000 with --quick; --reconcile-8m adds 8 M): time, client peak memory, the longest Redis
+   stall; and reconcile() on the in-memory Redis.
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
-about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7;
---quick about 20 s plus 10 s. Between
+about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7
+and 20 s for item 9 (about 70 s more with --reconcile-8m); --quick about 20 s plus 15 s. Between
 cases the process-wide Redis is flushed and any config value changed is restored. The app's
 logging is silenced. The exit status is 0 when every item ran, whatever the pass/miss column says.
 """
@@ -39,6 +42,7 @@ from . import ROOT
 from .backup import run_backup
 from .batched_ingest import run_batched_ingest
 from .lock_hold import run_lock_hold
+from .reconcile_cost import run_reconcile_cost
 from .common import Result, Row, Settings, progress, quiet_logging
 from .memory import run_memory
 from .post_path import run_post_path, run_poster
@@ -47,7 +51,7 @@ from .report import format_table, write_json
 from .write_path import run_write_path
 
 ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory",
-         7: "batched_ingest", 8: "lock_hold"}
+         7: "batched_ingest", 8: "lock_hold", 9: "reconcile_cost"}
 """Item number -> its key in the JSON file."""
 
 
@@ -62,6 +66,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="override the repeats per comparison (default 5; 3 with --quick)")
     parser.add_argument("--only", default=None, metavar="ITEMS",
                         help="comma-separated item numbers to run, e.g. 1,3 (default: all)")
+    parser.add_argument("--reconcile-8m", action="store_true",
+                        help="item 9 also with 8,000,000 events pending (a few minutes more)")
     return parser.parse_args(argv)
 
 
@@ -70,6 +76,9 @@ def choose_settings(args: argparse.Namespace) -> Settings:
     settings = Settings.quick_run() if args.quick else Settings.full_run()
     if args.repeats:
         settings = Settings(**{**vars(settings), "repeats": args.repeats})
+    if args.reconcile_8m:
+        settings = Settings(**{**vars(settings), "reconcile_events":
+                               (*settings.reconcile_events, 8_000_000)})
     return settings
 
 
@@ -98,6 +107,7 @@ def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], lis
         6: lambda: run_memory(settings),
         7: lambda: run_batched_ingest(settings),
         8: lambda: run_lock_hold(settings),
+        9: lambda: run_reconcile_cost(settings),
     }
     for item in items:
         started = time.perf_counter()

@@ -68,6 +68,11 @@ class Settings:
     """Events per repeat of one-write-per-POST vs batched on redis-server (item 7)."""
     lock_keys: int = 1_000_000
     """Keys present in the server while its lock holds are timed (item 8)."""
+    reconcile_events: tuple[int, ...] = (1_000_000,)
+    """Backlogs pending in Redis while one reconciliation is measured (item 9); the flag
+    --reconcile-8m adds 8,000,000 (a few minutes and about 3 GB of memory in all)."""
+    reconcile_in_memory_max: int = 1_000_000
+    """The largest of those backlogs also measured on the in-memory Redis (item 9)."""
 
     @classmethod
     def full_run(cls) -> Settings:
@@ -85,7 +90,7 @@ class Settings:
                    backup_events=30_000, lateness_repeats=1, tick_interval_s=0.05,
                    poster_cap_s=3.0, memory_events=20_000, run_seconds=4.0,
                    ingest_events=20_000, ingest_events_redis=3_000,
-                   lock_keys=100_000)
+                   lock_keys=100_000, reconcile_events=(100_000,))
 
 
 @dataclass

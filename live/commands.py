@@ -12,9 +12,9 @@ import sqlite3
 import config
 from db import ReactionsTable, SchemaMismatchError
 from foundation.redis_client import connect
-from live.exits import EXIT_DEAD_LETTERS, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
+from live.exits import EXIT_DEAD_LETTERS, EXIT_OK, EXIT_USAGE
 from live.spill import load_spill
-from live.summary import reconcile_and_log
+from live.summary import log_not_checked, reconcile_and_log
 from redis_adapter import RedisAdapter
 
 __all__ = ["run_reconcile", "load_spill_file"]
@@ -25,10 +25,12 @@ logger = logging.getLogger(__name__)
 def run_reconcile() -> int:
     """--reconcile: the system-wide reconciliation of --redis-url and --db.
 
-    The database file is opened read-only: nothing is created or locked in it, and a file
-    without reactions_table is refused (SchemaMismatchError). Exit status EXIT_OK if OK,
-    EXIT_MISMATCH, EXIT_NOT_CHECKED if no consistent view could be read, EXIT_USAGE without a
-    Redis URL and a database file. Raises RedisUnavailableError if Redis cannot be reached."""
+    The database file is opened read-only: nothing is created or locked in it (a hot journal
+    of a killed writer is rolled back: ReactionsTable), and a file without reactions_table is
+    refused (SchemaMismatchError). Exit status EXIT_OK if OK, EXIT_MISMATCH, EXIT_NOT_CHECKED
+    if no consistent view could be read or the file or Redis could not be read (one line says
+    why and what to run), EXIT_USAGE without a Redis URL and a database file. Raises
+    RedisUnavailableError if Redis cannot be reached at the start."""
     missing = [(flag, default) for flag, default, absent in (
         ("--redis-url URL (the Redis whose counters to check)", "an in-memory Redis",
          not config.REDIS_URL),
@@ -42,17 +44,26 @@ def run_reconcile() -> int:
     if not os.path.isfile(config.DB_PATH):
         logger.error("--reconcile: no database file %s", config.DB_PATH)
         return EXIT_USAGE
-    table = ReactionsTable(config.DB_PATH, read_only=True)
+    try:
+        table = ReactionsTable(config.DB_PATH, read_only=True)
+    except sqlite3.OperationalError as error:  # locked, a hot journal it may not roll back
+        return log_not_checked(error)
     adapter = RedisAdapter(connect(config.REDIS_URL), config.KEY_PREFIX)
-    return reconcile_and_log(adapter, table)
+    try:
+        return reconcile_and_log(adapter, table)
+    except Exception as error:  # Redis lost, the file locked or unreadable meanwhile
+        return log_not_checked(error)
+    finally:
+        table.close()
 
 
 def load_spill_file(path: str, db_path: str) -> int:
     """``--load-spill FILE``: load a spill file into the table at ``db_path`` exactly once and
-    log one line; the exit status: EXIT_OK done or loaded before; EXIT_MISMATCH refused by the
-    database (nothing added); EXIT_USAGE a :memory: or missing database, a missing spill file,
-    or a file it cannot read or use (nothing created); EXIT_DEAD_LETTERS loaded, but some lines
-    became dead letters.
+    log one line; the exit status: EXIT_OK done or loaded before; EXIT_USAGE nothing added: a
+    :memory: or missing database, a missing spill file, a file it cannot read or use, or a
+    database that refused the load (locked past its busy timeout, disk full...: run it again
+    once the database can be written); EXIT_DEAD_LETTERS loaded, but some lines became dead
+    letters.
 
     The database must exist already: a spill belongs to the database its run used, and a new
     empty file (a mistyped path) would take it silently, made for this config's emoticons."""
@@ -73,9 +84,9 @@ def load_spill_file(path: str, db_path: str) -> int:
     except (OSError, UnicodeDecodeError) as error:
         logger.error("cannot read spill file %s: %s", path, error)
         return EXIT_USAGE
-    except sqlite3.Error as error:
+    except sqlite3.Error as error:  # as a database refused at the start: nothing was added
         logger.error("could not load %s into %s, nothing added: %s", path, db_path, error)
-        return EXIT_MISMATCH
+        return EXIT_USAGE
     finally:
         table.close()
     if result.already_loaded:

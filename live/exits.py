@@ -10,8 +10,8 @@ __all__ = ["EXIT_OK", "EXIT_MISMATCH", "EXIT_USAGE", "EXIT_SPILLED", "EXIT_DEAD_
 
 EXIT_OK = 0  # reconciliation OK; --load-spill done (or done before)
 EXIT_MISMATCH = 1  # an event unaccounted for (MISMATCH), or the posting thread died (FAILED)
-EXIT_USAGE = 2  # as argparse exits for a bad flag: refused at start, nothing ran
+EXIT_USAGE = 2  # nothing done: a bad flag or setting, a file, database or Redis it cannot use
 EXIT_SPILLED = 3  # the final backup failed; the pending events are in a spill file
 EXIT_DEAD_LETTERS = 4  # --load-spill loaded the file, but some lines became dead letters
-EXIT_NOT_CHECKED = 5  # no consistent view of Redis and the table could be read: try again
+EXIT_NOT_CHECKED = 5  # the reconciliation could not be read or made consistent: no verdict
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by SIGINT"

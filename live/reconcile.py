@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable, Iterator
 
 import config
 from db import ReactionsTable
@@ -55,8 +55,8 @@ class Reconciliation:
     mismatches: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     """``{(match_id, emoticon): (counter, rows + pending + sinks)}`` where they differ."""
     consistent: bool = True
-    """False if no view read was consistent (backups committing or lists appearing between
-    the reads every time, up to the time limit): then nothing is claimed either way."""
+    """False if no view read was consistent (lists appearing, or backups moving lists while
+    the view was read, every time, up to the limits): then nothing is claimed either way."""
     unreadable: int = 0
     """Items of our lists that are not event records (poison): not attributable to a counter."""
     tries: int = 1
@@ -79,8 +79,8 @@ class Reconciliation:
         if self.unreadable:
             extra += f" unreadable_in_redis={self.unreadable}"
         caveat = ("" if self.consistent else
-                  f" (no consistent view in {self.tries} tries: backups committed or lists "
-                  "appeared between the reads every time; run --reconcile again)")
+                  f" (no consistent view in {self.tries} tries: lists appeared, or backups "
+                  "moved lists while the view was read, every time; run --reconcile again)")
         return (f"system-wide reconciliation: redis_counters={self.counters} "
                 f"database_rows={self.rows} pending_in_redis={self.pending}{extra} "
                 f"{self.verdict}{caveat}")
@@ -91,31 +91,49 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink
               clock: Callable[[], float] = time.monotonic) -> Reconciliation:
     """Compare every counter of ``adapter``'s prefix with its rows, pending events and sinks.
 
-    One view is a consistent cut: the table's census is read in a read transaction held open
-    (ReactionsTable.held_census: no backup can commit meanwhile) while Redis is read in one
-    MULTI/EXEC. A view that missed a key made after the keys were chosen (the MULTI's KEYS
-    show it) is taken again, with the keys KEYS showed; at most _TRIES views and ``seconds``
-    seconds, then the result says NOT CHECKED instead of a verdict. A staged list whose rows
-    are committed but which is not deleted yet is in the ledger: counted as rows, not pending.
+    One view is a consistent cut: Redis is read in one MULTI/EXEC -- the counters and the
+    length of every pending list -- then the table (its rows and ledger,
+    ReactionsTable.census), then the lists' items, in chunks (_read_lists: a list only grows
+    at its tail until a backup renames it away, so the length fixes the part of it that
+    belongs to the view), then Redis again to prove that the table read and the items read
+    are the ones of the MULTI's instant as far as this prefix's events go (_still_a_cut). No
+    lock is held, no backup waits, no Redis call returns more than READ_CHUNK_ITEMS items, and
+    it holds in any journal mode of the database file (WAL too). A view that missed a key
+    made after the keys were chosen (the MULTI's KEYS show it), or that a backup's work in
+    between made unprovable, is taken again, with the keys KEYS showed; staged lists read in
+    full are not read again. The first view reads every pending event once, however long that
+    takes; after it, views are taken at most _TRIES in all and for ``seconds`` seconds, then
+    the result says NOT CHECKED instead of a verdict. A staged list whose rows are committed
+    but which is not deleted yet is in the ledger: counted as rows, not pending (and not read).
     """
-    deadline = clock() + seconds
+    deadline = None
     keys = _scanned_keys(adapter)
+    staged_read: dict[tuple[str, int], tuple[Counter, int]] = {}  # they never change
     tries = 0
     while True:
         tries += 1
+        replies = _read_redis(adapter, *keys)
+        # After the MULTI, never before (_still_a_cut); the dataset's id too: one a first
+        # backup makes meanwhile holds rows the view must see, as it does any backup's.
         source = adapter.source_id(create=False) or NO_SOURCE
-        with table.held_census(source) as (rows, ledger):
-            replies = _read_redis(adapter, *keys)  # only the MULTI under the read lock
+        rows, ledger = table.census(source)
         view, keys = _redis_view(adapter, *keys, replies)
-        if view is not None or tries >= _TRIES or clock() >= deadline:
+        lists = None
+        if view is not None:
+            lists = _read_lists(adapter, table, source, view, ledger, staged_read)
+        if lists is not None or tries >= _TRIES:
             break
-    if view is None:
+        if deadline is None:
+            deadline = clock() + seconds
+        elif clock() >= deadline:
+            break
+    if lists is None:
         return Reconciliation(0, sum(rows.values()), 0, consistent=False, tries=tries)
-    counters, pending, unreadable = view
+    counters = view[0]
+    pending, unreadable = lists
     pending_counts = Counter()
-    for key, counts in pending.items():
-        if key not in ledger:
-            pending_counts.update(counts)
+    for counts in pending.values():
+        pending_counts.update(counts)
     other = Counter()
     for sink in sinks:
         other.update(sink())
@@ -136,14 +154,15 @@ def _scanned_keys(adapter: RedisAdapter) -> tuple[list[str], list[str]]:
 
 def _read_redis(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[str]
                 ) -> list[Any]:
-    """One MULTI/EXEC: KEYS of our two patterns (what existed at that very instant), LRANGE
-    of each of ``list_keys``, MGET of ``counter_keys``; the raw replies, errors as values."""
+    """One MULTI/EXEC: KEYS of our two patterns (what existed at that very instant), LLEN of
+    each of ``list_keys``, MGET of ``counter_keys``; the raw replies, errors as values. Each
+    command is O(1) per key: the size of the lists does not hold Redis up."""
     layout = adapter.layout
     pipe = adapter.redis.pipeline(transaction=True)
     pipe.keys(layout.counter_pattern)
     pipe.keys(layout.match_data_pattern)
     for key in list_keys:
-        pipe.lrange(key, 0, -1)
+        pipe.llen(key)
     if counter_keys:
         pipe.mget(counter_keys)
     return pipe.execute(raise_on_error=False)
@@ -151,15 +170,15 @@ def _read_redis(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[
 
 def _redis_view(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[str],
                 replies: list[Any]
-                ) -> tuple[tuple[dict[tuple[int, str], int], dict[str, Counter], int] | None,
+                ) -> tuple[tuple[dict[tuple[int, str], int], dict[str, int]] | None,
                            tuple[list[str], list[str]]]:
     """The view in ``replies`` (_read_redis of ``counter_keys`` and ``list_keys``).
 
-    Returns the view -- counters per (match, emoticon), each pending list's events per (match,
-    emoticon), the unreadable items -- or None if it missed a key of ours (made or staged
-    after the keys were chosen), and the keys the next view should read: those KEYS showed.
-    A key of our shape holding the other type (another application's string named like a
-    list, or list named like a counter) is not ours: its error reply or None is left out.
+    Returns the view -- counters per (match, emoticon), each pending list's length -- or None
+    if it missed a key of ours (made or staged after the keys were chosen), and the keys the
+    next view should read: those KEYS showed. A key of our shape holding the other type
+    (another application's string named like a list, or list named like a counter) is not
+    ours: its error reply or None is left out, as is a list gone before the MULTI (length 0).
     """
     layout = adapter.layout
     emoticons = frozenset(config.EMOTICON_TYPES)
@@ -175,14 +194,165 @@ def _redis_view(adapter: RedisAdapter, counter_keys: list[str], list_keys: list[
     for key, value in zip(counter_keys, values):
         cell = layout.parse_counter(key, emoticons)
         counters[cell] = counters.get(cell, 0) + _int_or_zero(value)
-    pending, unreadable = {}, 0
-    for key, texts in zip(list_keys, replies[2:]):
-        if isinstance(texts, Exception):  # WRONGTYPE: another application's value, not ours
-            continue
-        cells, bad = _named_cells(texts)
-        unreadable += bad
-        pending[key] = cells
-    return (counters, pending, unreadable), next_keys
+    lengths = {key: length for key, length in zip(list_keys, replies[2:])
+               if not isinstance(length, Exception) and length}  # WRONGTYPE: not ours
+    return (counters, lengths), next_keys
+
+
+READ_CHUNK_ITEMS = 10_000
+"""List items the reconciliation reads per round trip (LRANGEs in one pipeline) after a
+view's MULTI: what bounds its memory and the time one of its Redis calls takes."""
+
+
+def _read_lists(adapter: RedisAdapter, table: ReactionsTable, source: str,
+                view: tuple[dict[tuple[int, str], int], dict[str, int]], ledger: frozenset[str],
+                staged_read: dict[tuple[str, int], tuple[Counter, int]]
+                ) -> tuple[dict[str, Counter], int] | None:
+    """The events per cell of each pending list of ``view`` -- its first ``length`` items, the
+    part the view's MULTI fixed -- and the unreadable items: ``({key: cells}, unreadable)``, or
+    None if the view cannot be completed (_still_a_cut). A staged list in ``ledger`` is rows
+    already: not read.
+
+    Staged lists go first, oldest first as the backup moves them: each is read in full or
+    found shorter (a backup committed and deleted it since the table was read: the view cannot
+    count it). Those read in full go to ``staged_read`` for the next views: a staged list
+    never changes. Then the live lists; then Redis again (_still_a_cut)."""
+    counters, lengths = view
+    layout = adapter.layout
+    oldest_first = sorted((key for key in lengths if layout.is_staged(key) and key not in ledger),
+                          key=lambda key: (layout.staged_batch(key), key))
+    staged = {key: lengths[key] for key in oldest_first}
+    unread = {key: length for key, length in staged.items() if (key, length) not in staged_read}
+    complete = True
+    for key, cells in _read_prefixes(adapter, unread, whole=False).items():
+        if cells is None:
+            complete = False  # committed and deleted since the table was read: not countable
+        else:
+            staged_read[key, unread[key]] = cells
+    if not complete:
+        return None
+    live = {key: length for key, length in lengths.items() if layout.is_match_data(key)}
+    found = _read_prefixes(adapter, live)
+    if found is None or not _still_a_cut(adapter, table, source, counters, lengths, ledger,
+                                         read_now=unread):
+        return None
+    for key, length in staged.items():
+        found[key] = staged_read[key, length]
+    return ({key: cells for key, (cells, _) in found.items()},
+            sum(bad for _, bad in found.values()))
+
+
+def _read_prefixes(adapter: RedisAdapter, lengths: dict[str, int], whole: bool = True
+                   ) -> dict[str, tuple[Counter, int] | None] | None:
+    """``{key: (cells, unreadable)}`` of the first ``lengths[key]`` items of each list, read
+    with LRANGEs of at most READ_CHUNK_ITEMS items in all per round trip (a pipeline, no
+    transaction); None for a list that held fewer items (with ``whole``, the result is None)."""
+    found: dict[str, tuple[Counter, int] | None] = {key: (Counter(), 0) for key in lengths}
+    for batch in _batches(lengths):
+        pipe = adapter.redis.pipeline(transaction=False)
+        for key, start, stop in batch:
+            pipe.lrange(key, start, stop - 1)
+        for (key, start, stop), texts in zip(batch, pipe.execute(raise_on_error=False)):
+            if isinstance(texts, Exception) or len(texts) < stop - start:
+                if whole:
+                    return None
+                found[key] = None  # WRONGTYPE or shorter: not the list the view saw
+            elif found[key] is not None:
+                cells, bad = _named_cells(texts)
+                found[key][0].update(cells)
+                found[key] = (found[key][0], found[key][1] + bad)
+    return found
+
+
+def _batches(lengths: dict[str, int]) -> Iterator[list[tuple[str, int, int]]]:
+    """The ranges ``(key, start, stop)`` covering the first ``lengths[key]`` items of each
+    list, in order, in batches of at most READ_CHUNK_ITEMS items."""
+    batch, items = [], 0
+    for key, length in lengths.items():
+        for start in range(0, length, READ_CHUNK_ITEMS):
+            stop = min(start + READ_CHUNK_ITEMS, length)
+            if batch and items + stop - start > READ_CHUNK_ITEMS:
+                yield batch
+                batch, items = [], 0
+            batch.append((key, start, stop))
+            items += stop - start
+    if batch:
+        yield batch
+
+
+def _still_a_cut(adapter: RedisAdapter, table: ReactionsTable, source: str,
+                 counters: dict[tuple[int, str], int], lengths: dict[str, int],
+                 ledger: frozenset[str], read_now: Collection[str] = ()) -> bool:
+    """True if the view -- ``counters`` and the pending lists of ``lengths``, read in one
+    MULTI -- and the table read after it (whose ledger is ``ledger``) count each event of the
+    prefix once, and only the events the counters count. Read after the table.
+
+    A backup that committed between the MULTI and the table read is harmless when the table
+    says so. It commits a staged list's rows together with the list's ledger row (only while
+    the list holds items: backup_data.py), deletes the list after, and drops the ledger row
+    only after that. So a staged list of the view is in the ledger read exactly if its rows
+    are in the table read -- then it counts as rows, else as pending -- unless it was deleted
+    and its ledger row dropped before the table was read. Two cases are checked here:
+
+    - a staged list of the view, not in the ledger read and gone from Redis now, must be in
+      the ledger now (committed after the table was read); if not, it may have been committed,
+      deleted and forgotten before (its events would count twice): not a cut. The lists of
+      ``read_now`` were read in full after the table was: they were there then;
+    - a list a backup renamed after the MULTI (a live list of the view, or one made since) has
+      rows the table may already hold that the view counts as pending, or the counters did not
+      count yet. A POST or an ingest flush grows a match's list and its counters together, in
+      one MULTI/EXEC, so a live list is still the view's exactly when its length now is the
+      view's length plus what its match's counters gained since (_same_lists)."""
+    layout = adapter.layout
+    staged = [key for key in lengths
+              if layout.is_staged(key) and key not in ledger and key not in read_now]
+    if staged:
+        pipe = adapter.redis.pipeline(transaction=False)
+        for key in staged:
+            pipe.exists(key)
+        gone = {key for key, there in zip(staged, pipe.execute()) if not there}
+        if gone and not gone <= table.census(source)[1]:
+            return False
+    return _same_lists(adapter, counters, lengths)
+
+
+_CHECK_MATCHES = 1_000  # matches checked per MULTI by _same_lists
+
+
+def _same_lists(adapter: RedisAdapter, counters: dict[tuple[int, str], int],
+                lengths: dict[str, int]) -> bool:
+    """True if no match's live list was renamed since the view of ``counters`` and
+    ``lengths``: for every match of the view, its list's length now is its length then plus
+    what its counters gained since (each match's list and counters read in one MULTI), and no
+    counter of another match has appeared since (its list may have been renamed already)."""
+    layout = adapter.layout
+    emoticons = tuple(config.EMOTICON_TYPES)
+    matches = sorted({match_id for match_id, _ in counters}
+                     | {layout.list_match_id(key) for key in lengths if layout.is_match_data(key)})
+    known = {layout.counter_key(match_id, emoticon) for match_id in matches
+             for emoticon in emoticons}
+    for first in range(0, max(len(matches), 1), _CHECK_MATCHES):
+        chunk = matches[first:first + _CHECK_MATCHES]
+        pipe = adapter.redis.pipeline(transaction=True)
+        if not first:
+            pipe.keys(layout.counter_pattern)
+        for match_id in chunk:
+            pipe.llen(layout.match_data_key(match_id))
+            pipe.mget([layout.counter_key(match_id, emoticon) for emoticon in emoticons])
+        replies = pipe.execute(raise_on_error=False)
+        if not first:
+            new = [key for key in _decoded(replies.pop(0)) if key not in known
+                   and layout.parse_counter(key, emoticons) is not None]
+            if any(_may_be_ours(adapter, key) for key in new):
+                return False
+        for match_id, length, values in zip(chunk, replies[::2], replies[1::2]):
+            length = 0 if isinstance(length, Exception) else length  # not ours: not counted
+            values = [] if isinstance(values, Exception) else values
+            gained = sum(_int_or_zero(value) - counters.get((match_id, emoticon), 0)
+                         for emoticon, value in zip(emoticons, values))
+            if length != lengths.get(layout.match_data_key(match_id), 0) + gained:
+                return False
+    return True
 
 
 def _decoded(keys: list[Any]) -> list[str]:

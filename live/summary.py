@@ -26,7 +26,7 @@ from live.poster import Poster
 from live.reconcile import Reconciliation, reconcile
 from redis_adapter import RedisAdapter, error_text
 
-__all__ = ["log_summary", "reconcile_and_log", "log_reconciliation",
+__all__ = ["log_summary", "reconcile_and_log", "log_reconciliation", "log_not_checked",
            "dead_letter_sink", "warn_of_counters_backed_up_elsewhere"]
 
 logger = logging.getLogger(__name__)
@@ -99,8 +99,9 @@ def _log_dead_poster(poster: Poster) -> bool:
 
 
 def _system_wide(role: str, adapter: RedisAdapter, table: ReactionsTable | None) -> int:
-    """Log the system-wide reconciliation line (or why it was not run); its exit status. A
-    process that does not back up opens the database read-only, only now."""
+    """Log the system-wide reconciliation line (or why it was not run); its exit status
+    (EXIT_NOT_CHECKED if it could not be read). A process that does not back up opens the
+    database read-only, only now."""
     if table is None and (config.DB_PATH == ":memory:" or not os.path.isfile(config.DB_PATH)):
         missing = ("without --db FILE" if config.DB_PATH == ":memory:" else
                    f"whose --db {config.DB_PATH} no backup has made yet")
@@ -112,8 +113,17 @@ def _system_wide(role: str, adapter: RedisAdapter, table: ReactionsTable | None)
             table = ReactionsTable(config.DB_PATH, read_only=True)
         return reconcile_and_log(adapter, table)
     except Exception as error:
-        logger.error("system-wide reconciliation could not be read: %s", error_text(error))
-        return EXIT_MISMATCH
+        return log_not_checked(error)
+
+
+def log_not_checked(error: BaseException) -> int:
+    """Log that the system-wide reconciliation could not be read, and why (``error``: the
+    database file locked past its busy timeout, a hot journal this process may not roll back,
+    Redis gone...); EXIT_NOT_CHECKED: nothing is claimed either way."""
+    logger.error("system-wide reconciliation: NOT CHECKED, could not be read: %s",
+                 error_text(error))
+    logger.debug("why the reconciliation could not be read", exc_info=error)
+    return EXIT_NOT_CHECKED
 
 
 def dead_letter_sink(adapter: RedisAdapter, table: ReactionsTable

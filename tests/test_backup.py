@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -464,3 +465,58 @@ def test_progress_counts_the_time_spent_staging(table, monkeypatch):
     manager = BackupDataManager(adapter, table, progress_seconds=5.0, clock=lambda: now[0])
     manager.run(reports.append)
     assert [(p.lists, p.events, p.seconds) for p in reports] == [(0, 1, 6.0)]
+
+
+def test_a_list_another_worker_moved_meanwhile_leaves_no_ledger_row(table, monkeypatch):
+    """A worker that found a staged list another worker then moved, deleted and dropped from
+    the ledger finds it empty: it records nothing (the ledger names only lists whose rows it
+    holds) and reports no failure."""
+    adapter = RedisAdapter()
+    POSTMethod(1, 1, "heart")
+    [staged] = adapter.stage_all(adapter.match_data_keys(), "b1")
+    late = BackupDataManager(adapter, table)
+    found = adapter.staged_keys()  # the late worker's SCAN, before the other one moves it
+    assert BackupDataManager(adapter, table).run().events == 1
+    monkeypatch.setattr(adapter, "staged_keys", lambda: found)
+    result = late.run()
+    assert (result.events, result.keys) == (0, 0)
+    assert not table.has_batch(staged) and table.count() == 1
+
+
+def test_ledger_rows_left_by_killed_runs_are_dropped_by_the_next_run(table, monkeypatch):
+    """Runs killed after deleting their lists, before dropping their ledger rows, leave the
+    rows behind; the next run drops every one of them (their lists are gone for good), and
+    nothing is inserted twice."""
+    adapter = RedisAdapter()
+    posted = []
+    for _ in range(3):
+        posted += [POSTMethod(n, m, "happy") for n in (1, 2) for m in range(1, 6)]
+        killed = BackupDataManager(adapter, table)
+        monkeypatch.setattr(killed, "_forget", lambda deadline: None)  # it died before these
+        monkeypatch.setattr(killed, "_sweep", lambda dataset, deadline: None)
+        killed.run()
+    assert len(table.census()[1]) == 15
+    BackupDataManager(adapter, table).run()
+    assert table.census()[1] == frozenset()
+    assert_reconciled(table, posted)
+
+
+def test_the_sweep_keeps_rows_of_lists_still_there_and_of_other_datasets(table):
+    """The sweep drops a row only once its list is gone from this Redis: a list committed but
+    not deleted yet keeps its row (it stops a second insert), and rows of another Redis's
+    lists, or of names that carry no dataset, are not this run's to judge."""
+    adapter = RedisAdapter()
+    manager = BackupDataManager(adapter, table)
+    dataset = adapter.source_id()
+    POSTMethod(1, 1, "sad")
+    [staged] = adapter.stage_all(adapter.match_data_keys(), new_batch(dataset))
+    table.insert_many(adapter.iter_events(staged), batch=staged, source=dataset)
+    other = f"match_data_1:backup:{new_batch('f' * 32)}"
+    older = f"match_data_1:backup:{new_batch()}"
+    for name in (other, older):
+        table.insert_many([], batch=name)
+    manager._sweep(dataset, time.monotonic() + 5)
+    assert table.census()[1] == {staged, other, older}
+    adapter.drop(staged)
+    manager._sweep(dataset, time.monotonic() + 5)
+    assert table.census()[1] == {other, older}

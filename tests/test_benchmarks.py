@@ -38,7 +38,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     figures = json.loads(out.read_text())
 
     assert figures["meta"]["mode"] == "quick"
-    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     positive(figures["meta"], "repeats", "seconds")
 
     # 1. POST path against the dict+list floor
@@ -100,3 +100,13 @@ def test_quick_run_reports_every_figure(tmp_path):
     hold = figures["lock_hold"]
     positive(hold, "keys", "calls", "worst_ms", "key_table_growth_ms", "keys_added_to_grow")
     assert all(ms > 0 for ms in hold["longest_hold_ms"].values())
+
+    # 9. the cost of one reconciliation with a backlog pending, on both servers
+    cost = figures["reconcile_cost"]
+    in_memory = cost["in_memory"]["100000"]
+    assert in_memory["ok"] is True, in_memory["line"]
+    positive(in_memory, "seconds", "peak_traced_mb", "longest_hold_ms")
+    redis_server = cost["redis_server"]["100000"]
+    if "skipped" not in redis_server:
+        assert redis_server["ok"] is True, redis_server["line"]
+        positive(redis_server, "seconds", "peak_rss_mb", "pings", "longest_ping_ms")

@@ -111,16 +111,17 @@ def test_no_consistent_view_is_not_checked_rather_than_mismatch(table):
 
 
 def test_time_limit_ends_the_tries(table):
-    """The tries stop at the time limit (an injected clock), not only after 20 views."""
+    """The tries stop at the time limit (an injected clock), not only after 20 views; it counts
+    from the end of the first view, which reads every pending event however long that takes."""
     ticks = iter(range(1000))
     result = reconcile(RedisAdapter(BusyRedis(), prefix=""), table, seconds=2.5,
                        clock=lambda: next(ticks))
-    assert not result.consistent and result.tries == 3  # clock 1, 2, then 3 >= 2.5
+    assert not result.consistent and result.tries == 4  # clock 0 (+2.5), 1, 2, then 3 >= 2.5
 
 
 def test_a_backup_cannot_commit_while_the_view_is_read(tmp_path):
-    """The census's read lock is held through the Redis read: another connection's commit
-    waits (SQLite busy), so the view is one cut of the file and Redis."""
+    """held_census's read lock, in the rollback-journal mode the program creates files in,
+    makes another connection's commit wait (SQLite busy) until the block ends."""
     import sqlite3
     path = str(tmp_path / "r.db")
     ReactionsTable(path).close()
@@ -206,3 +207,139 @@ def test_dead_letters_of_another_prefix_are_not_counted(adapter, table):
         BackupDataManager(layout_adapter, table).run()
     assert len(table.dead_letters()) == 2
     assert dead_letter_sink(adapter, table)() == {(5, "sad"): 1}
+
+
+class AfterViewRedis(InMemoryRedis):
+    """An InMemoryRedis that runs ``after_view()`` once, right after a reconciliation view's
+    MULTI (the one with KEYS) and before the table is read: what a backup process does then."""
+
+    after_view = None
+
+    def pipeline(self, transaction=True):
+        pipe = super().pipeline(transaction)
+        execute = pipe.execute
+
+        def execute_then_hook(raise_on_error=True):
+            view = any(args[0] == "KEYS" for args, _ in pipe.command_stack)
+            replies = execute(raise_on_error)
+            if view and self.after_view is not None:
+                hook, self.after_view = self.after_view, None
+                hook()
+            return replies
+
+        pipe.execute = execute_then_hook
+        return pipe
+
+
+def test_a_backup_run_between_the_view_and_the_table_read_is_not_counted_twice(table):
+    """A whole backup run (stage, commit, delete, drop the ledger rows) between the view's
+    MULTI and the table read: its rows are in the table, its lists were pending in the view.
+    The renamed live list shows it; the view is taken again, and is OK."""
+    adapter = RedisAdapter(AfterViewRedis(), prefix="")
+    post(adapter, (1, "heart"), (2, "sad"))
+    adapter.redis.after_view = lambda: BackupDataManager(adapter, table).run()
+    result = reconcile(adapter, table)
+    assert (result.ok, result.rows, result.pending, result.tries) == (True, 2, 0, 2)
+
+
+def test_a_staged_list_moved_and_forgotten_between_the_view_and_the_table_read(table):
+    """A staged list of the view committed, deleted and dropped from the ledger before the
+    table read: neither the ledger read nor Redis names it any more. Its rows are in the
+    table and it was pending in the view: the view is taken again, and is OK."""
+    adapter = RedisAdapter(AfterViewRedis(), prefix="")
+    post(adapter, (3, "happy"), (3, "happy"))
+    adapter.stage_all(adapter.match_data_keys(), "b1")
+    adapter.redis.after_view = lambda: BackupDataManager(adapter, table).run()
+    result = reconcile(adapter, table)
+    assert (result.ok, result.rows, result.pending, result.tries) == (True, 2, 0, 2)
+    assert table.census()[1] == frozenset()  # the ledger row was dropped indeed
+
+
+class HookedRedis(InMemoryRedis):
+    """An InMemoryRedis that records how many list items each call returned, and runs
+    ``before_read()`` once, just before the first LRANGE outside a view's MULTI: what another
+    process does while the reconciliation reads the lists."""
+
+    before_read = None
+
+    def __init__(self):
+        super().__init__()
+        self.items_per_call = []
+
+    def pipeline(self, transaction=True):
+        pipe = super().pipeline(transaction)
+        execute = pipe.execute
+
+        def execute_and_count(raise_on_error=True):
+            ranges = [args[0] == "LRANGE" for args, _ in pipe.command_stack]
+            view = any(args[0] == "KEYS" for args, _ in pipe.command_stack)
+            if any(ranges) and not view and self.before_read is not None:
+                hook, self.before_read = self.before_read, None
+                hook()
+            replies = execute(raise_on_error)
+            self.items_per_call.append(sum(len(reply) for is_range, reply in zip(ranges, replies)
+                                           if is_range and isinstance(reply, list)))
+            return replies
+
+        pipe.execute = execute_and_count
+        return pipe
+
+    def lrange(self, name, start, end):
+        reply = super().lrange(name, start, end)
+        self.items_per_call.append(len(reply))
+        return reply
+
+
+def test_no_redis_call_returns_more_than_a_chunk_of_items(table):
+    """A backlog bigger than READ_CHUNK_ITEMS (live and staged) is read a chunk per call,
+    never in one reply: the client's memory and each Redis call stay bounded."""
+    from live.reconcile import READ_CHUNK_ITEMS
+    adapter = RedisAdapter(HookedRedis(), prefix="")
+    backlog = READ_CHUNK_ITEMS * 2 + 500
+    for n in range(backlog):
+        adapter.record_reaction(n + 1, 1 + n % 2, "heart", float(n))
+    adapter.stage_all(["match_data_1"], "b1")
+    result = reconcile(adapter, table)
+    assert (result.ok, result.counters, result.pending) == (True, backlog, backlog)
+    assert max(adapter.redis.items_per_call) == READ_CHUNK_ITEMS
+
+
+def test_a_list_renamed_while_it_is_read_is_read_again(table):
+    """A backup stages a live list after the view's MULTI and new events start a new list of
+    that name, as long as the old one: the view sees the list is not the same and is taken
+    again, rather than counting the new list's events as the old one's."""
+    adapter = RedisAdapter(HookedRedis(), prefix="")
+    post(adapter, (1, "heart"), (1, "heart"), (1, "heart"))
+
+    def stage_then_post():
+        adapter.stage_all(["match_data_1"], "b1")
+        post(adapter, (1, "sad"), (1, "sad"), (1, "sad"))
+
+    adapter.redis.before_read = stage_then_post
+    result = reconcile(adapter, table)
+    # view 1: the list changed; view 2: its keys miss the staged list (KEYS shows it); view 3
+    assert (result.ok, result.pending, result.tries) == (True, 6, 3)
+
+
+def test_a_staged_list_moved_before_it_is_read_is_counted_as_rows_by_the_next_view(table):
+    """A backup commits and deletes a staged list after the view's MULTI, before its items
+    are read: that view cannot count it; the next one finds its rows in the table."""
+    adapter = RedisAdapter(HookedRedis(), prefix="")
+    post(adapter, (2, "sad"), (2, "happy"))
+    adapter.stage_all(["match_data_2"], "b1")
+    adapter.redis.before_read = lambda: BackupDataManager(adapter, table).run()
+    result = reconcile(adapter, table)
+    assert (result.ok, result.rows, result.pending, result.tries) == (True, 2, 0, 2)
+
+
+def test_staged_lists_read_in_full_are_not_read_again(table):
+    """A view taken again does not read again the staged lists the last one read in full:
+    they never change (a POST to a new match during the first view makes it unprovable)."""
+    adapter = RedisAdapter(HookedRedis(), prefix="")
+    for n in range(15_000):
+        adapter.record_reaction(n + 1, 1, "heart", float(n))
+    adapter.stage_all(["match_data_1"], "b1")
+    adapter.redis.before_read = lambda: post(adapter, (9, "sad"))
+    result = reconcile(adapter, table)
+    assert (result.ok, result.pending, result.tries) == (True, 15_001, 3)
+    assert sum(adapter.redis.items_per_call) == 15_001  # the staged list once, then match 9's
