@@ -122,6 +122,15 @@ class BackupTicks:
                        again)
         return True
 
+    def rows_now(self) -> int | None:
+        """The table's size, or None if it cannot be read now (another process holds the file
+        locked past db.READ_WAIT_SECONDS): a size is shown, never waited for."""
+        try:
+            return self.table.count()
+        except sqlite3.Error as error:
+            logger.info("table size unknown for now (%s)", error)
+            return None
+
     def _table_size(self) -> str:
         """The table's size for the backup line; a locked file makes it "unknown" after
         db.READ_WAIT_SECONDS, never a wait as long as the backup's."""

@@ -92,10 +92,10 @@ def unposted(poster: Poster) -> str:
     return failed + (f", skipped {skipped:,} while backing off" if skipped else "")
 
 
-def banner_lines(role: str, rows_before: int, http_url: str | None = None) -> list[str]:
+def banner_lines(role: str, rows_before: int | None, http_url: str | None = None) -> list[str]:
     """The start lines: the run's settings, only for the parts ``role`` runs ("all", "post",
-    "get", "backup" or "api"); ``rows_before`` is the table's size at the start; ``http_url``
-    the live page's address when this process serves HTTP."""
+    "get", "backup" or "api"); ``rows_before`` is the table's size at the start (None: not
+    readable now); ``http_url`` the live page's address when this process serves HTTP."""
     runs = {part: role in ("all", part) or (role == "api" and part == "get")
             for part in ("post", "get", "backup")}
     rate = config.POSTS_PER_SECOND
@@ -111,7 +111,8 @@ def banner_lines(role: str, rows_before: int, http_url: str | None = None) -> li
     elif runs["post"]:
         parts.append(f"status every {config.GET_INTERVAL_SECONDS:g}s")
     if runs["backup"]:
-        rows = f" (already {rows_before:,} rows)" if rows_before else ""
+        rows = (" (its size unknown for now)" if rows_before is None else
+                f" (already {rows_before:,} rows)" if rows_before else "")
         parts.append(f"backup every {config.BACKUP_INTERVAL_SECONDS:g}s to database "
                      f"{config.DB_PATH}{rows}")
     duration = config.DURATION_SECONDS

@@ -94,7 +94,7 @@ class LiveRun:
         if handle_signals:
             StopSignals(self._stop.set, self._exit_now).install()
         on_stdout_closed.append(lambda: loop.call_soon_threadsafe(self._stop.set))
-        rows_before = self.backups.table.count() if self.backups is not None else 0
+        rows_before = self.backups.rows_now() if self.backups is not None else 0
         if self.backups is not None:
             self.backups.last_rows = rows_before  # the status shows rows before a first backup
         for line in banner_lines(self.role, rows_before, self.http and self.http.url):

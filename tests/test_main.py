@@ -356,3 +356,15 @@ def test_reconcile_without_its_flags_names_what_it_needs(flags, needs, tmp_path)
                             text=True, capture_output=True, timeout=RUN_TIMEOUT_SECONDS)
     assert result.returncode == 2
     assert needs in result.stdout and "--role" not in result.stdout, result.stdout
+
+
+def test_a_table_locked_at_the_start_is_shown_as_unknown_not_a_traceback(monkeypatch):
+    """The banner's table size is read with a short wait: a file another process holds locked
+    just then is shown as unknown, and the run goes on."""
+    import sqlite3
+    run = LiveRun()
+    def locked():
+        raise sqlite3.OperationalError("database is locked")
+    monkeypatch.setattr(run.backups.table, "count", locked)
+    assert run.backups.rows_now() is None
+    assert "to database :memory: (its size unknown for now)" in banner_lines("all", None)[1]
