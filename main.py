@@ -202,12 +202,13 @@ class SkippedTicks:
         self.untold = 0
 
 
-def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
+def format_get_table(rows: list[tuple[int, dict[str, int | None]]]) -> list[str]:
     """Lines of the GET table: per match, each emoticon's weighted mean and (raw count)."""
     lines = ["  match  " + "".join(f"{emoticon:<16}" for emoticon in config.EMOTICON_TYPES)]
     for match_id, counts in rows:
         means = weighted_means(counts)
-        cells = "".join(f"{f'{means[e]} ({counts[e]:,})':<16}" for e in config.EMOTICON_TYPES)
+        cells = "".join(f"{'unreadable' if counts[e] is None else f'{means[e]} ({counts[e]:,})':<16}"
+                        for e in config.EMOTICON_TYPES)
         lines.append(f"  {match_id:>5}  {cells}")
     return [line.rstrip() for line in lines]
 
@@ -380,7 +381,8 @@ class LiveRun:
         rows = read_counts_many(range(1, config.MAX_MATCHES + 1))
         if config.MAX_MATCHES <= GET_TABLE_MAX_ROWS:
             return list(rows)
-        return heapq.nlargest(GET_TABLE_MAX_ROWS, rows, key=lambda row: sum(row[1].values()))
+        return heapq.nlargest(GET_TABLE_MAX_ROWS, rows,
+                              key=lambda row: sum(count or 0 for count in row[1].values()))
 
     async def status_tick(self) -> None:
         """A posting-only process's periodic line: its status without a GET table."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import operator
 import re
 import threading
@@ -39,6 +40,8 @@ __all__ = [
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
     "WrongTypeError", "error_text", "get_ingest_buffer", "close_ingest_buffer", "held_events",
 ]
+
+logger = logging.getLogger(__name__)
 
 _server: InMemoryRedis | None = None
 _server_lock = threading.Lock()
@@ -247,12 +250,29 @@ def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
     return json.loads("[" + ",".join(texts) + "]")
 
 
-def _counts(emoticon_types: tuple[str, ...], values: list[Any]) -> dict[str, int]:
-    """``{emoticon: count}`` from one MGET's replies; 0 where the counter is missing."""
+def _counts(emoticon_types: tuple[str, ...], values: list[Any], keys: list[str],
+            unreadable: Any) -> dict[str, int | None]:
+    """``{emoticon: count}`` from one MGET's replies of ``keys``; 0 where the counter is
+    missing, None where it holds a string that is not an integer (another application's
+    value), each such key passed to ``unreadable(key, value)``."""
     counts = {}
-    for emoticon, value in zip(emoticon_types, values):  # a loop: cheaper than a comprehension
-        counts[emoticon] = 0 if value is None else int(value)  # for a few items (CPython 3.11)
+    try:
+        for emoticon, value in zip(emoticon_types, values):  # a loop: cheaper than a
+            counts[emoticon] = 0 if value is None else int(value)  # comprehension (3.11)
+    except ValueError:
+        for key, emoticon, value in zip(keys, emoticon_types, values):
+            counts[emoticon] = 0 if value is None else _int_or_none(value)
+            if counts[emoticon] is None:
+                unreadable(key, value)
     return counts
+
+
+def _int_or_none(value: Any) -> int | None:
+    """A counter's value as an int; None for a missing key or a value that is not one."""
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _cells(events: list[dict[str, Any]]) -> Counter:
@@ -302,6 +322,7 @@ class RedisAdapter:
     def __init__(self, redis: Any = None, prefix: str | None = None) -> None:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
+        self._told_unreadable: set[str] = set()  # counters said to hold another value
         # (match_id, emoticon_type) -> (counter key, list key): built once, as POST runs often
         # (up to _POST_KEYS_CACHED cells; a run with more matches builds the rest each time).
         self._post_keys: dict[tuple[int, str], tuple[str, str]] = {}
@@ -465,8 +486,8 @@ class RedisAdapter:
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
         emoticon_types = tuple(emoticon_types)
-        return _counts(emoticon_types,
-                       self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types)))
+        keys = _counter_keys(self.layout, match_id, emoticon_types)
+        return _counts(emoticon_types, self.redis.mget(keys), keys, self._unreadable)
 
     GET_PIPELINE_MATCHES = 1_000
     """Matches read per round trip by get_counts_many: one MGET each, pipelined."""
@@ -480,12 +501,24 @@ class RedisAdapter:
         ids = iter(match_ids)
         while chunk := list(itertools.islice(ids, self.GET_PIPELINE_MATCHES)):
             pipe = self.redis.pipeline(transaction=False)
+            keys = []
             for match_id in chunk:  # built here: a sweep of more matches than the cache of
                 # _counter_keys holds would miss on every one and push out GETMethod's entries
-                pipe.mget([self.layout.counter_key(match_id, emoticon) for emoticon in
-                           emoticon_types])
-            for match_id, values in zip(chunk, pipe.execute()):
-                yield match_id, _counts(emoticon_types, values)
+                keys.append([self.layout.counter_key(match_id, emoticon) for emoticon in
+                             emoticon_types])
+                pipe.mget(keys[-1])
+            for match_id, values, match_keys in zip(chunk, pipe.execute(), keys):
+                yield match_id, _counts(emoticon_types, values, match_keys, self._unreadable)
+
+    def _unreadable(self, key: str, value: Any) -> None:
+        """Say once per key that counter ``key`` holds ``value``, which is not a count."""
+        if key in self._told_unreadable:
+            return
+        self._told_unreadable.add(key)
+        logger.warning("counter %s holds %s, not an integer: another application's value? GET "
+                       "shows it as unreadable and POSTs to it fail; delete or rename that key, "
+                       "or choose another --key-prefix (said once)", key,
+                       cut(repr(_text(value))))
 
     def counter_keys(self, emoticon_types: Iterable[str] | None = None
                      ) -> dict[str, tuple[int, str]]:
@@ -508,7 +541,7 @@ class RedisAdapter:
         keys = list(self.counter_keys())
         if not keys:
             return 0
-        return sum(int(value) for value in self.redis.mget(keys) if value is not None)
+        return sum(_int_or_none(value) or 0 for value in self.redis.mget(keys))
 
     def match_data_keys(self) -> list[str]:
         """The lists ``{prefix}match_data_{id}`` holding events not yet backed up, found with
