@@ -27,7 +27,7 @@ from collections import Counter
 from typing import Any, Iterable, Iterator
 
 import config
-from foundation.errors import WrongTypeError
+from foundation.errors import ForeignValueError, WrongTypeError
 from foundation.in_memory_redis import (DataError, InMemoryRedis, OutOfMemoryError, RedisError,
                                         ResponseError)
 from foundation.ingest import IngestBuffer
@@ -38,7 +38,8 @@ __all__ = [
     "is_out_of_memory", "is_connection_error",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
-    "WrongTypeError", "error_text", "get_ingest_buffer", "close_ingest_buffer", "held_events",
+    "WrongTypeError", "ForeignValueError", "error_text", "get_ingest_buffer",
+    "close_ingest_buffer", "held_events",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,11 @@ def _utf8(text: str) -> bool:
 
 
 _LIST_MATCH_ID = re.compile(r"match_data_([1-9][0-9]*)")
+NAMESPACE = "live-reactions:"
+"""Where the product's own keys live, after the prefix: not a name another application uses."""
+LEGACY_SOURCE = "reactions_source"
+"""The previous version's name of the dataset id key (a generic name another application may
+hold a value at: read only if it is a string that looks like an id)."""
 
 
 def _glob_escape(text: str) -> str:
@@ -106,7 +112,11 @@ class KeyLayout:
     - counter: ``{prefix}{match_id}_{emoticon_type}`` (seed: ``5_heart``)
     - event list: ``{prefix}match_data_{match_id}`` (seed: ``match_data_5``)
     - staged list: ``{prefix}match_data_{match_id}:backup:{batch}`` (backup_data.py)
-    - ingest marker: ``{prefix}ingest_{flush_id}`` (ingest.py: a flush applied, for retries)
+    - the product's own keys, under ``{prefix}live-reactions:`` (NAMESPACE), a name no other
+      application is likely to use: the dataset id (``dataset``), the backup generation
+      (``generation``), each batched ingest's marker (``ingest:{flush_id}``) and the start-up
+      probe (``probe:{token}``). Before, the dataset id was ``{prefix}reactions_source``
+      (LEGACY_SOURCE): a Redis holding it as a string is taken over (RedisAdapter.source_id).
 
     Only keys of exactly these shapes are this run's: the ``is_*`` tests below decide what the
     adapter counts, moves or deletes, so another application's keys in the same Redis (or the
@@ -155,13 +165,35 @@ class KeyLayout:
 
     @property
     def source_key(self) -> str:
-        """``{prefix}reactions_source``: the id of this Redis dataset under this prefix
-        (RedisAdapter.source_id), which the table records with the rows backed up from it."""
-        return f"{self.prefix}reactions_source"
+        """``{prefix}live-reactions:dataset``: the id of this Redis dataset under this prefix
+        (RedisAdapter.source_id), which the table records with the rows backed up from it. Its
+        disappearance means this Redis was emptied or replaced (docs/real-redis.md)."""
+        return f"{self.prefix}{NAMESPACE}dataset"
+
+    @property
+    def legacy_source_key(self) -> str:
+        """``{prefix}reactions_source``: where the previous version kept the dataset id."""
+        return f"{self.prefix}{LEGACY_SOURCE}"
+
+    @property
+    def generation_key(self) -> str:
+        """``{prefix}live-reactions:generation``: a counter every backup step increments (each
+        staging and each deletion of a moved list), so a Redis that went back to an earlier
+        state shows a lower value than the database recorded (backup_data.py)."""
+        return f"{self.prefix}{NAMESPACE}generation"
 
     def ingest_marker_key(self, flush_id: str) -> str:
         """The key an ingest flush sets in its own MULTI/EXEC, so a retry can tell it happened."""
-        return f"{self.prefix}ingest_{flush_id}"
+        return f"{self.prefix}{NAMESPACE}ingest:{flush_id}"
+
+    def probe_key(self, token: str) -> str:
+        """A key no one uses, for the start-up check of the commands Redis allows."""
+        return f"{self.prefix}{NAMESPACE}probe:{token}"
+
+    @property
+    def own_keys(self) -> tuple[str, ...]:
+        """The product's keys of fixed name, each holding a string (its value is ours)."""
+        return (self.source_key, self.generation_key)
 
     def parse_counter(self, key: str, emoticon_types: Iterable[str]) -> tuple[int, str] | None:
         """``(match_id, emoticon_type)`` if ``key`` is one of this layout's counters, else None."""
@@ -298,7 +330,10 @@ def _text(reply: Any) -> Any:
     redis-py left at ``decode_responses=False`` answers bytes; a bytes key name formatted into a
     staging key would become ``backup_..._b'match_data_1'`` and strand its events.
     """
-    return reply.decode() if isinstance(reply, bytes) else reply
+    return reply.decode(errors="backslashreplace") if isinstance(reply, bytes) else reply
+
+
+_DATASET_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as source_id makes them
 
 
 def make_event(user_id: int, match_id: int, emoticon_type: str,
@@ -462,26 +497,58 @@ class RedisAdapter:
         """True if flush number ``flush`` (or a later one) of ``marker``'s buffer is in Redis."""
         return self._applied(self.redis.get(marker), flush)
 
-    def source_id(self, create: bool = True) -> str | None:
+    def source_id(self, create: bool = True, new: bool = False) -> str | None:
         """The id of this prefix's data in this Redis: a random hex string kept in
-        ``{prefix}reactions_source``, made (SET NX) by the first caller with ``create``.
+        ``{prefix}live-reactions:dataset``, made (SET NX) by the first caller with ``create``.
 
         The backup records it with the rows it inserts, so the reconciliation compares these
         counters with the rows that came from them alone. A Redis emptied since (FLUSHDB, a
         restart without persistence) gets a new id, as its counters start again. None if
         there is none yet and ``create`` is False. While Redis is over maxmemory (OOM) no id
-        can be made: then UNRECORDED_SOURCE, whose rows no reconciliation counts."""
+        can be made: then UNRECORDED_SOURCE, whose rows no reconciliation counts.
+
+        A Redis of the previous version keeps its id at ``{prefix}reactions_source``: if the
+        new key is missing and that one holds an id (32 hex digits, as this method makes them),
+        that id is the dataset's (taken over with ``create``), so its rows in the table still
+        count. Any other value there is another application's and left alone. ``new`` makes
+        a fresh id even then (a Redis found emptied: its earlier id is no longer its data).
+        Raises ForeignValueError if the key holds another application's value.
+        """
         key = self.layout.source_key
-        value = self.redis.get(key)
-        if value is None and create:
-            try:
-                self.redis.set(key, uuid.uuid4().hex, nx=True)
-            except Exception as error:
-                if not is_out_of_memory(error):
-                    raise
-                return UNRECORDED_SOURCE  # the backup must run all the same: it frees memory
-            value = self.redis.get(key)
-        return _text(value)
+        value = self._own_string(key)
+        if value is not None:
+            return value
+        legacy = None if new else self._legacy_id()
+        if not create:
+            return legacy
+        try:
+            self.redis.set(key, legacy or uuid.uuid4().hex, nx=True)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            return UNRECORDED_SOURCE  # the backup must run all the same: it frees memory
+        return self._own_string(key)
+
+    def _own_string(self, key: str) -> str | None:
+        """The value of one of our own string keys (KeyLayout.own_keys); None if missing.
+        Raises ForeignValueError when it holds another type."""
+        try:
+            return _text(self.redis.get(key))
+        except Exception as error:
+            if "WRONGTYPE" not in str(error):
+                raise
+            raise ForeignValueError(key, f"a {_text(self.redis.type(key))}") from None
+
+    def _legacy_id(self) -> str | None:
+        """The dataset id the previous version kept at ``{prefix}reactions_source``, if that
+        key holds one; None for anything else (another application's value)."""
+        try:
+            value = _text(self.redis.get(self.layout.legacy_source_key))
+        except Exception as error:
+            if "WRONGTYPE" not in str(error):
+                raise
+            return None
+        return value if isinstance(value, str) and _DATASET_ID.fullmatch(value) else None
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""

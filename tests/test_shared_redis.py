@@ -8,8 +8,10 @@ import re
 
 import pytest
 
+from db import ReactionsTable
 from tests.redis_server import RedisServer, require_real_redis
 from tests.test_main import finish, start
+from tests.test_real_redis import distinct_rows, reconcile_command
 
 
 @pytest.fixture
@@ -43,3 +45,40 @@ def test_a_foreign_counter_value_costs_that_counter_only(server, tmp_path):
     assert sum("5_heart" in line and "unreadable" in line for line in lines) == 1, lines
     assert not any("Traceback" in line for line in lines), "\n".join(lines)
     assert client(server).get("5_heart") == "abc"
+
+
+def test_another_apps_hash_at_a_generic_name_is_left_alone(server, tmp_path):
+    """A hash at reactions_source (our old dataset key's name): runs, backups and --reconcile
+    go on without an error, and the hash is untouched."""
+    client(server).hset("reactions_source", "owner", "billing")
+    path = tmp_path / "r.db"
+    status, lines = short_run(server.url, path)
+    assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
+    assert not any("WRONGTYPE" in line or "Traceback" in line for line in lines), lines
+    status, output = reconcile_command(server.url, path)
+    assert status == 0 and " OK" in output and "Traceback" not in output, output
+    assert client(server).hgetall("reactions_source") == {"owner": "billing"}
+
+
+OLD_ID = "0123456789abcdef0123456789abcdef"  # the previous version's ids: uuid4().hex
+
+
+def test_a_run_on_a_redis_of_the_previous_naming_keeps_its_dataset(server, tmp_path):
+    """A Redis and a file left by the previous version (dataset id under reactions_source, a
+    list staged by a backup that died): the run takes them over, nothing lost or doubled."""
+    r = client(server)
+    path = tmp_path / "r.db"
+    table = ReactionsTable(str(path))
+    events = [{"user_id": n, "emoticon_type": "heart", "timestamp": 1000.0 + n, "match_id": 1}
+              for n in range(1, 4)]
+    table.insert_many(events[:2], batch="match_data_1:backup:0001", source=OLD_ID)
+    table.forget_batch("match_data_1:backup:0001")
+    table.close()
+    r.set("reactions_source", OLD_ID)
+    r.set("1_heart", 3)
+    r.rpush("match_data_1:backup:0002", '{"user_id": 3, "emoticon_type": "heart", '
+                                       '"timestamp": 1003.0, "match_id": 1}')
+    status, lines = short_run(server.url, path)
+    assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
+    rows, distinct = distinct_rows(path)
+    assert rows == distinct and r.llen("match_data_1:backup:0002") == 0
