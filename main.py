@@ -52,6 +52,7 @@ from db import ReactionsTable, SchemaMismatchError, get_reactions_table
 from foundation.log_gate import Every
 from foundation.redis_client import RedisUnavailableError, connect, redacted
 from live.poster import Poster
+from live.preflight import check_redis
 from live.reconcile import Reconciliation, reconcile
 from live.settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERVAL_SECONDS,
                            SETTINGS, SettingsError, shown_value, validate_settings)
@@ -112,6 +113,7 @@ def add_redis_flags(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "REDIS_URL", "URL",
           "a real Redis, e.g. redis://127.0.0.1:6379/0 (needs redis-py), None = in-memory")
     _flag(parser, "KEY_PREFIX", "TEXT", "put before every Redis key, e.g. live:")
+    _flag(parser, "ALLOW_EVICTION", None, "run on a Redis whose maxmemory-policy may evict keys")
     _flag(parser, "INGEST_BATCH_EVENTS", "N",
           "events per Redis write (one MULTI/EXEC), 1 = one per POST")
     _flag(parser, "INGEST_FLUSH_SECONDS", "SECONDS",
@@ -849,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.reconcile:
             return run_reconcile()
         use_redis()
+        check_redis(args.role)
         run = LiveRun(args.role)
     except RedisUnavailableError as error:
         logger.error("%s", error)

@@ -39,7 +39,7 @@ __all__ = [
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
     "WrongTypeError", "ForeignValueError", "error_text", "get_ingest_buffer",
-    "close_ingest_buffer", "held_events",
+    "close_ingest_buffer", "held_events", "redis_place", "is_refused_command",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,28 @@ def is_out_of_memory(error: BaseException) -> bool:
     """True for Redis's OOM answer (over maxmemory, noeviction), as InMemoryRedis or redis-py
     raises it (both name the class OutOfMemoryError; redis-py is not imported here)."""
     return isinstance(error, OutOfMemoryError) or type(error).__name__ == "OutOfMemoryError"
+
+
+def is_refused_command(error: BaseException) -> bool:
+    """True for Redis refusing a command itself: an ACL without it (NOPERM, redis-py's
+    NoPermissionError) or a command renamed or disabled by the operator ("unknown command")."""
+    text = str(error)
+    return (type(error).__name__ == "NoPermissionError" or text.startswith("NOPERM")
+            or text.lower().startswith("unknown command"))
+
+
+def redis_place(client: Any) -> str | None:
+    """Where ``client``'s Redis is, for a log line and the database's record of its datasets:
+    ``host:port/db`` or ``unix:path/db`` (never a password); None for an InMemoryRedis, which
+    lives and dies with this process (nothing else can empty or rewind it)."""
+    if isinstance(client, InMemoryRedis):
+        return None
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return type(client).__name__
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}/{kwargs.get('db', 0)}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -344,6 +366,9 @@ def make_event(user_id: int, match_id: int, emoticon_type: str,
             "timestamp": timestamp, "match_id": match_id}
 
 
+_FROM_CLIENT: Any = object()  # RedisAdapter(place=...) not given: from the client
+
+
 class RedisAdapter:
     """The reactions' operations on Redis (seed: RedisAdapter).
 
@@ -354,10 +379,13 @@ class RedisAdapter:
     Redis errors (RedisError, or redis-py's own) pass through unchanged.
     """
 
-    def __init__(self, redis: Any = None, prefix: str | None = None) -> None:
+    def __init__(self, redis: Any = None, prefix: str | None = None,
+                 place: Any = _FROM_CLIENT) -> None:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
         self._told_unreadable: set[str] = set()  # counters said to hold another value
+        # Where the Redis is (redis_place): None for the in-process server.
+        self.place = redis_place(self.redis) if place is _FROM_CLIENT else place
         # (match_id, emoticon_type) -> (counter key, list key): built once, as POST runs often
         # (up to _POST_KEYS_CACHED cells; a run with more matches builds the rest each time).
         self._post_keys: dict[tuple[int, str], tuple[str, str]] = {}

@@ -22,8 +22,9 @@ from typing import Any, Callable, Iterable
 
 import config
 from db import ReactionsTable
+from foundation.errors import ForeignValueError
 from foundation.records import UNDECODABLE, borders_kept, named_cell
-from redis_adapter import RedisAdapter, decode_events
+from redis_adapter import RedisAdapter, decode_events, error_text, is_refused_command
 
 __all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]
 
@@ -61,6 +62,8 @@ class Reconciliation:
     """Items of our lists that are not event records (poison): not attributable to a counter."""
     tries: int = 1
     """Views taken."""
+    story: str = ""
+    """Why nothing could be checked, when Redis refused it (one clause)."""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +84,8 @@ class Reconciliation:
         caveat = ("" if self.consistent else
                   f" (no consistent view in {self.tries} tries: backups committed or lists "
                   "appeared between the reads every time; run --reconcile again)")
+        if self.story:
+            caveat = f" ({self.story})"
         return (f"system-wide reconciliation: redis_counters={self.counters} "
                 f"database_rows={self.rows} pending_in_redis={self.pending}{extra} "
                 f"{self.verdict}{caveat}")
@@ -97,7 +102,20 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink
     show it) is taken again, with the keys KEYS showed; at most _TRIES views and ``seconds``
     seconds, then the result says NOT CHECKED instead of a verdict. A staged list whose rows
     are committed but which is not deleted yet is in the ledger: counted as rows, not pending.
+    A key of ours holding another application's value, or a command Redis refuses, gives NOT
+    CHECKED saying so.
     """
+    try:
+        return _reconcile(adapter, table, sinks, seconds, clock)
+    except Exception as error:
+        if not (isinstance(error, ForeignValueError) or is_refused_command(error)):
+            raise
+        return Reconciliation(0, 0, 0, consistent=False, tries=0,
+                              story=f"Redis refused it: {error_text(error)}")
+
+
+def _reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink],
+               seconds: float, clock: Callable[[], float]) -> Reconciliation:
     deadline = clock() + seconds
     keys = _scanned_keys(adapter)
     tries = 0

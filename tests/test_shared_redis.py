@@ -82,3 +82,62 @@ def test_a_run_on_a_redis_of_the_previous_naming_keeps_its_dataset(server, tmp_p
     assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
     rows, distinct = distinct_rows(path)
     assert rows == distinct and r.llen("match_data_1:backup:0002") == 0
+
+
+def locked(*rules, extra=()):
+    """A redis-server whose only user is app/pw with ``rules`` (ACL), and ``extra`` directives."""
+    require_real_redis()
+    return RedisServer(args=("--user", "default", "off", "--user", "app", "on", ">pw", "~*",
+                             "&*", "+@all", *rules, *extra)).start()
+
+
+def app_url(server):
+    return f"redis://app:pw@127.0.0.1:{server.port}/0"
+
+
+def test_commands_an_acl_refuses_are_named_at_start(tmp_path):
+    """An ACL without RENAME and SCAN: one line naming both, exit 2, no traceback."""
+    server = locked("-rename", "-scan")
+    try:
+        status, lines = short_run(app_url(server), tmp_path / "r.db")
+    finally:
+        server.close()
+    assert status == 2 and len(lines) == 1, lines
+    assert "RENAME" in lines[0] and "SCAN" in lines[0] and "app:***@" in lines[0], lines
+
+
+def test_a_renamed_command_is_named_at_start(tmp_path):
+    """rename-command RENAME "" (disabled): one line naming it, exit 2."""
+    server = locked(extra=("--rename-command", "RENAME", ""))
+    try:
+        status, lines = short_run(app_url(server), tmp_path / "r.db", "--role", "backup")
+    finally:
+        server.close()
+    assert status == 2 and len(lines) == 1 and "RENAME" in lines[0], lines
+
+
+def test_reconcile_without_keys_says_not_checked(tmp_path):
+    """--reconcile on an ACL without KEYS: NOT CHECKED in one line naming it, exit 5 (not the
+    MISMATCH status), no traceback."""
+    server = locked("-keys")
+    path = tmp_path / "r.db"
+    ReactionsTable(str(path)).close()
+    try:
+        status, output = reconcile_command(app_url(server), path)
+    finally:
+        server.close()
+    assert status == 5 and "KEYS" in output and "NOT CHECKED" in output, output
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+
+
+def test_config_and_info_refused_are_said_and_the_run_goes_on(tmp_path):
+    """No CONFIG and no INFO (a locked-down managed Redis): one line says the eviction policy
+    and persistence could not be checked, and the run goes on, OK."""
+    server = locked("-config", "-info")
+    try:
+        status, lines = short_run(app_url(server), tmp_path / "r.db")
+    finally:
+        server.close()
+    assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
+    said = [line for line in lines if "could not be checked" in line]
+    assert len(said) == 1 and "CONFIG" in said[0] and "INFO" in said[0], lines
