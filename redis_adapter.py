@@ -22,11 +22,14 @@ import logging
 import operator
 import re
 import threading
+import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import config
+from foundation.acks import Acknowledged
 from foundation.errors import ForeignValueError, WrongTypeError
 from foundation.in_memory_redis import (DataError, InMemoryRedis, OutOfMemoryError, RedisError,
                                         ResponseError)
@@ -39,7 +42,7 @@ __all__ = [
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
     "WrongTypeError", "ForeignValueError", "error_text", "get_ingest_buffer",
-    "close_ingest_buffer", "held_events", "redis_place", "is_refused_command",
+    "close_ingest_buffer", "held_events", "redis_place", "Staging", "is_refused_command",
 ]
 
 logger = logging.getLogger(__name__)
@@ -358,6 +361,28 @@ def _text(reply: Any) -> Any:
 _DATASET_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as source_id makes them
 
 
+@dataclass
+class Staging:
+    """What one backup's staging step saw and did, in one MULTI/EXEC on a shared Redis
+    (RedisAdapter.stage_checkpoint)."""
+
+    staged: list[str]
+    """The staged keys: each live list renamed for this backup."""
+    dataset: str | None = None
+    """The dataset id Redis held at that instant (None: its key is gone)."""
+    generation: int = 0
+    """The backup generation after this step's INCR (or, ``counted`` False, as it was)."""
+    counted: bool = True
+    """False when Redis refused the INCR (over maxmemory): ``generation`` is the value read."""
+    counters: dict[tuple[int, str], int] = field(default_factory=dict)
+    """The configured counters at that instant (missing and unreadable ones left out)."""
+    lengths: dict[str, int] = field(default_factory=dict)
+    """Items of each staged and leftover list at that instant (0: gone)."""
+    heads: dict[str, str] = field(default_factory=dict)
+    """The first item of each staged and leftover list at that instant (a list found empty
+    later was moved by another backup if that item is a row: backup_data.py)."""
+
+
 def make_event(user_id: int, match_id: int, emoticon_type: str,
                timestamp: float) -> dict[str, Any]:
     """The event record ``{"user_id", "emoticon_type", "timestamp", "match_id"}`` (the seed's
@@ -384,8 +409,11 @@ class RedisAdapter:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
         self._told_unreadable: set[str] = set()  # counters said to hold another value
-        # Where the Redis is (redis_place): None for the in-process server.
+        # Where the Redis is (redis_place): None for the in-process server. A Redis outside
+        # this process (``shared``) can be emptied, rewound or replaced behind its back: each
+        # write then also reads the dataset id, and what Redis acknowledged is kept in acks.
         self.place = redis_place(self.redis) if place is _FROM_CLIENT else place
+        self.acks: Acknowledged | None = Acknowledged() if self.place is not None else None
         # (match_id, emoticon_type) -> (counter key, list key): built once, as POST runs often
         # (up to _POST_KEYS_CACHED cells; a run with more matches builds the rest each time).
         self._post_keys: dict[tuple[int, str], tuple[str, str]] = {}
@@ -426,7 +454,15 @@ class RedisAdapter:
         pipe = self.redis.pipeline(transaction=True)
         pipe.incr(keys[0])
         pipe.rpush(keys[1], encode_event(event))
-        self._settle([event], pipe.execute(raise_on_error=False))
+        if self.acks is None:
+            self._settle([event], pipe.execute(raise_on_error=False))
+            return event
+        pipe.get(self.layout.source_key)  # which dataset acknowledged it (foundation/acks.py)
+        replies = pipe.execute(raise_on_error=False)
+        self._settle([event], replies[:2])
+        dataset = replies[2]
+        if not isinstance(dataset, Exception):
+            self.acks.note(_text(dataset), [((match_id, emoticon_type), replies[0])], timestamp)
         return event
 
     def record_batch(self, events: list[dict[str, Any]], marker: str, flush: int) -> None:
@@ -441,8 +477,8 @@ class RedisAdapter:
         marker is set), except for the events of those keys, undone (``error.dropped``).
         """
         pipe = self.redis.pipeline(transaction=True)
-        self._queue_batch(pipe, events, marker, flush)
-        self._settle(events, pipe.execute(raise_on_error=False))
+        writes = self._queue_batch(pipe, events, marker, flush)
+        self._settled(events, pipe.execute(raise_on_error=False), writes)
 
     def record_batch_once(self, events: list[dict[str, Any]], marker: str, flush: int) -> bool:
         """record_batch unless flush number ``flush`` of ``marker`` is already in Redis.
@@ -459,22 +495,39 @@ class RedisAdapter:
                     if self._applied(pipe.get(marker), flush):
                         return False
                     pipe.multi()
-                    self._queue_batch(pipe, events, marker, flush)
+                    writes = self._queue_batch(pipe, events, marker, flush)
                     replies = pipe.execute(raise_on_error=False)
                     break
                 except Exception as error:
                     if type(error).__name__ != "WatchError":  # redis-py's, not importable here
                         raise
-        self._settle(events, replies)
+        self._settled(events, replies, writes)
         return True
 
     def _queue_batch(self, pipe: Any, events: list[dict[str, Any]], marker: str,
-                     flush: int) -> None:
-        for (match_id, emoticon_type), count in _cells(events).items():
+                     flush: int) -> int:
+        """Queue a flush's writes (and, on a shared Redis, a read of the dataset id); the
+        number of replies _settle checks (counters, then lists)."""
+        cells, matches = _cells(events), _by_match(events)
+        for (match_id, emoticon_type), count in cells.items():
             pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
-        for match_id, records in _by_match(events).items():
+        for match_id, records in matches.items():
             pipe.rpush(self.layout.match_data_key(match_id), *encode_events(records))
         pipe.set(marker, flush, ex=INGEST_MARKER_TTL_SECONDS)
+        if self.acks is not None:
+            pipe.get(self.layout.source_key)
+        return len(cells) + len(matches)
+
+    def _settled(self, events: list[dict[str, Any]], replies: list[Any], writes: int) -> None:
+        """Note what a flush's replies acknowledged (shared Redis), then _settle them."""
+        if self.acks is not None and not isinstance(replies[-1], Exception):
+            cells = list(_cells(events))
+            failed = {match for match, reply in zip(_by_match(events), replies[len(cells):writes])
+                      if isinstance(reply, Exception)}
+            counts = [(cell, reply) for cell, reply in zip(cells, replies)
+                      if isinstance(reply, int) and cell[0] not in failed]
+            self.acks.note(_text(replies[-1]), counts, time.time())
+        self._settle(events, replies[:writes])
 
     def _settle(self, events: list[dict[str, Any]], replies: list[Any]) -> None:
         """Check the replies of the writes queued for ``events`` (counters, then lists, as
@@ -705,9 +758,133 @@ class RedisAdapter:
                 return
             start += _READ_CHUNK
 
-    def drop(self, key: str) -> None:
-        """Delete ``key`` (a staged list whose events are safely in the table)."""
-        self.redis.delete(key)
+    def drop(self, key: str) -> int | None:
+        """Delete ``key`` (a staged list whose events are safely in the table).
+
+        On a shared Redis the same MULTI/EXEC increments the backup generation, and its new
+        value is returned: a Redis that later goes back to a state holding ``key`` shows a
+        lower generation than the one the database records for this deletion, so the list is
+        recognised as a copy (backup_data.py). None on the in-process server, and when Redis
+        refused the increment (over maxmemory: the key is deleted alone, to free memory).
+        """
+        if self.acks is None:
+            self.redis.delete(key)
+            return None
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.incr(self.layout.generation_key)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            self.redis.delete(key)
+            return None
+        return replies[1] if isinstance(replies[1], int) else None
+
+    def stage_checkpoint(self, keys: list[str], batch: str, leftovers: Iterable[str],
+                         cells: Iterable[tuple[int, str]]) -> Staging:
+        """stage_all on a shared Redis, with what the backup needs to see whether Redis
+        forgot, all read in the same MULTI/EXEC as the RENAMEs: the dataset id, the backup
+        generation (incremented), the counters of ``cells`` and the length and first item of
+        every list staged or left over (``leftovers``). Over maxmemory, where Redis refuses a MULTI with
+        an INCR, the same is read without one (``counted`` False) and the lists are renamed one
+        at a time. Raises ForeignValueError if the dataset id or generation key holds another
+        application's value."""
+        leftovers, cells = list(leftovers), list(cells)
+        counter_keys = [self.layout.counter_key(*cell) for cell in cells]
+        staged = [self.layout.staging_key(key, batch) for key in keys]
+        try:
+            replies = self._checkpoint(keys, staged, leftovers, counter_keys, transaction=True)
+            counted = True
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            replies = self._checkpoint(keys, staged, leftovers, counter_keys, transaction=False)
+            counted = False
+        dataset, generation = replies[0], replies[1]
+        for key, reply in zip(self.layout.own_keys, (dataset, generation)):
+            if isinstance(reply, Exception):
+                raise ForeignValueError(key, f"a {_text(self.redis.type(key))}")
+        values = replies[2] if counter_keys else []
+        renamed = replies[2 + bool(counter_keys):2 + bool(counter_keys) + len(keys)]
+        lists = replies[2 + bool(counter_keys) + len(keys):]
+        moved = [key for key, reply in zip(staged, renamed) if reply is True]
+        result = Staging(moved, _text(dataset), int(generation or 0), counted)
+        for cell, value in zip(cells, values):
+            count = _int_or_none(value)
+            if count is not None:
+                result.counters[cell] = count
+        for key, length, head in zip([*staged, *leftovers], lists[0::2], lists[1::2]):
+            if key in moved or key in leftovers:
+                result.lengths[key] = length if isinstance(length, int) else 0
+                if isinstance(head, list) and head:
+                    result.heads[key] = _text(head[0])
+        return result
+
+    def _checkpoint(self, keys: list[str], staged: list[str], leftovers: list[str],
+                    counter_keys: list[str], transaction: bool) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=transaction)
+        pipe.get(self.layout.source_key)
+        if transaction:
+            pipe.incr(self.layout.generation_key)
+        else:
+            pipe.get(self.layout.generation_key)
+        if counter_keys:
+            pipe.mget(counter_keys)
+        for key, new in zip(keys, staged):
+            pipe.rename(key, new)
+        for key in [*staged, *leftovers]:
+            pipe.llen(key)
+            pipe.lrange(key, 0, 0)
+        return pipe.execute(raise_on_error=False)
+
+    def generation(self) -> int:
+        """The backup generation now (0 if none yet). Raises ForeignValueError if its key
+        holds another application's value (another type, or a string not an integer)."""
+        value = self._own_string(self.layout.generation_key)
+        try:
+            return int(value or 0)
+        except ValueError:
+            raise ForeignValueError(self.layout.generation_key,
+                                    f"the string {cut(repr(value))}") from None
+
+    def bump_generation(self, above: int, keys: list[str], batch: str) -> tuple[list[str], int]:
+        """Rename each live list in ``keys`` for ``batch`` and raise the backup generation above
+        ``above``, in one MULTI/EXEC (a rewound Redis's recovery: its later stagings must not
+        be taken for rewound again). The staged keys and the new generation."""
+        staged = [self.layout.staging_key(key, batch) for key in keys]
+        pipe = self.redis.pipeline(transaction=True)
+        for key, new in zip(keys, staged):
+            pipe.rename(key, new)
+        pipe.incrby(self.layout.generation_key, max(1, above + 1 - self.generation()))
+        replies = pipe.execute(raise_on_error=False)
+        moved = [new for new, reply in zip(staged, replies) if reply is True]
+        return moved, int(replies[-1]) if isinstance(replies[-1], int) else above + 1
+
+    def backlog(self, cells: Iterable[tuple[int, str]]) -> tuple[int, int]:
+        """``(sum of the counters of cells, events pending in Redis)``, read in one MULTI/EXEC
+        after a SCAN of the lists (a list made after the SCAN is left out: pending errs low)."""
+        counter_keys = [self.layout.counter_key(*cell) for cell in cells]
+        lists = sorted(self.pending_keys())
+        pipe = self.redis.pipeline(transaction=True)
+        if counter_keys:
+            pipe.mget(counter_keys)
+        for key in lists:
+            pipe.llen(key)
+        replies = pipe.execute(raise_on_error=False)
+        counted = sum(map(lambda v: _int_or_none(v) or 0, replies[0])) if counter_keys else 0
+        pending = sum(reply for reply in replies[bool(counter_keys):] if isinstance(reply, int))
+        return counted, pending
+
+    def counts_of(self, cells: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        """The counters of ``cells`` now, one MGET (missing and unreadable ones left out)."""
+        cells = list(cells)
+        if not cells:
+            return {}
+        values = self.redis.mget([self.layout.counter_key(*cell) for cell in cells])
+        return {cell: count for cell, count in zip(cells, map(_int_or_none, values))
+                if count is not None}
 
     def pending_events(self) -> int:
         """Events in Redis not yet in the table: live lists plus staged ones.

@@ -1,4 +1,5 @@
-"""Start-up checks of a real Redis, before anything is posted or moved.
+"""Start-up checks of a real Redis, before anything is posted or moved, and the watch of what it
+acknowledged in a process that only posts.
 
 ``check_redis(role)`` runs once, after ``--redis-url`` is connected (main.py). With a real Redis
 it refuses to start, with one line (RedisRefused, exit status 2 like any bad setting), when:
@@ -13,23 +14,36 @@ it refuses to start, with one line (RedisRefused, exit status 2 like any bad set
 
 It says in one line, and goes on, when the server keeps no persistence at all (a restart
 empties it), and what it could not check (a managed Redis that forbids CONFIG: the policy is
-then read from INFO). The in-memory Redis needs none of it.
+then read from INFO). Then it makes sure the dataset id exists (RedisAdapter.source_id), so that
+every acknowledgement is made in a dataset, and records it in the database of a backing-up role
+with a fresh backup generation. In a ``post`` process a thread then writes, every second, the
+counts Redis acknowledged to the database (if ``--db`` names the backup's file) and says once,
+in one line, when Redis forgot them (foundation/acks.py). The in-memory Redis needs none of it.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
+import time
 import uuid
 from typing import Any, Callable
 
 import config
+from backup_data import between
+from db import ReactionsTable, get_reactions_table, record_acknowledged
+from foundation.acks import Lapse
 from foundation.errors import ForeignValueError
 from foundation.redis_client import RedisUnavailableError, redacted
 from redis_adapter import RedisAdapter, error_text, get_adapter, is_refused_command
 
-__all__ = ["RedisRefused", "check_redis", "refused_commands"]
+__all__ = ["RedisRefused", "check_redis", "refused_commands", "AckWatch", "WATCH_SECONDS"]
 
 logger = logging.getLogger(__name__)
+
+WATCH_SECONDS = 1.0
+"""How often a posting process writes what Redis acknowledged and looks for a lapse."""
 
 
 class RedisRefused(RedisUnavailableError):
@@ -161,8 +175,8 @@ def _check_memory_and_persistence(client: Any) -> None:
             "--allow-eviction (ALLOW_EVICTION in config.py)")
     if risk is not None:
         logger.warning("%s may evict this run's keys (maxmemory-policy %s), accepted by "
-                       "ALLOW_EVICTION: %s; such a loss shows as MISMATCH (docs/failures.md)",
-                       _where(), policy, risk)
+                       "ALLOW_EVICTION: %s; such a loss shows as MISMATCH or as Redis "
+                       "forgetting (docs/failures.md)", _where(), policy, risk)
     _say_unchecked(unchecked, policy, _persistence(client, bool(config_error)))
 
 
@@ -182,7 +196,8 @@ def _persistence(client: Any, config_refused: bool) -> str | None:
 def _say_unchecked(unchecked: list[str], policy: Any, persistence: str | None) -> None:
     if persistence == "none":
         logger.warning("%s keeps no persistence (save '' and appendonly no): a restart empties "
-                       "it, and the events pending then are lost (docs/failures.md)", _where())
+                       "it, and the events pending then are lost (reported when it happens, "
+                       "docs/failures.md)", _where())
     if not unchecked and persistence is not None:
         return
     missing = []
@@ -207,14 +222,37 @@ def _own_keys(adapter: RedisAdapter) -> None:
     """Refuse a value of another application at one of our keys of fixed name."""
     try:
         adapter.source_id(create=False)
+        adapter.generation()
     except ForeignValueError as error:
         raise RedisRefused(f"{_where()}: {error}") from None
 
 
-def check_redis(role: str, adapter: RedisAdapter | None = None) -> None:
+def _mark_dataset(adapter: RedisAdapter, role: str) -> None:
+    """Make sure Redis holds a dataset id before the first acknowledgement: taken over from
+    the previous version's key, or made for a Redis with no backup generation yet (fresh or
+    emptied). A Redis whose id alone went while its generation stayed is left to the backup,
+    which can tell whether its data stayed too. A backing-up role records the dataset in the
+    database with a fresh generation, so a Redis emptied before the first backup is found."""
+    layout = adapter.layout
+    dataset = adapter.source_id(create=False)  # ours, or the previous version's id
+    if adapter.redis.get(layout.source_key) is None and (
+            dataset is not None or adapter.redis.get(layout.generation_key) is None):
+        dataset = adapter.source_id(create=True)
+    if role not in ("all", "backup") or dataset is None:
+        return
+    table = get_reactions_table()
+    cells = [(match_id, emoticon) for match_id in range(1, config.MAX_MATCHES + 1)
+             for emoticon in table.emoticon_types]
+    counted, pending = adapter.backlog(cells)
+    generation = adapter.redis.incr(layout.generation_key)
+    table.note_dataset(dataset, adapter.place, layout.prefix, generation, current=True,
+                       base=max(0, counted - pending))
+
+
+def check_redis(role: str, adapter: RedisAdapter | None = None) -> AckWatch | None:
     """The start-up checks of the module's docstring, for ``role`` (all, post, get, backup) on
     ``adapter`` (default the process-wide one). Nothing for the in-memory Redis. Raises
-    RedisRefused (one line)."""
+    RedisRefused (one line); in a ``post`` process, starts and returns the AckWatch."""
     adapter = adapter if adapter is not None else get_adapter()
     if adapter.place is None:
         return None
@@ -226,3 +264,92 @@ def check_redis(role: str, adapter: RedisAdapter | None = None) -> None:
                            "(docs/real-redis.md lists what each role needs)")
     _check_memory_and_persistence(adapter.redis)
     _own_keys(adapter)
+    _mark_dataset(adapter, role)
+    if role != "post":
+        return None
+    watch = AckWatch(adapter, config.DB_PATH).start()
+    atexit.register(watch.stop)
+    return watch
+
+
+class AckWatch(threading.Thread):
+    """In a process that posts but does not back up: every WATCH_SECONDS, write the counts
+    Redis acknowledged to the database file ``db_path`` (when it is the backup's file: it must
+    exist), and say once, in one line, when Redis forgot them (foundation/acks.py). A process
+    that backs up does both in its backups instead (backup_data.py)."""
+
+    def __init__(self, adapter: RedisAdapter, db_path: str,
+                 every: float = WATCH_SECONDS) -> None:
+        super().__init__(name="ack-watch", daemon=True)
+        self.adapter, self.db_path, self.every = adapter, db_path, every
+        self._stopping = threading.Event()
+
+    def start(self) -> "AckWatch":
+        super().start()
+        return self
+
+    def run(self) -> None:
+        # Woken at once by a lapse: the marks it holds are what the loss's figure needs.
+        while not self._stopping.is_set():
+            self.adapter.acks.lapsed.wait(self.every)
+            self.tick()
+
+    def stop(self) -> None:
+        """End the thread, writing what is left (at exit: atexit)."""
+        self._stopping.set()
+        self.adapter.acks.lapsed.set()
+        self.tick()
+
+    def tick(self) -> None:
+        try:
+            lapse = self.adapter.acks.take_lapse()
+            self._save()
+            if lapse is not None:
+                self._tell(lapse)
+        except Exception:  # a watch must not end the posting; said, and tried again
+            logger.exception("watch of what Redis acknowledged failed")
+
+    def _save(self) -> None:
+        acks = self.adapter.acks
+        marks = acks.take_marks()
+        if not marks:
+            return
+        seen = {dataset: acks.since(dataset) or time.time() for dataset in marks}
+        unwritten = record_acknowledged(self.db_path, marks, seen)
+        if unwritten and self.db_path != ":memory:":  # kept for when the backup made it
+            acks.restore({dataset: marks[dataset] for dataset in unwritten})
+
+    def _tell(self, lapse: Lapse) -> None:
+        layout = self.adapter.layout
+        if lapse.now == lapse.dataset and lapse.cell is not None:
+            what = (f"went back to an earlier state (counter "
+                    f"{layout.counter_key(*lapse.cell)} answered {lapse.answered:,} after "
+                    f"{lapse.marks.get(lapse.cell, 0):,})")
+            how = "a restart from an older snapshot or AOF, a failover to a replica that lagged"
+        else:
+            what = "was emptied or replaced"
+            how = "FLUSHDB, a restart without persistence, a failover"
+        logger.warning("Redis forgot what it acknowledged: Redis %s, key prefix %r, %s %s (%s): "
+                       "at most %s acknowledged events are lost (those already backed up are "
+                       "safe); the backup process and --reconcile say how many",
+                       self.adapter.place, layout.prefix, what, between(lapse.since, lapse.found),
+                       how, f"{self._at_most(lapse):,}")
+
+    def _at_most(self, lapse: Lapse) -> int:
+        """The counts this process saw acknowledged that Redis no longer holds (its marks less
+        the counters now), each cut to what the database file says is in no table, if it
+        says: some of them may have been backed up before."""
+        now = self.adapter.counts_of(lapse.marks) if lapse.now == lapse.dataset else {}
+        forgotten = {cell: max(0, mark - now.get(cell, 0)) for cell, mark in lapse.marks.items()}
+        try:
+            table = ReactionsTable(self.db_path, read_only=True)
+        except Exception:  # no file yet, or not the backup's: the marks alone say it
+            return sum(forgotten.values())
+        try:
+            figures = table.loss_figures(lapse.dataset)
+        finally:
+            table.close()
+        for cell, (counted, rows) in figures.items():
+            if cell in forgotten:
+                forgotten[cell] = min(forgotten[cell], max(0, counted - rows))
+        return sum(forgotten.values())
