@@ -593,6 +593,8 @@ class BackupDataManager:
             if forgotten.first:
                 table.update_loss(forgotten.dataset, "rewound", forgotten.generation, lost,
                                   copies)
+                # From now on its counts start from what it holds: the loss is in the record.
+                table.reset_counts(forgotten.dataset, adapter.counts_of(self._cells()))
         if not forgotten.first:
             return
         what = ("was emptied or replaced" if forgotten.kind == "emptied"

@@ -473,6 +473,14 @@ class ReactionsTable:
                 (source, match_id, emoticon, count) for source, cells in marks.items()
                 for (match_id, emoticon), count in cells.items()])
 
+    def reset_counts(self, source: str, counts: Mapping[tuple[int, str], int]) -> None:
+        """Make ``counts`` the acknowledged counts of dataset ``source`` (a rewound Redis's,
+        once its loss is recorded: what it acknowledged before is in that record)."""
+        with self._transaction() as connection:
+            connection.execute("delete from redis_counts where source = ?", (source,))
+            connection.executemany(ADD_COUNTS, [(source, match_id, emoticon, count) for
+                                                (match_id, emoticon), count in counts.items()])
+
     def end_dataset(self, source: str, when: float) -> None:
         """Record that dataset ``source`` was found emptied or replaced at ``when``."""
         with self._transaction() as connection:

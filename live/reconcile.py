@@ -188,9 +188,9 @@ def _forgotten(adapter: RedisAdapter, acknowledged: dict[str, Any], current: str
 
     For each dataset the table knows at this place and prefix: what Redis acknowledged per cell
     (ReactionsTable.loss_figures) less what is held -- rows, pending and sinks for the current
-    one (``held``), rows for an earlier one -- or the losses backups recorded for it, whichever
-    is more (a rewound dataset's new events fill its figure back up over time; the record
-    stays)."""
+    one (``held``), rows for an earlier one not yet found gone by a backup -- or the losses
+    backups recorded for it, whichever is more. For a dataset a backup found gone (ended), the
+    recorded loss alone: deleting that record (docs/failures.md) clears it."""
     place, prefix = adapter.place, adapter.layout.prefix
     recorded = Counter()
     for loss in acknowledged["losses"]:
@@ -202,6 +202,8 @@ def _forgotten(adapter: RedisAdapter, acknowledged: dict[str, Any], current: str
         if source == current:
             seen = sum(max(0, counted - held.get(cell, 0))
                        for cell, (counted, _) in figures.items())
+        elif dataset["ended"] is not None:
+            seen = 0
         else:
             seen = sum(max(0, counted - rows) for counted, rows in figures.values())
         seen = max(0, seen - (dataset.get("base") or 0))  # counted before: in another file

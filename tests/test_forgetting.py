@@ -171,3 +171,17 @@ def test_a_foreign_value_at_the_dataset_key_refuses_the_backup_in_one_line(adapt
     with pytest.raises(BackupRefused, match="live-reactions:dataset holds another application"):
         BackupDataManager(adapter, table).run()
     assert adapter.pending_events() == 1 and table.count() == 0
+
+
+def test_deleting_the_loss_record_clears_the_verdict(adapter, table):
+    """docs/failures.md: once dealt with, `delete from redis_losses` gives OK again."""
+    manager = BackupDataManager(adapter, table)
+    post(adapter, 3)
+    manager.run()
+    post(adapter, 2, start=3)
+    adapter.redis.flushdb()
+    manager.run()
+    assert reconcile(adapter, table).verdict == "LOSS"
+    with table._transaction() as connection:
+        connection.execute("delete from redis_losses")
+    assert reconcile(adapter, table).ok
