@@ -453,7 +453,9 @@ class BackupDataManager:
     def _save_marks(self, deadline: float) -> None:
         """Write to the table the counts this process saw Redis acknowledge (foundation/
         acks.py), so that they outlive Redis; kept for the next run if the file is locked."""
-        marks = self.adapter.acks.take_marks()
+        acks = self.adapter.acks
+        acks.confirm(self.adapter.source_id(create=False), time.time())  # counts held since
+        marks = acks.take_marks()
         if not marks:
             return
         try:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import config
-from foundation.acks import Acknowledged
+from foundation.acks import UNREAD, Acknowledged
 from foundation.errors import ForeignValueError, WrongTypeError
 from foundation.in_memory_redis import (DataError, InMemoryRedis, OutOfMemoryError, RedisError,
                                         ResponseError)
@@ -457,12 +457,14 @@ class RedisAdapter:
         if self.acks is None:
             self._settle([event], pipe.execute(raise_on_error=False))
             return event
-        pipe.get(self.layout.source_key)  # which dataset acknowledged it (foundation/acks.py)
+        read = self.acks.read_due()
+        if read:  # which dataset acknowledged it, one POST in acks.READ_EVERY
+            pipe.get(self.layout.source_key)
         replies = pipe.execute(raise_on_error=False)
         self._settle([event], replies[:2])
-        dataset = replies[2]
+        dataset = _text(replies[2]) if read else UNREAD
         if not isinstance(dataset, Exception):
-            self.acks.note(_text(dataset), [((match_id, emoticon_type), replies[0])], timestamp)
+            self.acks.note(dataset, [((match_id, emoticon_type), replies[0])], timestamp)
         return event
 
     def record_batch(self, events: list[dict[str, Any]], marker: str, flush: int) -> None:

@@ -311,6 +311,7 @@ class AckWatch(threading.Thread):
 
     def _save(self) -> None:
         acks = self.adapter.acks
+        acks.confirm(self.adapter.source_id(create=False), time.time())  # counts held since
         marks = acks.take_marks()
         if not marks:
             return

@@ -5,19 +5,24 @@ The same cases against a real redis-server, through main.py: tests/test_redis_lo
 """
 
 import logging
+import time
 
 import pytest
 
 from backup_data import BackupDataManager, BackupRefused
 from db import ReactionsTable
-from foundation.acks import Acknowledged
+from foundation.acks import READ_EVERY, UNREAD, Acknowledged
 from live.reconcile import reconcile
 from redis_adapter import InMemoryRedis, RedisAdapter
 
 
 @pytest.fixture
 def adapter():
-    return RedisAdapter(InMemoryRedis(), prefix="", place="test:1/0")
+    """A shared Redis's adapter whose dataset id exists, as live/preflight.py makes it before
+    the first POST."""
+    adapter = RedisAdapter(InMemoryRedis(), prefix="", place="test:1/0")
+    adapter.source_id()
+    return adapter
 
 
 @pytest.fixture
@@ -69,10 +74,26 @@ def test_acknowledged_finds_another_dataset():
 
 
 def test_each_post_on_a_shared_redis_is_noted_in_its_dataset(adapter):
-    """record_reaction reads the dataset id in its MULTI/EXEC: the mark is per dataset."""
+    """One POST in READ_EVERY reads the dataset id in its MULTI/EXEC: the counts of those in
+    between are its marks once the next read confirms the same dataset."""
     dataset = adapter.source_id()
-    post(adapter, 3)
-    assert adapter.acks.take_marks() == {dataset: {(1, "heart"): 3}}
+    post(adapter, READ_EVERY)
+    assert adapter.acks.take_marks() == {dataset: {(1, "heart"): 1}}
+    post(adapter, 1, start=READ_EVERY)
+    assert adapter.acks.take_marks() == {dataset: {(1, "heart"): READ_EVERY + 1}}
+
+
+def test_counts_held_when_redis_was_emptied_are_the_old_datasets():
+    """A count at or below its mark (emptied or rewound, seen at once): the counts held until
+    then are the dataset's last read; those after it wait for a read."""
+    acks = Acknowledged()
+    acks.note("a", [((1, "heart"), 5)], 10.0)
+    acks.note(UNREAD, [((1, "heart"), 9)], 11.0)
+    acks.note(UNREAD, [((1, "heart"), 1)], 12.0)  # the counter started again
+    acks.note(UNREAD, [((2, "sad"), 1)], 12.5)
+    assert acks.take_marks() == {"a": {(1, "heart"): 9}} and acks.read_due()
+    acks.note("b", [((1, "heart"), 2)], 13.0)
+    assert acks.take_marks() == {"b": {(1, "heart"): 2}}
 
 
 def test_the_in_memory_redis_keeps_no_marks():
@@ -105,8 +126,7 @@ def test_reconcile_finds_a_flush_no_backup_recorded_yet(adapter, table):
     post(adapter, 4)
     manager.run()
     post(adapter, 2, start=4)
-    manager._save_marks(0)  # as a posting process writes its marks every second
-    table.record_counts(adapter.acks.take_marks())
+    manager._save_marks(time.monotonic() + 1)  # as a posting process does every second
     adapter.redis.flushdb()
     result = reconcile(adapter, table)
     assert (result.verdict, result.lost) == ("LOSS", 2), result.line()
@@ -166,6 +186,7 @@ def test_reconcile_of_a_dataset_backed_up_elsewhere_claims_no_loss(adapter, tabl
 def test_a_foreign_value_at_the_dataset_key_refuses_the_backup_in_one_line(adapter, table):
     """A list at live-reactions:dataset: BackupRefused naming the key, nothing moved to the
     table (the event stays in Redis, staged for a later run)."""
+    adapter.redis.delete(adapter.layout.source_key)
     adapter.redis.rpush(adapter.layout.source_key, "another app's")
     post(adapter, 1)
     with pytest.raises(BackupRefused, match="live-reactions:dataset holds another application"):
