@@ -417,7 +417,9 @@ class BackupDataManager:
         for source, row in known.items():  # any other this table took as current: gone too
             if source not in (current, expected) and row["ended"] is None:
                 forgotten.append(self._emptied(source, known, now))
-        record = known.get(current)
+        # Its record, wherever it was recorded: a failover to a replica at another address
+        # brings the same dataset there, in an earlier state.
+        record = known.get(current) or table.dataset(current)
         if record is not None and (staging.generation <= record["generation"] if staging.counted
                                    else staging.generation < record["generation"]):
             forgotten.append(self._rewound(current, record, now))

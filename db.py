@@ -90,7 +90,7 @@ NOTE_DATASET = """
 insert into redis_datasets (source, place, prefix, generation, seen, base)
 values (?, ?, ?, ?, ?, ?)
 on conflict (source) do update set generation = max(generation, excluded.generation),
-    seen = max(seen, excluded.seen)"""
+    seen = max(seen, excluded.seen), place = excluded.place"""
 CREATE_COUNTS = """
 create table if not exists redis_counts (
     source text not null,
@@ -494,6 +494,11 @@ class ReactionsTable:
         where, values = _where(place=place, prefix=prefix)
         return self._optional_read(f"select * from redis_datasets{where} order by seen desc",
                                    values)
+
+    def dataset(self, source: str) -> dict[str, Any] | None:
+        """The recorded dataset ``source``, wherever its Redis was; None if not recorded."""
+        found = self._optional_read("select * from redis_datasets where source = ?", (source,))
+        return found[0] if found else None
 
     def loss_figures(self, source: str) -> dict[tuple[int, str], tuple[int, int]]:
         """``{(match_id, emoticon): (highest count Redis acknowledged, rows in this table)}``

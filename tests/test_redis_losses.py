@@ -180,3 +180,37 @@ def test_a_deleted_staged_list_is_a_reported_loss(server, tmp_path):
     manager.run()
     adapter.iter_items = real_iter_items
     assert [(loss["kind"], loss["events"]) for loss in table.losses()] == [("deleted", 5)]
+
+
+def test_a_failover_to_a_replica_that_lagged_inserts_no_copy(run, tmp_path):
+    """The run moves to a replica that stopped following before the last backups (a failover,
+    at another address): the lists it brings back are copies, none inserted, and it is said."""
+    require_real_redis()
+    primary = RedisServer(args=("--repl-diskless-sync-delay", "0")).start()  # syncs at once
+    replica = RedisServer().start()
+    path = tmp_path / "r.db"
+    try:
+        client(replica).replicaof("127.0.0.1", primary.port)
+        process = run("--redis-url", primary.url, "--db", str(path), "--rate", "2000",
+                      "--backup-interval", "0.3", "--get-interval", "0.3", "--duration", "30")
+        lines = read_until(process, lambda line: " backup moved" in line)
+        dataset = "live-reactions:dataset"
+        while client(replica).info("replication")["master_link_status"] != "up" or (
+                client(replica).get(dataset) != client(primary).get(dataset)):
+            time.sleep(0.05)  # bounded by the run's --duration: the primary's keys stay
+        client(replica).replicaof("NO", "ONE")  # it lags from now on
+        for _ in range(2):  # lists it still holds are moved on the primary
+            lines += read_until(process, lambda line: " backup moved" in line)
+        process.send_signal(signal.SIGINT)
+        status, lines = finish(process, lines)
+        assert status == 0, "\n".join(lines)
+        status, lines = finish(run("--redis-url", replica.url, "--db", str(path), "--rate",
+                                   "500", "--duration", "1", "--backup-interval", "0.3"), [])
+    finally:
+        primary.close()
+        replica.close()
+    rows, distinct = distinct_rows(path)
+    assert rows == distinct, f"{rows - distinct} events inserted twice"
+    said = [line for line in lines if "went back to an earlier state" in line]
+    assert len(said) == 1 and re.search(r"[1-9][\d,]* copies of events already in the table "
+                                        r"were not inserted again", said[0]), lines
