@@ -209,8 +209,9 @@ def format_get_table(rows: list[tuple[int, dict[str, int | None]]]) -> list[str]
     lines = ["  match  " + "".join(f"{emoticon:<16}" for emoticon in config.EMOTICON_TYPES)]
     for match_id, counts in rows:
         means = weighted_means(counts)
-        cells = "".join(f"{'unreadable' if counts[e] is None else f'{means[e]} ({counts[e]:,})':<16}"
-                        for e in config.EMOTICON_TYPES)
+        cells = "".join(
+            f"{'unreadable' if counts[e] is None else f'{means[e]} ({counts[e]:,})':<16}"
+            for e in config.EMOTICON_TYPES)
         lines.append(f"  {match_id:>5}  {cells}")
     return [line.rstrip() for line in lines]
 

@@ -789,9 +789,9 @@ class RedisAdapter:
         """stage_all on a shared Redis, with what the backup needs to see whether Redis
         forgot, all read in the same MULTI/EXEC as the RENAMEs: the dataset id, the backup
         generation (incremented), the counters of ``cells`` and the length and first item of
-        every list staged or left over (``leftovers``). Over maxmemory, where Redis refuses a MULTI with
-        an INCR, the same is read without one (``counted`` False) and the lists are renamed one
-        at a time. Raises ForeignValueError if the dataset id or generation key holds another
+        every list staged or left over (``leftovers``). Over maxmemory, where Redis refuses a
+        MULTI with an INCR, the same is read without one (``counted`` False) and the lists are
+        renamed one at a time. Raises ForeignValueError if the dataset id or generation key holds another
         application's value."""
         leftovers, cells = list(leftovers), list(cells)
         counter_keys = [self.layout.counter_key(*cell) for cell in cells]
