@@ -87,12 +87,13 @@ def weighted_mean(count: int) -> int:
     return -(-count // config.WEIGHTED_MEAN_DIVISOR)
 
 
-def weighted_means(counts: dict[str, int]) -> dict[str, int]:
-    """``{emoticon_type: weighted_mean(count)}`` for a dict of counts."""
+def weighted_means(counts: dict[str, int | None]) -> dict[str, int | None]:
+    """``{emoticon_type: weighted_mean(count)}`` for a dict of counts; None stays None (a
+    counter holding another application's value: unreadable)."""
     means = {}
     for emoticon, count in counts.items():  # a loop: cheaper than a comprehension for a few
-        means[emoticon] = weighted_mean(count)  # emoticons (CPython 3.11), and GET runs often
-    return means
+        means[emoticon] = weighted_mean(count) if count is not None else None  # emoticons
+    return means  # (CPython 3.11), and GET runs often
 
 
 def POSTMethod(user_id: int, match_id: int, emoticon_type: str) -> dict[str, Any]:
@@ -124,10 +125,12 @@ def POSTMethod(user_id: int, match_id: int, emoticon_type: str) -> dict[str, Any
         raise
 
 
-def read_counts(match_id: int) -> dict[str, int]:
+def read_counts(match_id: int) -> dict[str, int | None]:
     """The raw counters of one match: ``{emoticon_type: count}`` for every configured emoticon.
 
-    One MGET on Redis, no database call. Raises InvalidReactionError for a bad match_id.
+    One MGET on Redis, no database call. A counter holding a string that is not an integer
+    (another application's value) is None, unreadable, and said once in a log line; the
+    others are read all the same. Raises InvalidReactionError for a bad match_id.
     """
     validate_match_id(match_id)
     return get_adapter().get_counts(match_id, config.EMOTICON_TYPES)
@@ -148,10 +151,11 @@ def _checked_match_id(match_id: Any) -> int:
     return match_id
 
 
-def GETMethod(match_id: int) -> dict[str, int]:
+def GETMethod(match_id: int) -> dict[str, int | None]:
     """The weighted mean per emoticon of one match, from the Redis counters only (seed: GET flow).
 
     Returns ``{emoticon_type: ceil(count / WEIGHTED_MEAN_DIVISOR)}`` for every configured
-    emoticon, 0 where none was posted. Raises InvalidReactionError for a bad match_id.
+    emoticon, 0 where none was posted, None where the counter holds another application's
+    value (read_counts). Raises InvalidReactionError for a bad match_id.
     """
     return weighted_means(read_counts(match_id))

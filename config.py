@@ -52,6 +52,10 @@ REDIS_URL = None
 """None = the in-process InMemoryRedis; or a real Redis, e.g. "redis://127.0.0.1:6379/0" (needs
 redis-py: python3 -m pip install redis). See docs/real-redis.md."""
 
+ALLOW_EVICTION = False
+"""True accepts a real Redis whose maxmemory-policy may evict this run's keys (allkeys-*, or
+volatile-* with INGEST_BATCH_EVENTS > 1); False refuses it at start (docs/failures.md)."""
+
 INGEST_BATCH_EVENTS = 1
 """Events per ingest flush, one MULTI/EXEC each (1 = the seed's one write per POST). Above 1,
 GET lags by up to INGEST_FLUSH_SECONDS and a crash loses at most one unflushed buffer."""

@@ -27,7 +27,8 @@ import config
 from foundation.records import UNDECODABLE, named_cell
 
 __all__ = ["ReactionsTable", "SchemaMismatchError", "HotJournalError", "get_reactions_table",
-           "AGGREGATE_QUERY", "DeadLetter", "READ_WAIT_SECONDS", "roll_back_hot_journal"]
+           "AGGREGATE_QUERY", "DeadLetter", "READ_WAIT_SECONDS", "roll_back_hot_journal",
+           "content_of", "record_acknowledged"]
 
 CREATE_TABLE = """
 create table if not exists reactions_table (
@@ -73,6 +74,54 @@ create table if not exists backup_sources (
 ADD_SOURCE_ROWS = """
 insert into backup_sources (source, match_id, emoticon_type, rows) values (?, ?, ?, ?)
 on conflict (source, match_id, emoticon_type) do update set rows = rows + excluded.rows"""
+# What survives a Redis that forgets (docs/real-redis.md, "Redis forgetting"): the datasets of a
+# real Redis this file took events from, the highest count Redis acknowledged per cell of each,
+# the losses found, and the staged lists that may hold copies of rows already here.
+CREATE_DATASETS = """
+create table if not exists redis_datasets (
+    source text primary key,      -- the dataset id ({prefix}live-reactions:dataset)
+    place text not null,          -- host:port/db of its Redis
+    prefix text not null,         -- its key prefix
+    generation integer not null,  -- the highest backup generation recorded for it
+    seen real not null,           -- when a process last found it intact, Unix seconds
+    ended real,                   -- when it was found emptied or replaced; null while current
+    base integer not null         -- events it had counted before this file recorded it, less
+                                  -- those then pending: backed up elsewhere, not this file's
+)"""
+NOTE_DATASET = """
+insert into redis_datasets (source, place, prefix, generation, seen, base)
+values (?, ?, ?, ?, ?, ?)
+on conflict (source) do update set generation = max(generation, excluded.generation),
+    seen = max(seen, excluded.seen), place = excluded.place"""
+CREATE_COUNTS = """
+create table if not exists redis_counts (
+    source text not null,
+    match_id integer not null,
+    emoticon_type text not null,
+    counted integer not null,     -- the highest value Redis acknowledged for that counter
+    primary key (source, match_id, emoticon_type)
+)"""
+ADD_COUNTS = """
+insert into redis_counts (source, match_id, emoticon_type, counted) values (?, ?, ?, ?)
+on conflict (source, match_id, emoticon_type) do update
+set counted = max(counted, excluded.counted)"""
+CREATE_LOSSES = """
+create table if not exists redis_losses (
+    source text not null,         -- the dataset that lost events
+    kind text not null,           -- emptied, rewound or deleted
+    generation integer not null,  -- the backup generation recorded when it was found
+    detail text not null,         -- for a deleted staged list, its key
+    since real not null,          -- last seen intact, Unix seconds
+    found real not null,          -- when it was found, Unix seconds
+    events integer not null,      -- acknowledged events found in no table
+    copies integer not null,      -- events Redis held again that were already rows
+    primary key (source, kind, generation, detail)
+)"""
+CREATE_RECHECK = """
+create table if not exists backup_recheck (
+    batch text primary key,       -- a staged list that may hold copies of rows already here
+    source text not null          -- the dataset its events belong to
+)"""
 # (name, declared type, NOT NULL, primary key) of each column, as pragma table_info reports them.
 COLUMNS = [("id", "INTEGER", 1, 1), ("user_id", "INTEGER", 1, 0), ("match_id", "INTEGER", 1, 0),
            ("emoticon_type", "TEXT", 1, 0), ("timestamp", "REAL", 1, 0)]
@@ -102,6 +151,8 @@ shutdown (a busy timeout left by the last transaction could be DB_BUSY_TIMEOUT_S
 
 # An event record's values in INSERT's column order (in C: the backup's per-row cost).
 _ROW_OF_EVENT = operator.itemgetter("user_id", "match_id", "emoticon_type", "timestamp")
+# What tells one event from another, in the column order rows_like reads them.
+_CONTENT_OF_EVENT = operator.itemgetter("match_id", "emoticon_type", "user_id", "timestamp")
 _CELL_OF_ROW = operator.itemgetter(1, 2)  # (match_id, emoticon_type) of such a row
 
 ROWS_PER_INSERT = 2000
@@ -235,6 +286,19 @@ def _recorded(connection: sqlite3.Connection, batch: str) -> bool:
                               (batch,)).fetchone() is not None
 
 
+def _where(table: str = "", **equal: Any) -> tuple[str, list[Any]]:
+    """`` where a = ? and b = ?`` for the ``equal`` values that are not None, and the values."""
+    names = [name for name, value in equal.items() if value is not None]
+    column = f"{table}." if table else ""
+    clause = " and ".join(f"{column}{name} = ?" for name in names)
+    return (f" where {clause}" if clause else ""), [equal[name] for name in names]
+
+
+def content_of(event: Mapping[str, Any]) -> tuple[int, str, int, float]:
+    """``(match_id, emoticon_type, user_id, timestamp)``: what rows_like counts."""
+    return _CONTENT_OF_EVENT(event)
+
+
 def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     """The cursor's rows, each as a dict of its columns."""
     columns = [column[0] for column in cursor.description]
@@ -310,6 +374,8 @@ class ReactionsTable:
                 connection.execute(CREATE_BATCHES)
                 connection.execute(CREATE_DEAD_LETTERS)
                 connection.execute(CREATE_SOURCES)
+                for create in (CREATE_DATASETS, CREATE_COUNTS, CREATE_LOSSES, CREATE_RECHECK):
+                    connection.execute(create)
                 _check_schema(connection, path, self.emoticon_types)
             self._probe_writes()
         except BaseException:
@@ -389,7 +455,8 @@ class ReactionsTable:
                      dead_letters: Iterable[DeadLetter] = (),
                      verify: Callable[[int, int], None] | None = None,
                      deadline: float | None = None,
-                     source: str | None = None) -> tuple[int, int]:
+                     source: str | None = None,
+                     dataset: tuple[str, str, int] | None = None) -> tuple[int, int]:
         """insert_many, plus the batch's poison items: ``(rows inserted, dead letters inserted)``.
 
         ``dead_letters`` is read after ``events`` is exhausted (so a generator of events may fill
@@ -400,12 +467,18 @@ class ReactionsTable:
         ``source`` (the backup passes its Redis dataset and prefix, RedisAdapter.source_id) adds
         the rows per ``(match_id, emoticon_type)`` to that source's count, in the same
         transaction: the reconciliation compares a prefix's counters with those alone.
+        ``dataset`` = (place, prefix, generation) of a shared Redis (the backup generation when
+        the batch was staged) records the source there with that generation, in the same
+        transaction, and the batch leaves the recheck list (backup_recheck), if it was on it.
         """
         with self._transaction(deadline) as connection:
             if batch is not None:
                 if _recorded(connection, batch):
                     return 0, 0
                 connection.execute("insert into backup_batches (batch) values (?)", (batch,))
+            if dataset is not None and batch is not None:
+                connection.execute(NOTE_DATASET, (source, *dataset, time.time(), 0))
+                connection.execute("delete from backup_recheck where batch = ?", (batch,))
             cells: Counter = Counter()
             rows = self._insert_rows(connection, map(_ROW_OF_EVENT, events), cells)
             if source is not None:
@@ -449,12 +522,166 @@ class ReactionsTable:
         """Drop ``batch`` from the ledger, once its source is gone and it cannot come again."""
         self.forget_batches([batch], deadline)
 
-    def forget_batches(self, batches: Iterable[str], deadline: float | None = None) -> None:
+    def forget_batches(self, batches: Iterable[str], deadline: float | None = None,
+                       dataset: tuple[str, int] | None = None) -> None:
         """forget_batch for each of ``batches``, in one transaction (one commit, not one a
-        batch: on a file each commit waits for the disk)."""
+        batch: on a file each commit waits for the disk). ``dataset`` = (source, generation):
+        the shared Redis's backup generation after their deletion, recorded in the same
+        transaction (a Redis that goes back to a state holding them shows a lower one)."""
         with self._transaction(deadline) as connection:
+            if dataset is not None:
+                connection.execute("update redis_datasets set generation = max(generation, ?) "
+                                   "where source = ?", (dataset[1], dataset[0]))
             connection.executemany("delete from backup_batches where batch = ?",
                                    [(batch,) for batch in batches])
+
+    # -- what survives a Redis that forgets (backup_data.py, live/reconcile.py) ---------------
+
+    def note_dataset(self, source: str, place: str, prefix: str, generation: int = 0,
+                     seen: float | None = None, deadline: float | None = None,
+                     counts: Mapping[tuple[int, str], int] | None = None,
+                     current: bool = False, base: int = 0) -> None:
+        """Record that dataset ``source`` of the Redis at ``place`` (key prefix ``prefix``)
+        was found intact at ``seen`` (Unix seconds, default now) with backup generation
+        ``generation``; raise its acknowledged ``counts`` per cell (record_counts), in the same
+        transaction. ``current``: Redis holds it now (one found ended that came back, with a
+        Redis gone back to an older state, is no longer ended). ``base``, kept only when the
+        dataset is recorded for the first time: the events it had counted then less those
+        pending then (in another file: not this file's to account for)."""
+        with self._transaction(deadline) as connection:
+            connection.execute(NOTE_DATASET, (source, place, prefix, generation,
+                                              time.time() if seen is None else seen, base))
+            if current:
+                connection.execute("update redis_datasets set ended = null where source = ? "
+                                   "and ended is not null", (source,))
+            if counts:
+                connection.executemany(ADD_COUNTS, [(source, match_id, emoticon, count) for
+                                                    (match_id, emoticon), count in counts.items()])
+
+    def record_counts(self, marks: Mapping[str, Mapping[tuple[int, str], int]],
+                      deadline: float | None = None) -> None:
+        """Raise each dataset's recorded acknowledged counts to ``marks``
+        (``{source: {(match_id, emoticon): count}}``, foundation/acks.py) in one transaction."""
+        with self._transaction(deadline) as connection:
+            connection.executemany(ADD_COUNTS, [
+                (source, match_id, emoticon, count) for source, cells in marks.items()
+                for (match_id, emoticon), count in cells.items()])
+
+    def reset_counts(self, source: str, counts: Mapping[tuple[int, str], int]) -> None:
+        """Make ``counts`` the acknowledged counts of dataset ``source`` (a rewound Redis's,
+        once its loss is recorded: what it acknowledged before is in that record)."""
+        with self._transaction() as connection:
+            connection.execute("delete from redis_counts where source = ?", (source,))
+            connection.executemany(ADD_COUNTS, [(source, match_id, emoticon, count) for
+                                                (match_id, emoticon), count in counts.items()])
+
+    def end_dataset(self, source: str, when: float) -> None:
+        """Record that dataset ``source`` was found emptied or replaced at ``when``."""
+        with self._transaction() as connection:
+            connection.execute("update redis_datasets set ended = coalesce(ended, ?) "
+                               "where source = ?", (when, source))
+
+    def datasets(self, place: str | None = None, prefix: str | None = None
+                 ) -> list[dict[str, Any]]:
+        """The recorded datasets ``{source, place, prefix, generation, seen, ended}``, of that
+        place and prefix if given, the last seen first; none in a file from before them."""
+        where, values = _where(place=place, prefix=prefix)
+        return self._optional_read(f"select * from redis_datasets{where} order by seen desc",
+                                   values)
+
+    def dataset(self, source: str) -> dict[str, Any] | None:
+        """The recorded dataset ``source``, wherever its Redis was; None if not recorded."""
+        found = self._optional_read("select * from redis_datasets where source = ?", (source,))
+        return found[0] if found else None
+
+    def loss_figures(self, source: str) -> dict[tuple[int, str], tuple[int, int]]:
+        """``{(match_id, emoticon): (highest count Redis acknowledged, rows in this table)}``
+        for dataset ``source``, over the cells with a recorded count."""
+        counted = self._optional_read(
+            "select c.match_id, c.emoticon_type, c.counted, coalesce(s.rows, 0) as rows "
+            "from redis_counts c left join backup_sources s on s.source = c.source and "
+            "s.match_id = c.match_id and s.emoticon_type = c.emoticon_type where c.source = ?",
+            (source,))
+        return {(row["match_id"], row["emoticon_type"]): (row["counted"], row["rows"])
+                for row in counted}
+
+    def record_loss(self, source: str, kind: str, generation: int, since: float, found: float,
+                    events: int, copies: int = 0, detail: str = "") -> bool:
+        """Record a loss found in dataset ``source`` (kind emptied, rewound or deleted, found
+        when the recorded backup generation was ``generation``); True if it was not recorded
+        yet (several processes find the same loss: the one that records it reports it)."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "insert or ignore into redis_losses (source, kind, generation, detail, since, "
+                "found, events, copies) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                (source, kind, generation, detail, since, found, events, copies))
+            return cursor.rowcount == 1
+
+    def update_loss(self, source: str, kind: str, generation: int, events: int, copies: int,
+                    detail: str = "") -> None:
+        """Set the figures of a recorded loss (a rewind's, once its lists are moved)."""
+        with self._transaction() as connection:
+            connection.execute("update redis_losses set events = ?, copies = ? where source = ? "
+                               "and kind = ? and generation = ? and detail = ?",
+                               (events, copies, source, kind, generation, detail))
+
+    def losses(self, place: str | None = None, prefix: str | None = None
+               ) -> list[dict[str, Any]]:
+        """The recorded losses ``{source, kind, generation, detail, since, found, events,
+        copies}`` of the datasets of that place and prefix, oldest first."""
+        where, values = _where(place=place, prefix=prefix, table="d")
+        return self._optional_read(
+            "select l.* from redis_losses l join redis_datasets d on d.source = l.source"
+            f"{where} order by l.found", values)
+
+    def add_recheck(self, batches: Iterable[str], source: str,
+                    deadline: float | None = None) -> None:
+        """Put staged lists on the recheck list: their items may be rows already (a rewound
+        Redis brought them back), so each is checked against the table before it is inserted."""
+        with self._transaction(deadline) as connection:
+            connection.executemany("insert or ignore into backup_recheck (batch, source) "
+                                   "values (?, ?)", [(batch, source) for batch in batches])
+
+    def recheck(self) -> dict[str, str]:
+        """``{staged list: dataset}`` of the lists on the recheck list."""
+        return {row["batch"]: row["source"] for row in
+                self._optional_read("select batch, source from backup_recheck", ())}
+
+    def rows_like(self, events: Iterable[Mapping[str, Any]], raws: Iterable[str] = ()
+                  ) -> tuple[Counter, Counter]:
+        """How many rows (and dead letters) the table holds already of each of ``events``
+        (and of each raw text in ``raws``): ``(Counter of (match_id, emoticon, user_id,
+        timestamp), Counter of raw texts)``, for those present. One pass over the rows whose
+        timestamp is within the events' (a recovery's cost, never a normal backup's)."""
+        wanted = {_CONTENT_OF_EVENT(event) for event in events}
+        raws = set(raws)
+        found: Counter = Counter()
+        letters: Counter = Counter()
+        if wanted:
+            times = [content[3] for content in wanted]
+            with self._reading() as connection:
+                for row in connection.execute(
+                        "select match_id, emoticon_type, user_id, timestamp from reactions_table "
+                        "where timestamp between ? and ?", (min(times), max(times))):
+                    if row in wanted:
+                        found[row] += 1
+        if raws:
+            with self._reading() as connection:
+                for (raw,) in connection.execute("select raw from dead_letters"):
+                    if raw in raws:
+                        letters[raw] += 1
+        return found, letters
+
+    def _optional_read(self, sql: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows of a table a file made before it does not have (opened read-only, it cannot
+        gain it): none then."""
+        try:
+            with self._reading() as connection:
+                return _dicts(connection.execute(sql, values))
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+            return []
 
     def count(self) -> int:
         """The number of rows in the table. Raises sqlite3.OperationalError if another process
@@ -547,6 +774,43 @@ class ReactionsTable:
         """Close the connection (a ``:memory:`` table is gone after this)."""
         with self._lock:
             self._connection.close()
+
+
+def record_acknowledged(path: str, marks: Mapping[str, Mapping[tuple[int, str], int]],
+                        seen: Mapping[str, float], wait: float = READ_WAIT_SECONDS) -> set[str]:
+    """Record what a shared Redis acknowledged to a process that does not back up (a post
+    role): for each dataset of ``marks`` (``{source: {(match_id, emoticon): count}}``), that
+    it was intact at ``seen[source]``, and its counts, in one transaction on a connection of
+    its own that creates nothing and waits at most ``wait`` seconds for a lock. Only datasets
+    a backup recorded already are written (it recorded what they held before: their base).
+    Returns the datasets not written -- all of them if the file (or, made by a version before
+    them, its tables) is missing or locked: the caller keeps their marks for next time."""
+    if path == ":memory:" or not os.path.isfile(path):
+        return set(marks)
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=wait)
+    except sqlite3.Error:
+        return set(marks)
+    try:
+        connection.execute("begin immediate")
+        unknown = set()
+        for source, cells in marks.items():
+            if not connection.execute("update redis_datasets set seen = max(seen, ?) where "
+                                      "source = ?", (seen.get(source) or time.time(),
+                                                     source)).rowcount:
+                unknown.add(source)
+                continue
+            connection.executemany(ADD_COUNTS, [(source, match_id, emoticon, count) for
+                                                (match_id, emoticon), count in cells.items()])
+        connection.execute("commit")
+        return unknown
+    except sqlite3.Error:
+        if connection.in_transaction:
+            connection.execute("rollback")
+        return set(marks)
+    finally:
+        connection.close()
 
 
 _table: ReactionsTable | None = None

@@ -45,6 +45,7 @@ from live.cli import apply_settings, parse_args, role_refusal, use_redis
 from live.commands import load_spill_file, run_reconcile
 from live.console import configure_logging
 from live.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from live.preflight import check_redis
 from live.run import LiveRun
 from live.settings import SettingsError
 from live.signals import inherited_as_ignored
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.reconcile:
             return run_reconcile()
         use_redis()
+        check_redis(args.role)  # a real Redis: what it refuses, named before anything runs
         run = LiveRun(args.role, explicit_port=args.HTTP_PORT is not None)
     except RedisUnavailableError as error:
         logger.error("%s", error)

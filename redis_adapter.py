@@ -18,15 +18,19 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import operator
 import re
 import threading
+import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import config
-from foundation.errors import WrongTypeError
+from foundation.acks import UNREAD, Acknowledged
+from foundation.errors import ForeignValueError, WrongTypeError
 from foundation.in_memory_redis import (DataError, InMemoryRedis, OutOfMemoryError, RedisError,
                                         ResponseError)
 from foundation.ingest import IngestBuffer
@@ -37,8 +41,11 @@ __all__ = [
     "is_out_of_memory", "is_connection_error",
     "get_redis", "RedisAdapter", "get_adapter", "set_adapter", "KeyLayout", "SEED_LAYOUT",
     "counter_key", "match_data_key", "staging_key", "decode_events", "encode_event", "make_event",
-    "WrongTypeError", "error_text", "get_ingest_buffer", "close_ingest_buffer", "held_events",
+    "WrongTypeError", "ForeignValueError", "error_text", "get_ingest_buffer",
+    "close_ingest_buffer", "held_events", "redis_place", "Staging", "is_refused_command",
 ]
+
+logger = logging.getLogger(__name__)
 
 _server: InMemoryRedis | None = None
 _server_lock = threading.Lock()
@@ -59,6 +66,28 @@ def is_out_of_memory(error: BaseException) -> bool:
     """True for Redis's OOM answer (over maxmemory, noeviction), as InMemoryRedis or redis-py
     raises it (both name the class OutOfMemoryError; redis-py is not imported here)."""
     return isinstance(error, OutOfMemoryError) or type(error).__name__ == "OutOfMemoryError"
+
+
+def is_refused_command(error: BaseException) -> bool:
+    """True for Redis refusing a command itself: an ACL without it (NOPERM, redis-py's
+    NoPermissionError) or a command renamed or disabled by the operator ("unknown command")."""
+    text = str(error)
+    return (type(error).__name__ == "NoPermissionError" or text.startswith("NOPERM")
+            or text.lower().startswith("unknown command"))
+
+
+def redis_place(client: Any) -> str | None:
+    """Where ``client``'s Redis is, for a log line and the database's record of its datasets:
+    ``host:port/db`` or ``unix:path/db`` (never a password); None for an InMemoryRedis, which
+    lives and dies with this process (nothing else can empty or rewind it)."""
+    if isinstance(client, InMemoryRedis):
+        return None
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return type(client).__name__
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}/{kwargs.get('db', 0)}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -90,6 +119,11 @@ def _utf8(text: str) -> bool:
 
 
 _LIST_MATCH_ID = re.compile(r"match_data_([1-9][0-9]*)")
+NAMESPACE = "live-reactions:"
+"""Where the product's own keys live, after the prefix: not a name another application uses."""
+LEGACY_SOURCE = "reactions_source"
+"""The previous version's name of the dataset id key (a generic name another application may
+hold a value at: read only if it is a string that looks like an id)."""
 
 
 def _glob_escape(text: str) -> str:
@@ -103,7 +137,11 @@ class KeyLayout:
     - counter: ``{prefix}{match_id}_{emoticon_type}`` (seed: ``5_heart``)
     - event list: ``{prefix}match_data_{match_id}`` (seed: ``match_data_5``)
     - staged list: ``{prefix}match_data_{match_id}:backup:{batch}`` (backup_data.py)
-    - ingest marker: ``{prefix}ingest_{flush_id}`` (ingest.py: a flush applied, for retries)
+    - the product's own keys, under ``{prefix}live-reactions:`` (NAMESPACE), a name no other
+      application is likely to use: the dataset id (``dataset``), the backup generation
+      (``generation``), each batched ingest's marker (``ingest:{flush_id}``) and the start-up
+      probe (``probe:{token}``). Before, the dataset id was ``{prefix}reactions_source``
+      (LEGACY_SOURCE): a Redis holding it as a string is taken over (RedisAdapter.source_id).
 
     Only keys of exactly these shapes are this run's: the ``is_*`` tests below decide what the
     adapter counts, moves or deletes, so another application's keys in the same Redis (or the
@@ -152,13 +190,35 @@ class KeyLayout:
 
     @property
     def source_key(self) -> str:
-        """``{prefix}reactions_source``: the id of this Redis dataset under this prefix
-        (RedisAdapter.source_id), which the table records with the rows backed up from it."""
-        return f"{self.prefix}reactions_source"
+        """``{prefix}live-reactions:dataset``: the id of this Redis dataset under this prefix
+        (RedisAdapter.source_id), which the table records with the rows backed up from it. Its
+        disappearance means this Redis was emptied or replaced (docs/real-redis.md)."""
+        return f"{self.prefix}{NAMESPACE}dataset"
+
+    @property
+    def legacy_source_key(self) -> str:
+        """``{prefix}reactions_source``: where the previous version kept the dataset id."""
+        return f"{self.prefix}{LEGACY_SOURCE}"
+
+    @property
+    def generation_key(self) -> str:
+        """``{prefix}live-reactions:generation``: a counter every backup step increments (each
+        staging and each deletion of a moved list), so a Redis that went back to an earlier
+        state shows a lower value than the database recorded (backup_data.py)."""
+        return f"{self.prefix}{NAMESPACE}generation"
 
     def ingest_marker_key(self, flush_id: str) -> str:
         """The key an ingest flush sets in its own MULTI/EXEC, so a retry can tell it happened."""
-        return f"{self.prefix}ingest_{flush_id}"
+        return f"{self.prefix}{NAMESPACE}ingest:{flush_id}"
+
+    def probe_key(self, token: str) -> str:
+        """A key no one uses, for the start-up check of the commands Redis allows."""
+        return f"{self.prefix}{NAMESPACE}probe:{token}"
+
+    @property
+    def own_keys(self) -> tuple[str, ...]:
+        """The product's keys of fixed name, each holding a string (its value is ours)."""
+        return (self.source_key, self.generation_key)
 
     def parse_counter(self, key: str, emoticon_types: Iterable[str]) -> tuple[int, str] | None:
         """``(match_id, emoticon_type)`` if ``key`` is one of this layout's counters, else None."""
@@ -247,12 +307,29 @@ def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
     return json.loads("[" + ",".join(texts) + "]")
 
 
-def _counts(emoticon_types: tuple[str, ...], values: list[Any]) -> dict[str, int]:
-    """``{emoticon: count}`` from one MGET's replies; 0 where the counter is missing."""
+def _counts(emoticon_types: tuple[str, ...], values: list[Any], keys: list[str],
+            unreadable: Any) -> dict[str, int | None]:
+    """``{emoticon: count}`` from one MGET's replies of ``keys``; 0 where the counter is
+    missing, None where it holds a string that is not an integer (another application's
+    value), each such key passed to ``unreadable(key, value)``."""
     counts = {}
-    for emoticon, value in zip(emoticon_types, values):  # a loop: cheaper than a comprehension
-        counts[emoticon] = 0 if value is None else int(value)  # for a few items (CPython 3.11)
+    try:
+        for emoticon, value in zip(emoticon_types, values):  # a loop: cheaper than a
+            counts[emoticon] = 0 if value is None else int(value)  # comprehension (3.11)
+    except ValueError:
+        for key, emoticon, value in zip(keys, emoticon_types, values):
+            counts[emoticon] = 0 if value is None else _int_or_none(value)
+            if counts[emoticon] is None:
+                unreadable(key, value)
     return counts
+
+
+def _int_or_none(value: Any) -> int | None:
+    """A counter's value as an int; None for a missing key or a value that is not one."""
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _cells(events: list[dict[str, Any]]) -> Counter:
@@ -278,7 +355,32 @@ def _text(reply: Any) -> Any:
     redis-py left at ``decode_responses=False`` answers bytes; a bytes key name formatted into a
     staging key would become ``backup_..._b'match_data_1'`` and strand its events.
     """
-    return reply.decode() if isinstance(reply, bytes) else reply
+    return reply.decode(errors="backslashreplace") if isinstance(reply, bytes) else reply
+
+
+_DATASET_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as source_id makes them
+
+
+@dataclass
+class Staging:
+    """What one backup's staging step saw and did, in one MULTI/EXEC on a shared Redis
+    (RedisAdapter.stage_checkpoint)."""
+
+    staged: list[str]
+    """The staged keys: each live list renamed for this backup."""
+    dataset: str | None = None
+    """The dataset id Redis held at that instant (None: its key is gone)."""
+    generation: int = 0
+    """The backup generation after this step's INCR (or, ``counted`` False, as it was)."""
+    counted: bool = True
+    """False when Redis refused the INCR (over maxmemory): ``generation`` is the value read."""
+    counters: dict[tuple[int, str], int] = field(default_factory=dict)
+    """The configured counters at that instant (missing and unreadable ones left out)."""
+    lengths: dict[str, int] = field(default_factory=dict)
+    """Items of each staged and leftover list at that instant (0: gone)."""
+    heads: dict[str, str] = field(default_factory=dict)
+    """The first item of each staged and leftover list at that instant (a list found empty
+    later was moved by another backup if that item is a row: backup_data.py)."""
 
 
 def make_event(user_id: int, match_id: int, emoticon_type: str,
@@ -287,6 +389,9 @@ def make_event(user_id: int, match_id: int, emoticon_type: str,
     snapshot order; ``timestamp`` in Unix seconds), as stored in Redis and the table."""
     return {"user_id": user_id, "emoticon_type": emoticon_type,
             "timestamp": timestamp, "match_id": match_id}
+
+
+_FROM_CLIENT: Any = object()  # RedisAdapter(place=...) not given: from the client
 
 
 class RedisAdapter:
@@ -299,9 +404,16 @@ class RedisAdapter:
     Redis errors (RedisError, or redis-py's own) pass through unchanged.
     """
 
-    def __init__(self, redis: Any = None, prefix: str | None = None) -> None:
+    def __init__(self, redis: Any = None, prefix: str | None = None,
+                 place: Any = _FROM_CLIENT) -> None:
         self.redis = redis if redis is not None else get_redis()
         self.layout = KeyLayout(config.KEY_PREFIX if prefix is None else prefix)
+        self._told_unreadable: set[str] = set()  # counters said to hold another value
+        # Where the Redis is (redis_place): None for the in-process server. A Redis outside
+        # this process (``shared``) can be emptied, rewound or replaced behind its back: each
+        # write then also reads the dataset id, and what Redis acknowledged is kept in acks.
+        self.place = redis_place(self.redis) if place is _FROM_CLIENT else place
+        self.acks: Acknowledged | None = Acknowledged() if self.place is not None else None
         # (match_id, emoticon_type) -> (counter key, list key): built once, as POST runs often
         # (up to _POST_KEYS_CACHED cells; a run with more matches builds the rest each time).
         self._post_keys: dict[tuple[int, str], tuple[str, str]] = {}
@@ -342,7 +454,17 @@ class RedisAdapter:
         pipe = self.redis.pipeline(transaction=True)
         pipe.incr(keys[0])
         pipe.rpush(keys[1], encode_event(event))
-        self._settle([event], pipe.execute(raise_on_error=False))
+        if self.acks is None:
+            self._settle([event], pipe.execute(raise_on_error=False))
+            return event
+        read = self.acks.read_due()
+        if read:  # which dataset acknowledged it, one POST in acks.READ_EVERY
+            pipe.get(self.layout.source_key)
+        replies = pipe.execute(raise_on_error=False)
+        self._settle([event], replies[:2])
+        dataset = _text(replies[2]) if read else UNREAD
+        if not isinstance(dataset, Exception):
+            self.acks.note(dataset, [((match_id, emoticon_type), replies[0])], timestamp)
         return event
 
     def record_batch(self, events: list[dict[str, Any]], marker: str, flush: int) -> None:
@@ -357,8 +479,8 @@ class RedisAdapter:
         marker is set), except for the events of those keys, undone (``error.dropped``).
         """
         pipe = self.redis.pipeline(transaction=True)
-        self._queue_batch(pipe, events, marker, flush)
-        self._settle(events, pipe.execute(raise_on_error=False))
+        writes = self._queue_batch(pipe, events, marker, flush)
+        self._settled(events, pipe.execute(raise_on_error=False), writes)
 
     def record_batch_once(self, events: list[dict[str, Any]], marker: str, flush: int) -> bool:
         """record_batch unless flush number ``flush`` of ``marker`` is already in Redis.
@@ -375,22 +497,39 @@ class RedisAdapter:
                     if self._applied(pipe.get(marker), flush):
                         return False
                     pipe.multi()
-                    self._queue_batch(pipe, events, marker, flush)
+                    writes = self._queue_batch(pipe, events, marker, flush)
                     replies = pipe.execute(raise_on_error=False)
                     break
                 except Exception as error:
                     if type(error).__name__ != "WatchError":  # redis-py's, not importable here
                         raise
-        self._settle(events, replies)
+        self._settled(events, replies, writes)
         return True
 
     def _queue_batch(self, pipe: Any, events: list[dict[str, Any]], marker: str,
-                     flush: int) -> None:
-        for (match_id, emoticon_type), count in _cells(events).items():
+                     flush: int) -> int:
+        """Queue a flush's writes (and, on a shared Redis, a read of the dataset id); the
+        number of replies _settle checks (counters, then lists)."""
+        cells, matches = _cells(events), _by_match(events)
+        for (match_id, emoticon_type), count in cells.items():
             pipe.incrby(self.layout.counter_key(match_id, emoticon_type), count)
-        for match_id, records in _by_match(events).items():
+        for match_id, records in matches.items():
             pipe.rpush(self.layout.match_data_key(match_id), *encode_events(records))
         pipe.set(marker, flush, ex=INGEST_MARKER_TTL_SECONDS)
+        if self.acks is not None:
+            pipe.get(self.layout.source_key)
+        return len(cells) + len(matches)
+
+    def _settled(self, events: list[dict[str, Any]], replies: list[Any], writes: int) -> None:
+        """Note what a flush's replies acknowledged (shared Redis), then _settle them."""
+        if self.acks is not None and not isinstance(replies[-1], Exception):
+            cells = list(_cells(events))
+            failed = {match for match, reply in zip(_by_match(events), replies[len(cells):writes])
+                      if isinstance(reply, Exception)}
+            counts = [(cell, reply) for cell, reply in zip(cells, replies)
+                      if isinstance(reply, int) and cell[0] not in failed]
+            self.acks.note(_text(replies[-1]), counts, time.time())
+        self._settle(events, replies[:writes])
 
     def _settle(self, events: list[dict[str, Any]], replies: list[Any]) -> None:
         """Check the replies of the writes queued for ``events`` (counters, then lists, as
@@ -441,32 +580,64 @@ class RedisAdapter:
         """True if flush number ``flush`` (or a later one) of ``marker``'s buffer is in Redis."""
         return self._applied(self.redis.get(marker), flush)
 
-    def source_id(self, create: bool = True) -> str | None:
+    def source_id(self, create: bool = True, new: bool = False) -> str | None:
         """The id of this prefix's data in this Redis: a random hex string kept in
-        ``{prefix}reactions_source``, made (SET NX) by the first caller with ``create``.
+        ``{prefix}live-reactions:dataset``, made (SET NX) by the first caller with ``create``.
 
         The backup records it with the rows it inserts, so the reconciliation compares these
         counters with the rows that came from them alone. A Redis emptied since (FLUSHDB, a
         restart without persistence) gets a new id, as its counters start again. None if
         there is none yet and ``create`` is False. While Redis is over maxmemory (OOM) no id
-        can be made: then UNRECORDED_SOURCE, whose rows no reconciliation counts."""
+        can be made: then UNRECORDED_SOURCE, whose rows no reconciliation counts.
+
+        A Redis of the previous version keeps its id at ``{prefix}reactions_source``: if the
+        new key is missing and that one holds an id (32 hex digits, as this method makes them),
+        that id is the dataset's (taken over with ``create``), so its rows in the table still
+        count. Any other value there is another application's and left alone. ``new`` makes
+        a fresh id even then (a Redis found emptied: its earlier id is no longer its data).
+        Raises ForeignValueError if the key holds another application's value.
+        """
         key = self.layout.source_key
-        value = self.redis.get(key)
-        if value is None and create:
-            try:
-                self.redis.set(key, uuid.uuid4().hex, nx=True)
-            except Exception as error:
-                if not is_out_of_memory(error):
-                    raise
-                return UNRECORDED_SOURCE  # the backup must run all the same: it frees memory
-            value = self.redis.get(key)
-        return _text(value)
+        value = self._own_string(key)
+        if value is not None:
+            return value
+        legacy = None if new else self._legacy_id()
+        if not create:
+            return legacy
+        try:
+            self.redis.set(key, legacy or uuid.uuid4().hex, nx=True)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            return UNRECORDED_SOURCE  # the backup must run all the same: it frees memory
+        return self._own_string(key)
+
+    def _own_string(self, key: str) -> str | None:
+        """The value of one of our own string keys (KeyLayout.own_keys); None if missing.
+        Raises ForeignValueError when it holds another type."""
+        try:
+            return _text(self.redis.get(key))
+        except Exception as error:
+            if "WRONGTYPE" not in str(error):
+                raise
+            raise ForeignValueError(key, f"a {_text(self.redis.type(key))}") from None
+
+    def _legacy_id(self) -> str | None:
+        """The dataset id the previous version kept at ``{prefix}reactions_source``, if that
+        key holds one; None for anything else (another application's value)."""
+        try:
+            value = _text(self.redis.get(self.layout.legacy_source_key))
+        except Exception as error:
+            if "WRONGTYPE" not in str(error):
+                raise
+            return None
+        return value if isinstance(value, str) and _DATASET_ID.fullmatch(value) else None
 
     def get_counts(self, match_id: int, emoticon_types: Iterable[str]) -> dict[str, int]:
         """Each emoticon's counter for one match, read with one MGET; 0 where none was posted."""
         emoticon_types = tuple(emoticon_types)
-        return _counts(emoticon_types,
-                       self.redis.mget(_counter_keys(self.layout, match_id, emoticon_types)))
+        keys = _counter_keys(self.layout, match_id, emoticon_types)
+        return _counts(emoticon_types, self.redis.mget(keys), keys, self._unreadable)
 
     GET_PIPELINE_MATCHES = 1_000
     """Matches read per round trip by get_counts_many: one MGET each, pipelined."""
@@ -480,12 +651,24 @@ class RedisAdapter:
         ids = iter(match_ids)
         while chunk := list(itertools.islice(ids, self.GET_PIPELINE_MATCHES)):
             pipe = self.redis.pipeline(transaction=False)
+            keys = []
             for match_id in chunk:  # built here: a sweep of more matches than the cache of
                 # _counter_keys holds would miss on every one and push out GETMethod's entries
-                pipe.mget([self.layout.counter_key(match_id, emoticon) for emoticon in
-                           emoticon_types])
-            for match_id, values in zip(chunk, pipe.execute()):
-                yield match_id, _counts(emoticon_types, values)
+                keys.append([self.layout.counter_key(match_id, emoticon) for emoticon in
+                             emoticon_types])
+                pipe.mget(keys[-1])
+            for match_id, values, match_keys in zip(chunk, pipe.execute(), keys):
+                yield match_id, _counts(emoticon_types, values, match_keys, self._unreadable)
+
+    def _unreadable(self, key: str, value: Any) -> None:
+        """Say once per key that counter ``key`` holds ``value``, which is not a count."""
+        if key in self._told_unreadable:
+            return
+        self._told_unreadable.add(key)
+        logger.warning("counter %s holds %s, not an integer: another application's value? GET "
+                       "shows it as unreadable and POSTs to it fail; delete or rename that key, "
+                       "or choose another --key-prefix (said once)", key,
+                       cut(repr(_text(value))))
 
     def counter_keys(self, emoticon_types: Iterable[str] | None = None
                      ) -> dict[str, tuple[int, str]]:
@@ -508,7 +691,7 @@ class RedisAdapter:
         keys = list(self.counter_keys())
         if not keys:
             return 0
-        return sum(int(value) for value in self.redis.mget(keys) if value is not None)
+        return sum(_int_or_none(value) or 0 for value in self.redis.mget(keys))
 
     def match_data_keys(self) -> list[str]:
         """The lists ``{prefix}match_data_{id}`` holding events not yet backed up, found with
@@ -591,9 +774,133 @@ class RedisAdapter:
                 return
             start += _READ_CHUNK
 
-    def drop(self, key: str) -> None:
-        """Delete ``key`` (a staged list whose events are safely in the table)."""
-        self.redis.delete(key)
+    def drop(self, key: str) -> int | None:
+        """Delete ``key`` (a staged list whose events are safely in the table).
+
+        On a shared Redis the same MULTI/EXEC increments the backup generation, and its new
+        value is returned: a Redis that later goes back to a state holding ``key`` shows a
+        lower generation than the one the database records for this deletion, so the list is
+        recognised as a copy (backup_data.py). None on the in-process server, and when Redis
+        refused the increment (over maxmemory: the key is deleted alone, to free memory).
+        """
+        if self.acks is None:
+            self.redis.delete(key)
+            return None
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.incr(self.layout.generation_key)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            self.redis.delete(key)
+            return None
+        return replies[1] if isinstance(replies[1], int) else None
+
+    def stage_checkpoint(self, keys: list[str], batch: str, leftovers: Iterable[str],
+                         cells: Iterable[tuple[int, str]]) -> Staging:
+        """stage_all on a shared Redis, with what the backup needs to see whether Redis
+        forgot, all read in the same MULTI/EXEC as the RENAMEs: the dataset id, the backup
+        generation (incremented), the counters of ``cells`` and the length and first item of
+        every list staged or left over (``leftovers``). Over maxmemory, where Redis refuses a
+        MULTI with an INCR, the same is read without one (``counted`` False) and the lists are
+        renamed one at a time. Raises ForeignValueError if the dataset id or generation key holds another
+        application's value."""
+        leftovers, cells = list(leftovers), list(cells)
+        counter_keys = [self.layout.counter_key(*cell) for cell in cells]
+        staged = [self.layout.staging_key(key, batch) for key in keys]
+        try:
+            replies = self._checkpoint(keys, staged, leftovers, counter_keys, transaction=True)
+            counted = True
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            replies = self._checkpoint(keys, staged, leftovers, counter_keys, transaction=False)
+            counted = False
+        dataset, generation = replies[0], replies[1]
+        for key, reply in zip(self.layout.own_keys, (dataset, generation)):
+            if isinstance(reply, Exception):
+                raise ForeignValueError(key, f"a {_text(self.redis.type(key))}")
+        values = replies[2] if counter_keys else []
+        renamed = replies[2 + bool(counter_keys):2 + bool(counter_keys) + len(keys)]
+        lists = replies[2 + bool(counter_keys) + len(keys):]
+        moved = [key for key, reply in zip(staged, renamed) if reply is True]
+        result = Staging(moved, _text(dataset), int(generation or 0), counted)
+        for cell, value in zip(cells, values):
+            count = _int_or_none(value)
+            if count is not None:
+                result.counters[cell] = count
+        for key, length, head in zip([*staged, *leftovers], lists[0::2], lists[1::2]):
+            if key in moved or key in leftovers:
+                result.lengths[key] = length if isinstance(length, int) else 0
+                if isinstance(head, list) and head:
+                    result.heads[key] = _text(head[0])
+        return result
+
+    def _checkpoint(self, keys: list[str], staged: list[str], leftovers: list[str],
+                    counter_keys: list[str], transaction: bool) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=transaction)
+        pipe.get(self.layout.source_key)
+        if transaction:
+            pipe.incr(self.layout.generation_key)
+        else:
+            pipe.get(self.layout.generation_key)
+        if counter_keys:
+            pipe.mget(counter_keys)
+        for key, new in zip(keys, staged):
+            pipe.rename(key, new)
+        for key in [*staged, *leftovers]:
+            pipe.llen(key)
+            pipe.lrange(key, 0, 0)
+        return pipe.execute(raise_on_error=False)
+
+    def generation(self) -> int:
+        """The backup generation now (0 if none yet). Raises ForeignValueError if its key
+        holds another application's value (another type, or a string not an integer)."""
+        value = self._own_string(self.layout.generation_key)
+        try:
+            return int(value or 0)
+        except ValueError:
+            raise ForeignValueError(self.layout.generation_key,
+                                    f"the string {cut(repr(value))}") from None
+
+    def bump_generation(self, above: int, keys: list[str], batch: str) -> tuple[list[str], int]:
+        """Rename each live list in ``keys`` for ``batch`` and raise the backup generation above
+        ``above``, in one MULTI/EXEC (a rewound Redis's recovery: its later stagings must not
+        be taken for rewound again). The staged keys and the new generation."""
+        staged = [self.layout.staging_key(key, batch) for key in keys]
+        pipe = self.redis.pipeline(transaction=True)
+        for key, new in zip(keys, staged):
+            pipe.rename(key, new)
+        pipe.incrby(self.layout.generation_key, max(1, above + 1 - self.generation()))
+        replies = pipe.execute(raise_on_error=False)
+        moved = [new for new, reply in zip(staged, replies) if reply is True]
+        return moved, int(replies[-1]) if isinstance(replies[-1], int) else above + 1
+
+    def backlog(self, cells: Iterable[tuple[int, str]]) -> tuple[int, int]:
+        """``(sum of the counters of cells, events pending in Redis)``, read in one MULTI/EXEC
+        after a SCAN of the lists (a list made after the SCAN is left out: pending errs low)."""
+        counter_keys = [self.layout.counter_key(*cell) for cell in cells]
+        lists = sorted(self.pending_keys())
+        pipe = self.redis.pipeline(transaction=True)
+        if counter_keys:
+            pipe.mget(counter_keys)
+        for key in lists:
+            pipe.llen(key)
+        replies = pipe.execute(raise_on_error=False)
+        counted = sum(map(lambda v: _int_or_none(v) or 0, replies[0])) if counter_keys else 0
+        pending = sum(reply for reply in replies[bool(counter_keys):] if isinstance(reply, int))
+        return counted, pending
+
+    def counts_of(self, cells: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        """The counters of ``cells`` now, one MGET (missing and unreadable ones left out)."""
+        cells = list(cells)
+        if not cells:
+            return {}
+        values = self.redis.mget([self.layout.counter_key(*cell) for cell in cells])
+        return {cell: count for cell, count in zip(cells, map(_int_or_none, values))
+                if count is not None}
 
     EXISTS_PIPELINE_KEYS = 1_000
     """Keys asked about per round trip by existing()."""

@@ -18,10 +18,17 @@ from live.settings import (MAX_MATCHES_FILE_LIMIT, MAX_MATCHES_LIMIT, MIN_INTERV
                            SETTINGS, shown_value, validate_settings)
 from redis_adapter import RedisAdapter, set_adapter
 
-__all__ = ["ROLES", "parse_args", "apply_settings", "use_redis", "role_refusal"]
+__all__ = ["ROLES", "ROLE_PARTS", "writes", "parse_args", "apply_settings", "use_redis", "role_refusal"]
 
 logger = logging.getLogger(__name__)
 
+ROLE_PARTS = {
+    "all": {"post", "get", "backup", "http"},
+    "post": {"post"}, "get": {"get"}, "backup": {"backup"},
+    "api": {"get", "http"},
+}
+"""The parts each --role runs: all = the seed's three operations and the HTTP API in one
+process; api = the HTTP API with the GET ticks that feed its streams, and no poster."""
 ROLES = ("all", "post", "get", "backup", "api")
 """--role: all = the three parts in one process (the seed) and the HTTP API; post, get and
 backup run one part each; api serves the HTTP API (with the GET ticks its streams need) and
@@ -61,6 +68,7 @@ def _add_redis_flags(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "REDIS_URL", "URL",
           "a real Redis, e.g. redis://127.0.0.1:6379/0 (needs redis-py), None = in-memory")
     _flag(parser, "KEY_PREFIX", "TEXT", "put before every Redis key, e.g. live:")
+    _flag(parser, "ALLOW_EVICTION", None, "run on a Redis whose maxmemory-policy may evict keys")
     _flag(parser, "INGEST_BATCH_EVENTS", "N",
           "events per Redis write (one MULTI/EXEC), 1 = one per POST")
     _flag(parser, "INGEST_FLUSH_SECONDS", "SECONDS",
@@ -91,6 +99,11 @@ def apply_settings(args: argparse.Namespace) -> None:
              if name in SETTINGS and value is not None}
     for name, value in validate_settings(vars(config), flags).items():
         setattr(config, name, value)
+
+
+def writes(role: str) -> bool:
+    """True if ``role`` writes reactions to Redis: its poster, or POSTs over its HTTP API."""
+    return bool(ROLE_PARTS[role] & {"post", "http"})
 
 
 def use_redis() -> None:

@@ -74,14 +74,19 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
-def format_get_table(rows: list[tuple[int, dict[str, int]]]) -> list[str]:
-    """Lines of the GET table: per match, each emoticon's weighted mean and (raw count)."""
+def format_get_table(rows: list[tuple[int, dict[str, int | None]]]) -> list[str]:
+    """Lines of the GET table: per match, each emoticon's weighted mean and (raw count), or
+    "unreadable" for a counter holding another application's value."""
     lines = ["  match  " + "".join(f"{emoticon:<16}" for emoticon in config.EMOTICON_TYPES)]
     for match_id, counts in rows:
         means = weighted_means(counts)
-        cells = "".join(f"{f'{means[e]} ({counts[e]:,})':<16}" for e in config.EMOTICON_TYPES)
+        cells = "".join(f"{_cell(means[e], counts[e]):<16}" for e in config.EMOTICON_TYPES)
         lines.append(f"  {match_id:>5}  {cells}")
     return [line.rstrip() for line in lines]
+
+
+def _cell(mean: int | None, count: int | None) -> str:
+    return "unreadable" if count is None else f"{mean} ({count:,})"
 
 
 def unposted(poster: Poster) -> str:

@@ -9,6 +9,14 @@ file are not part of it. It holds at every instant, even while several processes
 up: a POST counts and appends in one MULTI/EXEC, and the backup commits rows before it deletes
 their list.
 
+A real Redis can forget what it acknowledged (emptied, replaced, rewound: docs/failures.md).
+The table records, per dataset of that Redis, the highest count Redis acknowledged per cell
+(db.ReactionsTable.loss_figures) and the losses backups found (ReactionsTable.losses). Events
+acknowledged there and found in no table nor in Redis are counted as ``lost_in_redis``, and
+the verdict is then LOSS, never OK: for the current dataset, what it acknowledged less its rows,
+pending events and sinks; for an earlier one of the same Redis and prefix, what it acknowledged
+less its rows, or the loss a backup recorded, whichever is more.
+
 Read with ``python3 main.py --reconcile --redis-url URL --db FILE [--key-prefix P]``.
 """
 
@@ -21,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable, Iterator
 
 import config
+from backup_data import between, clock_time
 from db import ReactionsTable
+from foundation.errors import ForeignValueError
 from foundation.records import UNDECODABLE, borders_kept, named_cell
-from redis_adapter import RedisAdapter, decode_events
+from redis_adapter import RedisAdapter, decode_events, error_text, is_refused_command
 
 __all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]
 
@@ -61,16 +71,23 @@ class Reconciliation:
     """Items of our lists that are not event records (poison): not attributable to a counter."""
     tries: int = 1
     """Views taken."""
+    lost: int = 0
+    """Events a real Redis acknowledged that are in no table nor in Redis (it forgot them)."""
+    story: str = ""
+    """What Redis did, when, for a loss (one clause); or why nothing could be checked."""
 
     @property
     def ok(self) -> bool:
-        return self.consistent and not self.mismatches
+        return self.consistent and not self.mismatches and not self.lost
 
     @property
     def verdict(self) -> str:
-        """``OK``, ``MISMATCH in N counters`` or ``NOT CHECKED`` (no consistent view)."""
+        """``OK``, ``LOSS`` (Redis forgot acknowledged events), ``MISMATCH in N counters`` or
+        ``NOT CHECKED`` (no consistent view)."""
         if not self.consistent:
             return "NOT CHECKED"
+        if self.lost:
+            return "LOSS"
         return "OK" if self.ok else f"MISMATCH in {len(self.mismatches)} counters"
 
     def line(self) -> str:
@@ -78,9 +95,13 @@ class Reconciliation:
         extra = f" other_sinks={self.sinks}" if self.sinks else ""
         if self.unreadable:
             extra += f" unreadable_in_redis={self.unreadable}"
+        if self.lost:
+            extra += f" lost_in_redis={self.lost}"
         caveat = ("" if self.consistent else
                   f" (no consistent view in {self.tries} tries: lists appeared, or backups "
                   "moved lists while the view was read, every time; run --reconcile again)")
+        if self.story:
+            caveat = f" ({self.story})"
         return (f"system-wide reconciliation: redis_counters={self.counters} "
                 f"database_rows={self.rows} pending_in_redis={self.pending}{extra} "
                 f"{self.verdict}{caveat}")
@@ -105,7 +126,23 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink
     takes; after it, views are taken at most _TRIES in all and for ``seconds`` seconds, then
     the result says NOT CHECKED instead of a verdict. A staged list whose rows are committed
     but which is not deleted yet is in the ledger: counted as rows, not pending (and not read).
+    With a real Redis, what it forgot is added (the module's docstring). A key of ours holding
+    another application's value, or a command Redis refuses, gives NOT CHECKED saying so.
     """
+    try:
+        return _reconcile(adapter, table, sinks, seconds, clock)
+    except Exception as error:
+        if not (isinstance(error, ForeignValueError) or is_refused_command(error)):
+            raise
+        return Reconciliation(0, 0, 0, consistent=False, tries=0,
+                              story=f"Redis refused it: {error_text(error)}")
+
+
+def _reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink],
+               seconds: float, clock: Callable[[], float]) -> Reconciliation:
+    # What Redis acknowledged, read before the view: every event it counts was acknowledged
+    # before that read, so the view holds it (read after, a newer POST's count would not be).
+    acknowledged = _acknowledged(adapter, table)
     deadline = None
     keys = _scanned_keys(adapter)
     staged_read: dict[tuple[str, int], tuple[Counter, int]] = {}  # they never change
@@ -137,14 +174,77 @@ def reconcile(adapter: RedisAdapter, table: ReactionsTable, sinks: Iterable[Sink
     other = Counter()
     for sink in sinks:
         other.update(sink())
-    mismatches = {}
+    mismatches, held = {}, {}
     for cell in set(counters) | set(rows) | set(pending_counts) | set(other):
-        held = rows.get(cell, 0) + pending_counts[cell] + other[cell]
-        if counters.get(cell, 0) != held:
-            mismatches[cell] = (counters.get(cell, 0), held)
-    return Reconciliation(sum(counters.values()), sum(rows.values()),
-                          sum(pending_counts.values()), sum(other.values()), mismatches,
-                          True, unreadable, tries)
+        held[cell] = rows.get(cell, 0) + pending_counts[cell] + other[cell]
+        if counters.get(cell, 0) != held[cell]:
+            mismatches[cell] = (counters.get(cell, 0), held[cell])
+    result = Reconciliation(sum(counters.values()), sum(rows.values()),
+                            sum(pending_counts.values()), sum(other.values()), mismatches,
+                            True, unreadable, tries)
+    if acknowledged is not None:
+        result.lost, result.story = _forgotten(adapter, acknowledged, source, held)
+    return result
+
+
+def _acknowledged(adapter: RedisAdapter, table: ReactionsTable) -> dict[str, Any] | None:
+    """What the table records of this Redis and prefix's datasets: each one's row, its
+    figures (ReactionsTable.loss_figures) and the losses recorded; None for the in-memory
+    Redis (nothing but this process can make it forget)."""
+    if adapter.place is None:
+        return None
+    place, prefix = adapter.place, adapter.layout.prefix
+    datasets = table.datasets(place, prefix)
+    return {"datasets": datasets, "losses": table.losses(place, prefix),
+            "figures": {row["source"]: table.loss_figures(row["source"]) for row in datasets}}
+
+
+def _forgotten(adapter: RedisAdapter, acknowledged: dict[str, Any], current: str,
+               held: dict[tuple[int, str], int]) -> tuple[int, str]:
+    """The events this Redis and prefix acknowledged that are nowhere now, and one clause
+    saying what happened (the latest loss recorded, or what the table shows).
+
+    For each dataset the table knows at this place and prefix: what Redis acknowledged per cell
+    (ReactionsTable.loss_figures) less what is held -- rows, pending and sinks for the current
+    one (``held``), rows for an earlier one not yet found gone by a backup -- or the losses
+    backups recorded for it, whichever is more. For a dataset a backup found gone (ended), the
+    recorded loss alone: deleting that record (docs/failures.md) clears it."""
+    place, prefix = adapter.place, adapter.layout.prefix
+    recorded = Counter()
+    for loss in acknowledged["losses"]:
+        recorded[loss["source"]] += loss["events"]
+    lost, unrecorded = 0, []
+    for dataset in acknowledged["datasets"]:
+        source = dataset["source"]
+        figures = acknowledged["figures"][source]
+        if source == current:
+            seen = sum(max(0, counted - held.get(cell, 0))
+                       for cell, (counted, _) in figures.items())
+        elif dataset["ended"] is not None:
+            seen = 0
+        else:
+            seen = sum(max(0, counted - rows) for counted, rows in figures.values())
+        seen = max(0, seen - (dataset.get("base") or 0))  # counted before: in another file
+        if source != current and dataset["ended"] is None and seen:
+            unrecorded.append(dataset)
+        lost += max(seen, recorded[source])
+    if not lost:
+        return 0, ""
+    losses = acknowledged["losses"]
+    where = f"Redis {place}, key prefix {prefix!r}"
+    if losses:
+        last = losses[-1]
+        what = {"emptied": "was emptied or replaced", "rewound": "went back to an earlier state",
+                "deleted": f"lost the staged list {last['detail']}"}.get(last["kind"], "forgot")
+        story = f"{where} {what} {between(last['since'], last['found'])}"
+        if len(losses) > 1:
+            story += f", and {len(losses) - 1} more time(s) before"
+    elif unrecorded:
+        story = (f"{where} no longer holds dataset {unrecorded[0]['source']}, last seen intact at "
+                 f"{clock_time(unrecorded[0]['seen'])}: emptied or replaced")
+    else:
+        story = f"{where} no longer holds events it acknowledged"
+    return lost, f"{story}; docs/failures.md"
 
 
 def _scanned_keys(adapter: RedisAdapter) -> tuple[list[str], list[str]]:

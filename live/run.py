@@ -26,6 +26,7 @@ from db import get_reactions_table
 from live.backups import BackupTicks
 from live.console import (GET_TABLE_MAX_ROWS, banner_lines, format_get_table, on_stdout_closed,
                           unposted)
+from live.cli import ROLE_PARTS
 from live.exits import EXIT_INTERRUPTED, EXIT_USAGE
 from live.http.app import match_view
 from live.http.side import HTTPSide, HTTPStartError
@@ -40,13 +41,6 @@ __all__ = ["LiveRun", "POSTER_JOIN_SECONDS"]
 logger = logging.getLogger(__name__)
 
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
-ROLE_PARTS = {
-    "all": {"post", "get", "backup", "http"},
-    "post": {"post"}, "get": {"get"}, "backup": {"backup"},
-    "api": {"get", "http"},
-}
-"""The parts each --role runs: all = the seed's three operations and the HTTP API in one
-process; api = the HTTP API with the GET ticks that feed its streams, and no poster."""
 
 
 class LiveRun:
@@ -170,7 +164,8 @@ class LiveRun:
         rows = noting(read_counts_many(range(1, config.MAX_MATCHES + 1)))
         if config.MAX_MATCHES <= GET_TABLE_MAX_ROWS:
             return list(rows), followed
-        busiest = heapq.nlargest(GET_TABLE_MAX_ROWS, rows, key=lambda row: sum(row[1].values()))
+        busiest = heapq.nlargest(GET_TABLE_MAX_ROWS, rows,
+                                 key=lambda row: sum(count or 0 for count in row[1].values()))
         return busiest, followed
 
     def overview(self) -> dict[str, Any]:

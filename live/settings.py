@@ -290,6 +290,9 @@ SETTINGS: dict[str, Setting] = {setting.name: setting for setting in [
         'a str of at most 200 characters, valid UTF-8, not ending in a digit, "" = the seed\'s '
         "key names (a1 + 5_heart would read as counter 15_heart of prefix a)", _check_key_prefix),
         "--key-prefix"),
+    Setting("ALLOW_EVICTION", Rule(
+        "True or False (True: run on a Redis whose maxmemory-policy may evict this run's keys, "
+        "accepting the loss it may cause)", _check_bool), "--allow-eviction"),
     Setting("INGEST_BATCH_EVENTS", integer(
         1, MAX_INGEST_BATCH, f"an int from 1 to {MAX_INGEST_BATCH:,} events, 1 = one write per "
         "POST (a flush is one MULTI/EXEC holding every record: about 10 MB at the limit)"),

@@ -1,5 +1,6 @@
 """POSTMethod and GETMethod: what they store and serve, and bad input that changes nothing."""
 
+import logging
 import time
 
 import pytest
@@ -181,3 +182,15 @@ def test_error_message_survives_odd_values(value, shown):
         POSTMethod(value, 1, "heart")
     assert str(excinfo.value).startswith(f"invalid user_id {shown}: ")
     assert get_adapter().snapshot() == {}
+
+
+def test_get_shows_a_counter_holding_another_value_as_unreadable(caplog):
+    """A counter that is not an integer is None (unreadable), the others read; said once."""
+    POSTMethod(1, 1, "sad")
+    POSTMethod(2, 1, "sad")
+    get_adapter().redis.set("1_heart", "abc")
+    with caplog.at_level(logging.WARNING, logger="redis_adapter"):
+        assert GETMethod(1) == {"heart": None, "sad": 1, "happy": 0}
+        assert GETMethod(1) == {"heart": None, "sad": 1, "happy": 0}
+    assert [record.getMessage().split(" holds")[0] for record in caplog.records] == [
+        "counter 1_heart"]

@@ -96,7 +96,8 @@ def test_backup_moves_every_list_and_frees_redis(table):
     assert (result.events, result.keys) == (3, 2)
     assert result.seconds >= 0
     assert get_redis().keys("*match_data_*") == []
-    assert sorted(get_redis().keys("*")) == ["1_heart", "1_sad", "2_happy", "reactions_source"]
+    assert sorted(get_redis().keys("*")) == ["1_heart", "1_sad", "2_happy",
+                                            "live-reactions:dataset"]
     assert table_rows(table) == posted
 
 

@@ -244,7 +244,8 @@ def test_every_flag_of_a_setting_is_on_the_command_line():
     for name, setting in SETTINGS.items():
         if setting.flag:
             assert getattr(args, name) is None
-            assert parse_args([setting.flag] + ([] if name == "SHOW_DB_OUTPUT" else ["1"]))
+            switch = name in ("SHOW_DB_OUTPUT", "ALLOW_EVICTION")  # flags without a value
+            assert parse_args([setting.flag] + ([] if switch else ["1"]))
 
 
 def test_apply_settings_writes_checked_values_into_config():
