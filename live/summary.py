@@ -48,7 +48,7 @@ def log_summary(role: str, poster: Poster, http_posted: int | None, backups: Bac
     pending = adapter.pending_events()
     accounted = (posted == counters == rows + dead + spilled + pending and pending == 0)
     verdict = "MISMATCH" if not accounted else "FAILED" if poster.error else "OK"
-    over_http = f", {http_posted:,} more over HTTP" if http_posted is not None else ""
+    over_http = f" and {http_posted:,} over HTTP" if http_posted is not None else ""
     logger.info("summary: ran %.1fs, posted %s events in %.1fs (%s/s)%s%s, backups run: %d",
                 time.monotonic() - started, f"{poster.posted:,}", poster.seconds,
                 f"{poster.rate_posted:,.0f}", unposted(poster), over_http, backups.backups)

@@ -231,7 +231,7 @@ def test_stop_answers_ends_streams_and_reconciles_http_posts(server):
                       r"pending_in_redis=0 .* OK$", text, re.M)
     assert status == 0 and found, text
     assert found.group(1) == found.group(2) == found.group(3)
-    assert re.search(r"more over HTTP", text), text
+    assert re.search(r"posted [\d,]+ events in [\d.]+s \([\d,]+/s\) and [1-9][\d,]* over HTTP", text), text
 
 
 def test_two_api_processes_share_one_port_and_one_redis(redis_server, real_redis, tmp_path):
