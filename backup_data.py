@@ -40,8 +40,8 @@ from typing import Any, Callable, Collection, Iterable, Iterator
 import config
 from db import DeadLetter, ReactionsTable, content_of, get_reactions_table
 from foundation.errors import ForeignValueError
-from foundation.records import UNDECODABLE, named_cell, sort_items
-from redis_adapter import (UNRECORDED_SOURCE, RedisAdapter, Staging, decode_events, error_text,
+from foundation.records import sort_items
+from redis_adapter import (UNRECORDED_SOURCE, RedisAdapter, Staging, count_cells, error_text,
                            get_adapter, is_refused_command)
 
 __all__ = ["BackupDataManager", "BackupResult", "BackupProgress", "BackupError",
@@ -731,14 +731,7 @@ def _pending_cells(adapter: RedisAdapter) -> dict[tuple[int, str], int]:
     cells: Counter = Counter()
     for key in adapter.pending_keys():
         for chunk in adapter.iter_items(key):
-            for text in chunk:
-                try:
-                    decoded = decode_events([text])
-                except UNDECODABLE:
-                    continue
-                cell = named_cell(decoded[0]) if len(decoded) == 1 else None
-                if cell is not None:
-                    cells[cell] += 1
+            cells.update(count_cells(chunk))
     return cells
 
 

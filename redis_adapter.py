@@ -34,6 +34,7 @@ from foundation.errors import ForeignValueError, WrongTypeError
 from foundation.in_memory_redis import (DataError, InMemoryRedis, OutOfMemoryError, RedisError,
                                         ResponseError)
 from foundation.ingest import IngestBuffer
+from foundation.records import UNDECODABLE, named_cell
 from foundation.shown import cut
 
 __all__ = [
@@ -305,6 +306,21 @@ def decode_events(texts: list[str] | list[bytes]) -> list[dict[str, Any]]:
     if texts and isinstance(texts[0], bytes):
         return json.loads(b"[" + b",".join(texts) + b"]")
     return json.loads("[" + ",".join(texts) + "]")
+
+
+def count_cells(texts: Iterable[str] | Iterable[bytes]) -> Counter:
+    """Items per ``(match_id, emoticon_type)`` among stored ``texts``, each decoded on its
+    own; an item that is not one event naming a cell (poison) is not counted."""
+    counted: Counter = Counter()
+    for text in texts:
+        try:
+            decoded = decode_events([text])
+        except UNDECODABLE:
+            continue
+        cell = named_cell(decoded[0]) if len(decoded) == 1 else None
+        if cell is not None:
+            counted[cell] += 1
+    return counted
 
 
 def _counts(emoticon_types: tuple[str, ...], values: list[Any], keys: list[str],

@@ -33,7 +33,8 @@ from backup_data import between, clock_time
 from db import ReactionsTable
 from foundation.errors import ForeignValueError
 from foundation.records import UNDECODABLE, borders_kept, named_cell
-from redis_adapter import RedisAdapter, decode_events, error_text, is_refused_command
+from redis_adapter import (RedisAdapter, count_cells, decode_events, error_text,
+                           is_refused_command)
 
 __all__ = ["Reconciliation", "reconcile", "Sink", "RECONCILE_SECONDS"]
 
@@ -495,14 +496,6 @@ def _named_cells(texts: list[Any]) -> tuple[Counter, int]:
                 return Counter(cells), 0
     except UNDECODABLE:  # JSONDecodeError, UnicodeDecodeError, nested too deep
         pass
-    counted: Counter = Counter()
-    for text in texts:
-        try:
-            decoded = decode_events([text])
-        except UNDECODABLE:
-            continue
-        cell = named_cell(decoded[0]) if len(decoded) == 1 else None
-        if cell is not None:
-            counted[cell] += 1
+    counted = count_cells(texts)
     return counted, len(texts) - sum(counted.values())
 
