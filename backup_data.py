@@ -13,7 +13,7 @@ valid record (records.py) goes to the table dead_letters in the same transaction
 deleted only once rows + dead letters equal the items read from it. Each run waits at most
 ``busy_timeout`` seconds in all for a database locked by another process (a deadline per run).
 
-A Redis outside this process can forget (docs/real-redis.md, "Redis forgotten"): emptied
+A Redis outside this process can forget (docs/real-redis.md, "When Redis forgets"): emptied
 (FLUSHDB, a restart without persistence), replaced, or rewound to an earlier state (a restart
 from an older snapshot, a failover to a replica that lagged), which brings back lists already
 moved. So on a shared Redis each staging also reads the dataset id and the counters and

@@ -74,7 +74,7 @@ create table if not exists backup_sources (
 ADD_SOURCE_ROWS = """
 insert into backup_sources (source, match_id, emoticon_type, rows) values (?, ?, ?, ?)
 on conflict (source, match_id, emoticon_type) do update set rows = rows + excluded.rows"""
-# What survives a Redis that forgets (docs/real-redis.md, "Redis forgetting"): the datasets of a
+# What survives a Redis that forgets (docs/real-redis.md, "When Redis forgets"): the datasets of a
 # real Redis this file took events from, the highest count Redis acknowledged per cell of each,
 # the losses found, and the staged lists that may hold copies of rows already here.
 CREATE_DATASETS = """

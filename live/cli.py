@@ -78,7 +78,8 @@ def _add_redis_flags(parser: argparse.ArgumentParser) -> None:
                              "(default %(default)s)")
     parser.add_argument("--reconcile", action="store_true",
                         help="print the system-wide reconciliation of --redis-url and --db "
-                             "(a file), then exit: 0 if OK, 1 if not")
+                             "(a file), then exit: 0 if OK, 1 on MISMATCH or LOSS, 5 if not "
+                             "checked")
     parser.add_argument("--load-spill", metavar="FILE",
                         help="load a spill file (written when a final backup failed) into the "
                              "--db table (a file) exactly once, then exit")

@@ -9,7 +9,7 @@ __all__ = ["EXIT_OK", "EXIT_MISMATCH", "EXIT_USAGE", "EXIT_SPILLED", "EXIT_DEAD_
            "EXIT_NOT_CHECKED", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0  # reconciliation OK; --load-spill done (or done before)
-EXIT_MISMATCH = 1  # an event unaccounted for (MISMATCH), or the posting thread died (FAILED)
+EXIT_MISMATCH = 1  # MISMATCH (an event unaccounted for), LOSS (Redis forgot), FAILED (poster died)
 EXIT_USAGE = 2  # nothing done: a bad flag or setting, a file, database or Redis it cannot use
 EXIT_SPILLED = 3  # the final backup failed; the pending events are in a spill file
 EXIT_DEAD_LETTERS = 4  # --load-spill loaded the file, but some lines became dead letters

@@ -323,7 +323,11 @@ class AckWatch(threading.Thread):
 
     def _tell(self, lapse: Lapse) -> None:
         layout = self.adapter.layout
-        if lapse.now == lapse.dataset and lapse.cell is not None:
+        try:  # read now: the lapse's id may be one a POST read up to 63 POSTs before
+            current = self.adapter.source_id(create=False)
+        except Exception:  # Redis gone meanwhile: the lapse's own reading, then
+            current = lapse.now
+        if current == lapse.dataset and lapse.now == lapse.dataset and lapse.cell is not None:
             what = (f"went back to an earlier state (counter "
                     f"{layout.counter_key(*lapse.cell)} answered {lapse.answered:,} after "
                     f"{lapse.marks.get(lapse.cell, 0):,})")
