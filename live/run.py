@@ -35,11 +35,19 @@ from live.summary import log_summary, warn_of_counters_backed_up_elsewhere
 from live.ticks import every
 from redis_adapter import close_ingest_buffer, error_text, get_adapter, get_ingest_buffer, held_events
 
-__all__ = ["LiveRun", "POSTER_JOIN_SECONDS"]
+__all__ = ["LiveRun", "POSTER_JOIN_SECONDS", "SWITCH_INTERVAL_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a thread may keep the GIL while another waits (Python's default: 5 ms); set by
+the process that runs a LiveRun (main.py, live/http/asgi.py), not by LiveRun itself.
+
+The poster at --rate 0 never waits for anything, so each time the backup thread (sqlite3 releases
+the GIL per statement) or the event loop (after each sleep) lets go of the GIL, it may wait a
+whole switch interval to get it back. At 5 ms the backup falls behind the poster and the GET tick
+runs late; at 1 ms both keep up (docs/performance.md)."""
 ROLE_PARTS = {
     "all": {"post", "get", "backup", "http"},
     "post": {"post"}, "get": {"get"}, "backup": {"backup"},
