@@ -193,6 +193,26 @@ def test_a_viewer_that_falls_behind_is_dropped():
     assert asyncio.run(viewer.next(1)) is None
 
 
+def test_an_idle_viewer_gets_a_keep_alive_each_timeout():
+    """No event for ``timeout`` seconds since next() last returned: b"" (a keep-alive
+    comment), again after each further ``timeout``; an event in between restarts the wait."""
+    async def scenario():
+        feed = Feed()
+        viewer = feed.subscribe()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = await viewer.next(0.05)
+        second = await viewer.next(0.05)
+        waited = loop.time() - started
+        loop.call_later(0.02, feed.publish_backup, {"events": 1})
+        event = await viewer.next(0.05)
+        feed.close()
+        return first, second, waited, event, await viewer.next(0.05)
+    first, second, waited, event, end = asyncio.run(scenario())
+    assert first == second == b"" and 0.1 <= waited < 1.0
+    assert event.startswith(b"id: 1\nevent: backup") and end is None
+
+
 def test_closing_the_feed_ends_every_stream():
     """At shutdown every viewer gets what is queued, then the end."""
     feed = Feed()
