@@ -32,6 +32,7 @@ from typing import Any, Awaitable, Callable
 import config
 from api_layer import (InvalidReactionError, POSTMethod, ReactionRefusedError, read_counts,
                        weighted_means)
+from redis_adapter import encode_event
 from live.http.feed import Feed, Subscription
 from live.http.metrics import HTTPTally, exposition
 
@@ -142,12 +143,6 @@ class App:
             (b"cache-control", b"no-store"), *headers]})
         await request.send({"type": "http.response.body", "body": data})
 
-    async def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)``: in a worker thread when it waits on a real Redis."""
-        if self._blocking:
-            return await asyncio.to_thread(function, *args)
-        return function(*args)
-
     # -- endpoints -------------------------------------------------------------------------
 
     async def post_reaction(self, request: Request) -> None:
@@ -155,8 +150,11 @@ class App:
         match_id = _match_id(request.args[0])
         fields = await _json_body(request)
         try:
-            record = await self.call(POSTMethod, fields["user_id"], match_id,
-                                     fields["emoticon_type"])
+            if self._blocking:
+                record = await asyncio.to_thread(POSTMethod, fields["user_id"], match_id,
+                                                 fields["emoticon_type"])
+            else:  # the in-memory Redis: no call() coroutine on the hot path
+                record = POSTMethod(fields["user_id"], match_id, fields["emoticon_type"])
         except InvalidReactionError as error:
             raise HTTPError(400, str(error)) from None
         except ReactionRefusedError as error:
@@ -164,13 +162,17 @@ class App:
             raise HTTPError(503, str(error), [
                 (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]) from None
         self.tally.posted += 1
-        await self.respond(request, 202 if config.INGEST_BATCH_EVENTS > 1 else 201, record)
+        # The record as json.dumps writes it, by the writer POSTMethod's own records use (4x
+        # faster); the same bytes.
+        await self.respond(request, 202 if config.INGEST_BATCH_EVENTS > 1 else 201,
+                           encode_event(record).encode() + b"\n")
 
     async def get_match(self, request: Request) -> None:
         """GET /matches/{match_id}: the weighted means and raw counts of one MGET."""
         match_id = _match_id(request.args[0])
         try:
-            counts = await self.call(read_counts, match_id)
+            counts = (await asyncio.to_thread(read_counts, match_id) if self._blocking
+                      else read_counts(match_id))
         except InvalidReactionError as error:
             raise HTTPError(400, str(error)) from None
         await self.respond(request, 200, match_view(match_id, counts))
@@ -285,8 +287,11 @@ def _match_id(text: str) -> int:
 async def _json_body(request: Request) -> dict[str, Any]:
     """The reaction's fields from a JSON object body of at most MAX_BODY_BYTES bytes:
     ``user_id`` and ``emoticon_type`` (what they hold is the API layer's to check)."""
-    content_type = dict(request.scope["headers"]).get(b"content-type", b"")
-    if content_type.split(b";")[0].strip().lower() != JSON_TYPE:
+    content_type = b""
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+    if content_type != JSON_TYPE and content_type.split(b";")[0].strip().lower() != JSON_TYPE:
         raise HTTPError(400, f"content-type must be application/json, not "
                              f"{content_type.decode('latin-1')[:60]!r}")
     body = await _read_body(request.receive)
@@ -297,6 +302,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if type(fields) is not dict:
         raise HTTPError(400, "the body must be a JSON object: "
                              '{"user_id": 6, "emoticon_type": "sad"}')
+    if len(fields) == 2 and "user_id" in fields and "emoticon_type" in fields:
+        return fields
     unknown = sorted(set(fields) - {"user_id", "emoticon_type"})
     missing = [name for name in ("user_id", "emoticon_type") if name not in fields]
     if unknown or missing:
