@@ -1,7 +1,7 @@
 """``python3 -m benchmarks [--quick] [--json FILE]``: benchmark the Live Reactions pipeline.
 
-Runs the eight items below in this process (item 6 also starts ``python3 main.py``
-subprocesses) and prints ONE table: each figure's median, what it is compared with, the ratio, and
+Runs the nine items below in this process (items 6 and 9 also start ``python3 main.py``
+and other server subprocesses) and prints ONE table: each figure's median, what it is compared with, the ratio, and
 this project's floor for it with a pass/miss column (docs/performance.md).
 
 1. POST path: POSTMethod in a tight loop vs a dict-counter + list-append floor (events/s).
@@ -16,11 +16,15 @@ this project's floor for it with a pass/miss column (docs/performance.md).
    POSTMethod, the Poster at rate 0, vs the dict+list floor, vs raw redis-py pipelining.
 8. Lock holds: the longest time one InMemoryRedis command holds the server lock, with 1 M keys
    present (100,000 with --quick); KEYS and FLUSHDB excepted.
+9. The HTTP API with real clients, each server its own process: requests/s and p99 of POST and
+   GET with wrk (32 connections) on the built-in server, uvicorn on the same app and a FastAPI
+   app on uvicorn; stream viewers held, tick delivery and RSS per viewer; GET p99 during a
+   backup of ~1 M events beside a poster at rate 0 (benchmarks/http_api.py).
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
-about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7;
---quick about 20 s plus 10 s. Between
+about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7
+and about 11 minutes for item 9; --quick about 20 s plus 10 s, and about 55 s for item 9. Between
 cases the process-wide Redis is flushed and any config value changed is restored. The app's
 logging is silenced. The exit status is 0 when every item ran, whatever the pass/miss column says.
 """
@@ -38,6 +42,7 @@ from typing import Any, Callable, Sequence
 from . import ROOT
 from .backup import run_backup
 from .batched_ingest import run_batched_ingest
+from .http_api import run_http_api
 from .lock_hold import run_lock_hold
 from .common import Result, Row, Settings, progress, quiet_logging
 from .memory import run_memory
@@ -47,7 +52,7 @@ from .report import format_table, write_json
 from .write_path import run_write_path
 
 ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory",
-         7: "batched_ingest", 8: "lock_hold"}
+         7: "batched_ingest", 8: "lock_hold", 9: "http_api"}
 """Item number -> its key in the JSON file."""
 
 
@@ -98,6 +103,7 @@ def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], lis
         6: lambda: run_memory(settings),
         7: lambda: run_batched_ingest(settings),
         8: lambda: run_lock_hold(settings),
+        9: lambda: run_http_api(settings),
     }
     for item in items:
         started = time.perf_counter()
