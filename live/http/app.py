@@ -37,7 +37,8 @@ from live.http.feed import Feed, Subscription
 from live.http.metrics import HTTPTally, exposition
 
 __all__ = ["App", "Service", "HTTPTally", "HTTPError", "MAX_BODY_BYTES",
-           "STREAM_KEEPALIVE_SECONDS", "STREAM_SEND_SECONDS", "RETRY_AFTER_SECONDS"]
+           "STREAM_KEEPALIVE_SECONDS", "STREAM_SEND_SECONDS", "STREAM_SWEEP_SECONDS",
+           "StreamSends", "RETRY_AFTER_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ STREAM_KEEPALIVE_SECONDS = 15.0
 """An idle stream gets a comment line this often, so proxies keep it open (SSE convention)."""
 STREAM_SEND_SECONDS = 10.0
 """How long one event may take to be handed to a viewer's connection before it is dropped."""
+STREAM_SWEEP_SECONDS = 1.0
+"""How often the streams' sends under way are checked against STREAM_SEND_SECONDS."""
 RETRY_AFTER_SECONDS = 1
 """``Retry-After`` of a 503: Redis refused (over maxmemory, unreachable); a backup frees it."""
 STREAM_RETRY_MS = 2000
@@ -114,6 +117,7 @@ class App:
         # the in-memory one answers in microseconds, less than a thread hand-over costs.
         self._blocking = bool(config.REDIS_URL)
         self._page = PAGE.read_bytes()
+        self._sends = StreamSends()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -197,7 +201,7 @@ class App:
         subscription = feed.subscribe(match_id)
         self.tally.statuses[200] += 1
         try:
-            await _stream_events(request, subscription)
+            await _stream_events(request, subscription, self._sends)
         finally:
             feed.unsubscribe(subscription)
 
@@ -224,10 +228,11 @@ def match_view(match_id: int, counts: dict[str, int]) -> dict[str, Any]:
     return {"match_id": match_id, "counts": counts, "weighted_means": weighted_means(counts)}
 
 
-async def _stream_events(request: Request, subscription: Subscription) -> None:
+async def _stream_events(request: Request, subscription: Subscription,
+                         sends: StreamSends) -> None:
     """Send ``subscription``'s events as they come, a comment when idle; end when the feed ends
     it, the client goes, or the client's connection does not take an event in
-    STREAM_SEND_SECONDS (a stalled reader is dropped, not buffered for)."""
+    STREAM_SEND_SECONDS (a stalled reader is dropped, not buffered for: ``sends``)."""
     send = request.send
     gone = asyncio.ensure_future(_disconnected(request.receive))
     await send({"type": "http.response.start", "status": 200, "headers": [
@@ -240,13 +245,8 @@ async def _stream_events(request: Request, subscription: Subscription) -> None:
             data = await subscription.next(STREAM_KEEPALIVE_SECONDS)
             if data is None:
                 break
-            message = {"type": "http.response.body", "body": data or b": keep-alive\n\n",
-                       "more_body": True}
-            if _deadline is None:  # Python 3.10
-                await asyncio.wait_for(send(message), STREAM_SEND_SECONDS)
-            else:
-                async with _deadline(STREAM_SEND_SECONDS):
-                    await send(message)
+            await sends.send(send, {"type": "http.response.body",
+                                    "body": data or b": keep-alive\n\n", "more_body": True})
         else:
             return  # the client went: nothing more to send
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -256,10 +256,47 @@ async def _stream_events(request: Request, subscription: Subscription) -> None:
         gone.cancel()
 
 
-_deadline = getattr(asyncio, "timeout", None)
-"""``asyncio.timeout`` (Python 3.11+): a deadline on the running task, where ``wait_for`` makes a
-task of its own for each send, which every viewer pays on every tick (docs/performance.md,
-item 9)."""
+class StreamSends:
+    """The streams' sends under way, checked by one sweep every STREAM_SWEEP_SECONDS: a send
+    that has waited STREAM_SEND_SECONDS for its connection to take it is cancelled, and
+    ``send()`` raises asyncio.TimeoutError. Every viewer sends once per tick, so a deadline per
+    send (``asyncio.wait_for``: a task and a timer; ``asyncio.timeout``: a timer) cost 10,000
+    viewers 10,000 timers a tick (docs/performance.md, item 9). Event loop thread only."""
+
+    def __init__(self) -> None:
+        self._since: dict[asyncio.Task, float] = {}  # a stream's task -> when its send began
+        self._stalled: set[asyncio.Task] = set()
+        self._sweep_timer: asyncio.TimerHandle | None = None
+
+    async def send(self, send: Send, message: dict[str, Any]) -> None:
+        """``await send(message)``; asyncio.TimeoutError once it has waited past
+        STREAM_SEND_SECONDS (and up to STREAM_SWEEP_SECONDS more)."""
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        self._since[task] = loop.time()
+        if self._sweep_timer is None:
+            self._sweep_timer = loop.call_later(STREAM_SWEEP_SECONDS, self._sweep, loop)
+        try:
+            await send(message)
+        except asyncio.CancelledError:
+            if task not in self._stalled:
+                raise
+            self._stalled.discard(task)
+            if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled here
+                task.uncancel()
+            raise asyncio.TimeoutError(f"the connection took no event in "
+                                       f"{STREAM_SEND_SECONDS:g}s") from None
+        finally:
+            del self._since[task]
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for task, since in list(self._since.items()):
+            if now - since >= STREAM_SEND_SECONDS and task not in self._stalled:
+                self._stalled.add(task)
+                task.cancel()
+        self._sweep_timer = (loop.call_later(STREAM_SWEEP_SECONDS, self._sweep, loop)
+                             if self._since else None)
 
 
 async def _disconnected(receive: Receive) -> None:
