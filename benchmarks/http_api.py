@@ -383,6 +383,9 @@ def throughput_rows(figures: dict[str, Any], skipped: str | None) -> list[Row]:
             rows.append(Row("9", f"{name} p99 latency, built-in vs uvicorn (same app)",
                             f"{mine['p99_ms']:.2f} ms", f"uvicorn {theirs['p99_ms']:.2f} ms",
                             fmt_ratio(late), "<= 1x", verdict(late <= 1.0)))
+        if "uvicorn" not in servers:  # no peer to compare with: the built-in server's own
+            rows.append(Row("9", f"{name} req/s and p99, built-in{errors}",
+                            f"{fmt_rate(mine['rps'])} req/s", f"p99 {mine['p99_ms']:.2f} ms"))
         if "fastapi" in servers:
             theirs = servers["fastapi"][method]
             share = ratio(mine["rps"], theirs["rps"])
