@@ -24,7 +24,7 @@ this project's floor for it with a pass/miss column (docs/performance.md).
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
 about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7
-and about 11 minutes for item 9; --quick about 20 s plus 10 s, and about 55 s for item 9. Between
+and about 9 minutes for item 9; --quick about 20 s plus 10 s, and about 55 s for item 9. Between
 cases the process-wide Redis is flushed and any config value changed is restored. The app's
 logging is silenced. The exit status is 0 when every item ran, whatever the pass/miss column says.
 """
