@@ -46,20 +46,11 @@ from live.commands import load_spill_file, run_reconcile
 from live.console import configure_logging
 from live.exits import EXIT_INTERRUPTED, EXIT_USAGE
 from live.preflight import check_redis
-from live.run import LiveRun
+from live.run import SWITCH_INTERVAL_SECONDS, LiveRun
 from live.settings import SettingsError
 from live.signals import inherited_as_ignored
 
 logger = logging.getLogger("live_reactions")
-
-SWITCH_INTERVAL_SECONDS = 0.001
-"""How long a thread may keep the GIL while another waits (Python's default: 5 ms).
-
-The poster at --rate 0 never waits for anything, so each time the backup thread (sqlite3 releases
-the GIL per statement) or the event loop (after each sleep) lets go of the GIL, it may wait a
-whole switch interval to get it back. At 5 ms the backup falls behind the poster and the GET tick
-runs late; at 1 ms both keep up (docs/performance.md)."""
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the flags, check the settings, build the parts, run them until stopped; return the

@@ -1,7 +1,7 @@
 """``python3 -m benchmarks [--quick] [--json FILE]``: benchmark the Live Reactions pipeline.
 
-Runs the nine items below in this process (item 6 also starts ``python3 main.py``
-subprocesses) and prints ONE table: each figure's median, what it is compared with, the ratio, and
+Runs the ten items below in this process (items 6 and 10 also start ``python3 main.py``
+and other server subprocesses) and prints ONE table: each figure's median, what it is compared with, the ratio, and
 this project's floor for it with a pass/miss column (docs/performance.md).
 
 1. POST path: POSTMethod in a tight loop vs a dict-counter + list-append floor (events/s).
@@ -19,11 +19,16 @@ this project's floor for it with a pass/miss column (docs/performance.md).
 9. Reconciliation cost: ``main.py --reconcile`` with 1 M events pending on a local redis-server
    (100,000 with --quick; --reconcile-8m adds 8 M): time, client peak memory, the longest Redis
    stall; and reconcile() on the in-memory Redis.
+10. The HTTP API with real clients, each server its own process: requests/s and p99 of POST
+    and GET with wrk (32 connections) on the built-in server, uvicorn on the same app and a
+    FastAPI app on uvicorn; stream viewers held, tick delivery and RSS per viewer; GET p99
+    during a backup of ~1 M events beside a poster at rate 0 (benchmarks/http_api.py).
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
 about 4 minutes on 2 cores for items 1-6 (1 core for the main.py runs) plus about 85 s for item 7
-and 20 s for item 9 (about 70 s more with --reconcile-8m); --quick about 20 s plus 15 s. Between
+and 20 s for item 9 (about 70 s more with --reconcile-8m), about 9 minutes for item 10;
+--quick about 20 s plus 15 s, and about 55 s for item 10. Between
 cases the process-wide Redis is flushed and any config value changed is restored. The app's
 logging is silenced. The exit status is 0 when every item ran, whatever the pass/miss column says.
 """
@@ -41,6 +46,7 @@ from typing import Any, Callable, Sequence
 from . import ROOT
 from .backup import run_backup
 from .batched_ingest import run_batched_ingest
+from .http_api import run_http_api
 from .lock_hold import run_lock_hold
 from .reconcile_cost import run_reconcile_cost
 from .common import Result, Row, Settings, progress, quiet_logging
@@ -51,7 +57,7 @@ from .report import format_table, write_json
 from .write_path import run_write_path
 
 ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backup", 6: "memory",
-         7: "batched_ingest", 8: "lock_hold", 9: "reconcile_cost"}
+         7: "batched_ingest", 8: "lock_hold", 9: "reconcile_cost", 10: "http_api"}
 """Item number -> its key in the JSON file."""
 
 
@@ -108,6 +114,7 @@ def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], lis
         7: lambda: run_batched_ingest(settings),
         8: lambda: run_lock_hold(settings),
         9: lambda: run_reconcile_cost(settings),
+        10: lambda: run_http_api(settings),
     }
     for item in items:
         started = time.perf_counter()

@@ -69,10 +69,24 @@ class Settings:
     lock_keys: int = 1_000_000
     """Keys present in the server while its lock holds are timed (item 8)."""
     reconcile_events: tuple[int, ...] = (1_000_000,)
-    """Backlogs pending in Redis while one reconciliation is measured (item 9); the flag
+    """Backlogs pending in Redis while one reconciliation is measured (item 10); the flag
     --reconcile-8m adds 8,000,000 (a few minutes and about 3 GB of memory in all)."""
     reconcile_in_memory_max: int = 1_000_000
-    """The largest of those backlogs also measured on the in-memory Redis (item 9)."""
+    """The largest of those backlogs also measured on the in-memory Redis (item 10)."""
+    http_repeats: int = 5
+    """Server starts per HTTP server for the wrk figures, interleaved across servers (item 10)."""
+    http_wrk_seconds: int = 10
+    """Seconds of each wrk run, POST and GET, after a 1 s warm-up (item 10)."""
+    viewer_levels: tuple[int, ...] = (1_000, 5_000, 10_000, 15_000)
+    """Open stream viewers at each step of the viewers figures, in all (item 10)."""
+    viewer_window_s: float = 6.0
+    """Seconds of GET ticks (one a second) recorded at each viewers level (item 10)."""
+    backup_interval_s: int = 12
+    """The backup interval of the GET-during-backup run: events pile up this long (item 10)."""
+    backup_window_s: int = 4
+    """Seconds of wrk GET before the backup (poster alone) and during it (item 10)."""
+    backup_repeats: int = 2
+    """Runs of the GET-during-backup scenario (item 10)."""
 
     @classmethod
     def full_run(cls) -> Settings:
@@ -90,7 +104,9 @@ class Settings:
                    backup_events=30_000, lateness_repeats=1, tick_interval_s=0.05,
                    poster_cap_s=3.0, memory_events=20_000, run_seconds=4.0,
                    ingest_events=20_000, ingest_events_redis=3_000,
-                   lock_keys=100_000, reconcile_events=(100_000,))
+                   lock_keys=100_000, reconcile_events=(100_000,), http_repeats=1,
+                   http_wrk_seconds=2, viewer_levels=(200, 1_000), viewer_window_s=3.5,
+                   backup_interval_s=4, backup_window_s=1, backup_repeats=1)
 
 
 @dataclass

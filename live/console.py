@@ -3,7 +3,7 @@
 Every line goes through ``logging``: ``HH:MM:SS.mmm message``, with the level named only for a
 warning or worse. The GET table shows the busiest GET_TABLE_MAX_ROWS matches, so a run over many
 matches never floods the terminal. A closed or unwritable stdout asks the run to stop
-(``on_stdout_closed``) rather than fail at each line.
+(``when_stdout_closed``) rather than fail at each line.
 """
 
 from __future__ import annotations
@@ -11,20 +11,28 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Callable
+from typing import Callable, TextIO
 
 import config
 from api_layer import weighted_means
 from foundation.redis_client import redacted
 from live.poster import Poster
 
-__all__ = ["GET_TABLE_MAX_ROWS", "configure_logging", "on_stdout_closed", "format_get_table",
+__all__ = ["GET_TABLE_MAX_ROWS", "configure_logging", "when_stdout_closed", "format_get_table",
            "unposted", "banner_lines"]
 
 GET_TABLE_MAX_ROWS = 10  # the GET table shows the busiest matches only, so it never floods
 
-on_stdout_closed: list[Callable[[], None]] = []
-"""What a closed stdout calls: the run's stop requests."""
+_stops: list[Callable[[], None]] = []  # what a closed stdout calls: the run's stop requests
+_stdout_closed = False  # it happened: a stop request registered later is made at once
+
+
+def when_stdout_closed(stop: Callable[[], None]) -> None:
+    """Call ``stop()`` when stdout is found closed or unwritable; at once if it already was
+    (a line logged before the run registered, such as a busy port's warning, found it)."""
+    _stops.append(stop)
+    if _stdout_closed:
+        stop()
 
 
 class _ConsoleFormatter(logging.Formatter):
@@ -41,30 +49,58 @@ class _ConsoleFormatter(logging.Formatter):
 class _ConsoleHandler(logging.StreamHandler):
     """stdout. When its reader has gone (``python3 main.py | head``) or it cannot be written at
     all (``> /dev/full``, a full disk: one line on stderr says so) it asks the run to stop (the
-    callables in on_stdout_closed), sends what is left of stdout to /dev/null, and from then on
-    shows only warnings and errors, on stderr (a spill file's name must still reach someone)."""
+    callables given to when_stdout_closed), sends what is left of stdout to /dev/null, and from then on
+    shows only warnings and errors, on stderr (a spill file's name must still reach someone).
+    When stderr cannot be written either (the terminal closed: both are the dead terminal), it
+    stops the run all the same and shows nothing more: a log line must never be what fails."""
 
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
-        if not isinstance(error, OSError) or self.stream is not sys.stdout:
+        if not isinstance(error, OSError):
             super().handleError(record)
             return
-        if not isinstance(error, BrokenPipeError):  # a full disk, EIO...: said once, on stderr
-            sys.stderr.write(f"stdout cannot be written ({error}): stopping as when its reader "
-                             "has gone; warnings and errors follow here\n")
-        self._reader_gone()
+        if self.stream is sys.stdout:
+            if not isinstance(error, BrokenPipeError):  # a full disk, EIO...: said on stderr
+                _write_or_lose(sys.stderr, f"stdout cannot be written ({error}): stopping as "
+                                           "when its reader has gone; warnings and errors "
+                                           "follow here\n")
+            _to_devnull(sys.stdout)
+            self.setStream(sys.stderr)
+            self.setLevel(logging.WARNING)
+        else:  # stderr is gone too
+            _to_devnull(self.stream)
+        _stop_the_run()
 
-    def _reader_gone(self) -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # the exit's flush of stdout must not fail again
+
+def _write_or_lose(stream: TextIO, text: str) -> None:
+    """Write ``text`` to ``stream`` if it can be written; else nothing."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError:
+        pass
+
+
+def _to_devnull(stream: TextIO) -> None:
+    """Send what is left of ``stream`` (its file descriptor) to /dev/null, so that no later
+    write, nor the flush at exit, fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # no descriptor to replace
+        pass
+    finally:
         os.close(devnull)
-        self.setStream(sys.stderr)
-        self.setLevel(logging.WARNING)
-        for stop in on_stdout_closed:
-            try:
-                stop()
-            except RuntimeError:  # the event loop has closed: the run is over anyway
-                pass
+
+
+def _stop_the_run() -> None:
+    global _stdout_closed
+    _stdout_closed = True
+    for stop in _stops:
+        try:
+            stop()
+        except RuntimeError:  # the event loop has closed: the run is over anyway
+            pass
 
 
 def configure_logging() -> None:

@@ -24,7 +24,7 @@ import config
 from api_layer import read_counts_many
 from db import get_reactions_table
 from live.backups import BackupTicks
-from live.console import (GET_TABLE_MAX_ROWS, banner_lines, format_get_table, on_stdout_closed,
+from live.console import (GET_TABLE_MAX_ROWS, banner_lines, format_get_table, when_stdout_closed,
                           unposted)
 from live.cli import ROLE_PARTS
 from live.exits import EXIT_INTERRUPTED, EXIT_USAGE
@@ -36,11 +36,19 @@ from live.summary import log_summary, warn_of_counters_backed_up_elsewhere
 from live.ticks import every
 from redis_adapter import close_ingest_buffer, error_text, get_adapter, get_ingest_buffer, held_events
 
-__all__ = ["LiveRun", "POSTER_JOIN_SECONDS"]
+__all__ = ["LiveRun", "POSTER_JOIN_SECONDS", "SWITCH_INTERVAL_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
 POSTER_JOIN_SECONDS = 5.0  # at shutdown, the longest wait for the poster to end its batch
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a thread may keep the GIL while another waits (Python's default: 5 ms); set by
+the process that runs a LiveRun (main.py, live/http/asgi.py), not by LiveRun itself.
+
+The poster at --rate 0 never waits for anything, so each time the backup thread (sqlite3 releases
+the GIL per statement) or the event loop (after each sleep) lets go of the GIL, it may wait a
+whole switch interval to get it back. At 5 ms the backup falls behind the poster and the GET tick
+runs late; at 1 ms both keep up (docs/performance.md)."""
 
 
 class LiveRun:
@@ -77,6 +85,7 @@ class LiveRun:
         another ASGI server does: live/http/asgi.py); ``handle_signals``: this run owns them."""
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        when_stdout_closed(lambda: loop.call_soon_threadsafe(self._stop.set))
         if self.http is not None:
             try:
                 await self.http.start(serve)
@@ -87,7 +96,6 @@ class LiveRun:
                 self.backups.on_backup = partial(self.http.publish_backup_threadsafe, loop)
         if handle_signals:
             StopSignals(self._stop.set, self._exit_now).install()
-        on_stdout_closed.append(lambda: loop.call_soon_threadsafe(self._stop.set))
         rows_before = self.backups.rows_now() if self.backups is not None else 0
         if self.backups is not None:
             self.backups.last_rows = rows_before  # the status shows rows before a first backup

@@ -66,8 +66,8 @@ class StopSignals:
         name = signal.Signals(signum).name
         if self.first is None:
             self.first, self._first_at = signum, self._clock()
+            self._stop()  # first: the line after it may go to a terminal that has closed
             logger.info("%s: stopping (Ctrl-C again to quit at once)", name)
-            self._stop()
         elif signum == signal.SIGINT and not self._duplicate(signum):
             self._exit_now(signum)
         elif signum not in self._repeats_told:  # once: a flood of them must not flood the log

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_TIMEOUT_SECONDS = 300  # a safety net against a hung run, not a performance bound
+RUN_TIMEOUT_SECONDS = 420  # a safety net against a hung run, not a performance bound
 
 
 def positive(figures: dict, *keys: str) -> None:
@@ -38,7 +38,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     figures = json.loads(out.read_text())
 
     assert figures["meta"]["mode"] == "quick"
-    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert figures["meta"]["items"] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     positive(figures["meta"], "repeats", "seconds")
 
     # 1. POST path against the dict+list floor
@@ -110,3 +110,50 @@ def test_quick_run_reports_every_figure(tmp_path):
     if "skipped" not in redis_server:
         assert redis_server["ok"] is True, redis_server["line"]
         positive(redis_server, "seconds", "peak_rss_mb", "pings", "longest_ping_ms")
+
+    # 10. the HTTP API: wrk against each server, stream viewers, GET during a backup
+    http_api = figures["http_api"]
+    servers = ["builtin"] + (["uvicorn", "fastapi"] if http_api["peer_python"] else [])
+    assert all(stop["clean"] for stop in http_api["stops"]), http_api["stops"]
+    assert all(stop["reconciliation"] == "OK" for stop in http_api["stops"]
+               if stop["server"] != "fastapi"), http_api["stops"]  # the peer's POSTs are its own
+    if http_api["wrk"]:
+        for name in servers:
+            for method in ("post", "get"):
+                answered = http_api["throughput"]["servers"][name][method]
+                positive(answered, "rps", "p99_ms")
+                assert answered["non_2xx"] == 0 and answered["socket_errors"] == 0, answered
+        during = http_api["during_backup"]
+        has_verdict(during, "p99_ms", "alone_p99_ms", "events", "max_ms")
+        assert all(run["backup"] for run in during["runs"]), during["runs"]
+    for name in servers:
+        watched = http_api["viewers"]["servers"][name]
+        assert watched["most_held"] == watched["levels"][-1]["level"], watched
+        for level in watched["levels"]:
+            assert level["ticks"] and level["held"], level
+            positive(level, "delivery_worst_s", "kb_per_viewer")
+
+
+WRK_REPORT = """Running 2s test @ http://127.0.0.1:40000/matches/1
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.10ms    1.03ms  14.45ms   90.98%
+    Req/Sec    34.55k    10.72k   44.28k    78.43%
+  Latency Distribution
+     50%  775.00us
+     75%    0.89ms
+     90%    1.95ms
+     99%    1.20s
+  175182 requests in 5.10s, 26.56MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 7
+Requests/sec:  34350.21
+Transfer/sec:      5.21MB
+"""
+
+
+def test_wrk_report_is_read_in_milliseconds():
+    """Item 10 reads wrk --latency's report: us, ms and s all become ms; errors are counted."""
+    from benchmarks.http_api import parse_wrk
+    assert parse_wrk(WRK_REPORT) == {"rps": 34350.21, "p50_ms": 0.775, "p99_ms": 1200.0,
+                                     "requests": 175182, "non_2xx": 7, "socket_errors": 5}

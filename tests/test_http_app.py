@@ -9,7 +9,8 @@ import json
 import pytest
 
 import config
-from live.http.app import MAX_BODY_BYTES, App, Service
+import live.http.app
+from live.http.app import MAX_BODY_BYTES, App, Service, StreamSends
 from live.http.feed import VIEWER_QUEUE_EVENTS, Feed
 from live.run import overview_of
 from redis_adapter import get_adapter, get_redis
@@ -191,6 +192,56 @@ def test_a_viewer_that_falls_behind_is_dropped():
         feed.publish_tick({"time": tick}, {})
     assert viewer.dropped and feed.open_streams == 0 and feed.dropped == 1
     assert asyncio.run(viewer.next(1)) is None
+
+
+def test_an_idle_viewer_gets_a_keep_alive_each_timeout():
+    """No event for ``timeout`` seconds since next() last returned: b"" (a keep-alive
+    comment), again after each further ``timeout``; an event in between restarts the wait."""
+    async def scenario():
+        feed = Feed()
+        viewer = feed.subscribe()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = await viewer.next(0.05)
+        second = await viewer.next(0.05)
+        waited = loop.time() - started
+        loop.call_later(0.02, feed.publish_backup, {"events": 1})
+        event = await viewer.next(0.05)
+        feed.close()
+        return first, second, waited, event, await viewer.next(0.05)
+    first, second, waited, event, end = asyncio.run(scenario())
+    assert first == second == b"" and 0.1 <= waited < 1.0
+    assert event.startswith(b"id: 1\nevent: backup") and end is None
+
+
+def test_a_stream_send_that_waits_past_its_deadline_is_dropped(monkeypatch):
+    """A send whose connection takes nothing for STREAM_SEND_SECONDS raises TimeoutError (the
+    viewer is dropped); a send that completes, and a cancellation from elsewhere, are as ever."""
+    monkeypatch.setattr(live.http.app, "STREAM_SEND_SECONDS", 0.05)
+    monkeypatch.setattr(live.http.app, "STREAM_SWEEP_SECONDS", 0.01)
+
+    async def scenario():
+        sends, sent = StreamSends(), []
+
+        async def quick(message):
+            sent.append(message)
+
+        async def stalled(message):
+            await asyncio.sleep(60)
+
+        await sends.send(quick, {"n": 1})
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(asyncio.TimeoutError):
+            await sends.send(stalled, {"n": 2})
+        waited = asyncio.get_running_loop().time() - started
+        other = asyncio.ensure_future(sends.send(stalled, {"n": 3}))
+        await asyncio.sleep(0.01)
+        other.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await other
+        return sent, waited
+    sent, waited = asyncio.run(scenario())
+    assert sent == [{"n": 1}] and 0.05 <= waited < 1.0
 
 
 def test_closing_the_feed_ends_every_stream():

@@ -133,3 +133,57 @@ def test_two_sigints_back_to_back_keep_the_final_backup(tmp_path):
     match = reconciliation(lines)
     assert status == 0 and match.group("verdict") == "OK", "\n".join(lines)
     assert int(match.group(1)) == rows_in(path) > 0
+
+
+def test_closing_the_terminal_keeps_every_event(tmp_path):
+    """The run's terminal closes (its pty master): the kernel sends SIGHUP, and stdout and
+    stderr are both the dead terminal. The run still stops the orderly way: the final backup
+    puts every event in the file and the reconciliation is OK (exit 0), though no line can be
+    shown any more."""
+    import os
+    import pty
+    import select
+    import sqlite3
+    import sys
+    import time
+    from tests.program import ROOT
+    path = tmp_path / "reactions.db"
+    pid, master = pty.fork()
+    if pid == 0:  # the child: main.py on the pty, as a terminal runs it
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-B", "main.py", "--db", str(path),
+                                  "--http-port", "0", "--get-interval", "0.2",
+                                  "--backup-interval", "1000", "--duration", "120"])
+    seen, deadline = b"", time.monotonic() + 60
+    while b"posted" not in seen and time.monotonic() < deadline:  # a status line: posting
+        if select.select([master], [], [], 1)[0]:
+            seen += os.read(master, 65536)
+    os.close(master)  # the terminal closes
+    for _ in range(600):  # at most 60 s: a safety net, not a time limit
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("main.py did not end after its terminal closed")
+    assert b"posted" in seen, seen
+    assert os.waitstatus_to_exitcode(status) == 0  # reconciliation OK: every event in the table
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("select count(*) from reactions_table").fetchone()[0] > 0
+
+
+def test_stdout_and_stderr_both_unwritable_still_stop_in_order(tmp_path):
+    """``> /dev/full 2> /dev/full``: the first line that cannot be written is a stop request,
+    as for a closed stdout; with stderr unwritable too nothing can be shown, and still no
+    error escapes: the run ends with its final backup and an OK reconciliation (exit 0)."""
+    import subprocess
+    import sys
+    from tests.program import ROOT
+    path = tmp_path / "reactions.db"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-B", "main.py", "--db", str(path), "--duration",
+                               "600", "--http-port", "0"], cwd=ROOT, stdout=full, stderr=full,
+                              timeout=120)
+    assert done.returncode == 0 and path.exists()

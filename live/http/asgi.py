@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import sys
 from typing import Any
 
 __all__ = ["LiveRunApp", "app", "FLAGS_VARIABLE"]
@@ -54,7 +55,7 @@ class LiveRunApp:
         import config  # late: importing this module must not read config.py's settings yet
         from live.cli import apply_settings, parse_args, role_refusal, use_redis
         from live.console import configure_logging
-        from live.run import LiveRun
+        from live.run import SWITCH_INTERVAL_SECONDS, LiveRun
         from live.settings import SettingsError
 
         configure_logging()
@@ -67,6 +68,7 @@ class LiveRunApp:
             config.HTTP_PORT = 0  # served by this ASGI server, whatever config.py says
         if role_refusal(args.role) is not None or args.role not in ("all", "api"):
             return f"{FLAGS_VARIABLE}: --role {args.role} serves no HTTP (all or api do)"
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as main.py: the run's threads keep up
         use_redis()
         self.run = LiveRun(args.role)
         self._task = asyncio.create_task(self.run.main(serve=False, handle_signals=False))

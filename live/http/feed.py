@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import time
 from typing import Any
 
 __all__ = ["Feed", "Subscription", "VIEWER_QUEUE_EVENTS", "sse_event"]
@@ -36,8 +37,10 @@ class Subscription:
         self.match_id = match_id
         self.dropped = False
         self._events: collections.deque[bytes] = collections.deque()
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future | None = None  # next()'s, while it waits
         self._ended = False
+        self._last_event = time.monotonic()  # when next() last returned (or the start)
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     def push(self, data: bytes) -> bool:
         """Queue ``data``; False (and the subscription ended) if the viewer is too far behind."""
@@ -48,26 +51,53 @@ class Subscription:
             self.end()
             return False
         self._events.append(data)
-        self._ready.set()
+        self._wake()
         return True
 
     def end(self) -> None:
         """End the stream: next() returns what is queued, then None."""
         self._ended = True
-        self._ready.set()
+        self._wake()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def next(self, timeout: float | None = None) -> bytes | None:
-        """The next event's bytes; b"" if ``timeout`` seconds passed with none (time for a
-        keep-alive comment); None once the stream has ended."""
+        """The next event's bytes; b"" once ``timeout`` seconds have passed since the last
+        return with none (time for a keep-alive comment); None once the stream has ended.
+
+        Every viewer calls this once per tick, so it waits on a bare future, not
+        ``asyncio.wait_for`` (a task per call), and the idle time is checked by one timer per
+        subscription that re-arms itself, not a timer made and cancelled per call
+        (docs/performance.md, item 9)."""
         if not self._events and not self._ended:
-            self._ready.clear()
+            loop = asyncio.get_running_loop()
+            if timeout is not None and self._idle_timer is None:
+                self._idle_timer = loop.call_at(self._last_event + timeout, self._idle_check,
+                                                loop, timeout)
+            self._waiter = loop.create_future()
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
-            except asyncio.TimeoutError:
-                return b""
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._last_event = time.monotonic()
         if self._events and not self.dropped:
             return self._events.popleft()
-        return None
+        return None if self._ended else b""
+
+    def _idle_check(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """The idle timer: wake next() with nothing if it has waited ``timeout`` seconds since
+        its last return, then re-arm for ``timeout`` after that return."""
+        due = self._last_event + timeout
+        if due <= loop.time():
+            self._wake()  # next() returns b"" and moves _last_event on
+            due = loop.time() + timeout
+        self._idle_timer = loop.call_at(due, self._idle_check, loop, timeout)
 
 
 class Feed:
