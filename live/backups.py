@@ -79,7 +79,7 @@ class BackupTicks:
             if self.on_backup is not None:
                 self.on_backup({"time": time.time(), "events": result.events,
                                 "lists": result.keys, "dead_lettered": result.dead_lettered,
-                                "seconds": result.seconds, "rows": self.last_rows,
+                                "seconds": round(result.seconds, 3), "rows": self.last_rows,
                                 "final": final})
         if config.SHOW_DB_OUTPUT and error is None:
             try:

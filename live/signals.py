@@ -67,7 +67,8 @@ class StopSignals:
         if self.first is None:
             self.first, self._first_at = signum, self._clock()
             self._stop()  # first: the line after it may go to a terminal that has closed
-            logger.info("%s: stopping (Ctrl-C again to quit at once)", name)
+            hint = "" if signal.SIGINT in self.ignored else " (Ctrl-C again to quit at once)"
+            logger.info("%s: stopping%s", name, hint)
         elif signum == signal.SIGINT and not self._duplicate(signum):
             self._exit_now(signum)
         elif signum not in self._repeats_told:  # once: a flood of them must not flood the log

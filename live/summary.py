@@ -152,6 +152,8 @@ def log_reconciliation(result: Reconciliation) -> int:
     for (match_id, emoticon), (counter, held) in sorted(result.mismatches.items())[:10]:
         logger.info("  match %d %s: counter %d, rows + pending %d", match_id, emoticon, counter,
                     held)
+    if len(result.mismatches) > 10:
+        logger.info("  ... and %s more counters that differ", f"{len(result.mismatches) - 10:,}")
     if not result.consistent:
         return EXIT_NOT_CHECKED
     return EXIT_OK if result.ok else EXIT_MISMATCH

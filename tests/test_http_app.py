@@ -74,6 +74,11 @@ def test_post_with_batched_ingest_answers_202(monkeypatch):
     (5, [6, "sad"], "the body must be a JSON object"),
     (5, b'{"user_id": 6,', "malformed JSON"),
     (5, b"[" * 100_000, "413"),
+    (5, b'{"user_id": 6, "emoticon_type": "sad", "emoticon_type": "heart"}',
+     "field 'emoticon_type' given twice"),
+    (5, b'{"user_id": 6, "user_id": 7, "emoticon_type": "sad"}', "field 'user_id' given twice"),
+    (5, b'\xef\xbb\xbf{"user_id": 6, "emoticon_type": "sad"}', "malformed JSON"),
+    (5, '{"user_id": 6, "emoticon_type": "sad"}'.encode("utf-16"), "malformed JSON"),
 ])
 def test_bad_reaction_is_refused_with_400_and_changes_nothing(match_id, fields, words):
     """Each invalid field gets 400 with the API layer's message; nothing reaches Redis."""
@@ -252,3 +257,11 @@ def test_closing_the_feed_ends_every_stream():
     feed.close()
     assert asyncio.run(viewers[0].next(1)).startswith(b"id: 1\nevent: backup")
     assert asyncio.run(viewers[0].next(1)) is None and feed.open_streams == 0
+
+
+@pytest.mark.parametrize("path", ["/matches/" + "9" * 25, "/matches/" + "1" * 5000,
+                                  "/matches/" + "9" * 25 + "/stream"])
+def test_a_match_id_of_too_many_digits_is_400_not_404(path):
+    """An id of digits is a match id however long: refused with 400 naming the range."""
+    status, _, body = call(make_app(), "GET", path)
+    assert status == 400 and "match_id must be an int from 1 to 10" in json.loads(body)["error"]

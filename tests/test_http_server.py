@@ -1214,3 +1214,18 @@ def test_parser_raises_only_protocol_errors(pieces, step):
             assert parser.in_body or parser.buffered <= 128
     except ProtocolError as error:
         assert error.status in (400, 413, 414, 417, 431, 501, 505)
+
+
+def test_the_kernel_send_buffer_of_a_connection_is_bounded(serve):
+    """SO_SNDBUF is set on each connection: a reader that stops reading fills the server's
+    own buffer (and is dropped) instead of megabytes of the kernel's autotuned one."""
+    import socket as sockets
+    from live.http.server import SOCKET_SEND_BUFFER_BYTES
+    running = serve()
+    client = Client(running.port)
+    assert_still_serving(running.port)
+    sizes = [c.transport.get_extra_info("socket").getsockopt(sockets.SOL_SOCKET,
+                                                              sockets.SO_SNDBUF)
+             for c in list(running.server._connections)]
+    client.close()
+    assert sizes and max(sizes) <= 2 * SOCKET_SEND_BUFFER_BYTES  # Linux doubles what is set

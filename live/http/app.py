@@ -316,8 +316,16 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+MATCH_ID_MAX_DIGITS = 20
+"""A path's match id longer than this is refused with 400 before it is read as a number."""
+
+
 def _match_id(text: str) -> int:
-    return int(text)  # the route's pattern admits digits only; the API layer checks the range
+    """The path's match id: digits only (the route's pattern), the range the API layer's."""
+    if len(text) > MATCH_ID_MAX_DIGITS:
+        raise HTTPError(400, f"invalid match_id {text[:20]}... ({len(text):,} digits): match_id "
+                             f"must be an int from 1 to {config.MAX_MATCHES}")
+    return int(text)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -331,9 +339,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise HTTPError(400, f"content-type must be application/json, not "
                              f"{content_type.decode('latin-1')[:60]!r}")
     body = await _read_body(request.receive)
-    try:
-        fields = json.loads(body)
-    except (ValueError, RecursionError) as error:
+    try:  # UTF-8 only (RFC 8259), and a field given twice is ambiguous: both refused
+        fields = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_fields)
+    except _RepeatedField as error:
+        raise HTTPError(400, f"field {str(error)[:60]!r} given twice: each field once") from None
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         raise HTTPError(400, f"malformed JSON: {error}"[:200]) from None
     if type(fields) is not dict:
         raise HTTPError(400, "the body must be a JSON object: "
@@ -347,6 +357,21 @@ async def _json_body(request: Request) -> dict[str, Any]:
                    f"missing field {missing[0]!r}")
         raise HTTPError(400, f"{problem}: the body holds user_id and emoticon_type, e.g. "
                              '{"user_id": 6, "emoticon_type": "sad"}')
+    return fields
+
+
+class _RepeatedField(ValueError):
+    """A JSON object names a field twice (json.loads would keep the last one silently)."""
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _RepeatedField(name)
+            seen.add(name)
     return fields
 
 
@@ -367,7 +392,7 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-_MATCH = r"/matches/([0-9]{1,19})"
+_MATCH = r"/matches/([0-9]+)"
 ROUTES = [
     Route(re.compile(r"/\Z"), ("GET",), App.page),
     Route(re.compile(r"/matches\Z"), ("GET",), App.get_matches),
