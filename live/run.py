@@ -3,9 +3,11 @@
 As the seed's "How to start the application": a thread posts random reactions through
 POSTMethod; an asyncio task reads every match's counters (GET) every GET_INTERVAL_SECONDS; another
 runs the write-behind backup every BACKUP_INTERVAL_SECONDS in a worker thread, so the event loop
-(and the GET tick) never waits on SQL. A stop (signal, --duration, closed stdout) stops the
-posting, flushes the ingest buffer, runs the final backup and logs the summary. With
-``--role post|get|backup`` a process runs one part only (docs/real-redis.md).
+(and the GET tick) never waits on SQL. Beside them the HTTP API serves POSTMethod and
+GETMethod, and each GET tick is pushed to its viewers (live/http/). A stop (signal, --duration,
+closed stdout) stops the posting and the HTTP API, flushes the ingest buffer, runs the final
+backup and logs the summary. With ``--role post|get|backup|api`` a process runs some parts only
+(docs/real-redis.md, docs/http-api.md).
 """
 
 from __future__ import annotations
