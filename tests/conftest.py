@@ -115,6 +115,17 @@ def redis_server():
 
 
 @pytest.fixture
+def own_redis_server():
+    """A redis-server of the test's own, on a free loopback port, no persistence: for tests
+    that flush, restart or lock down their server. Skips when redis-server or redis-py is
+    missing."""
+    require_real_redis()
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def real_redis(redis_server):
     """A redis-py client (decode_responses=True) on the session's server, flushed around it."""
     import redis

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 START_TIMEOUT_SECONDS = 20  # only stops a hung start, not a performance bound
 CLIENT_TIMEOUT_SECONDS = 60
@@ -58,6 +59,11 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> Any:
+        """A redis-py client of this server, replies decoded (needs redis-py)."""
+        import redis
+        return redis.Redis(port=self.port, decode_responses=True)
 
     def start(self) -> "RedisServer":
         """Start the server and wait until it answers PING."""

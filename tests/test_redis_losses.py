@@ -30,14 +30,6 @@ def number(text):
 
 
 @pytest.fixture
-def server():
-    require_real_redis()
-    server = RedisServer().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def run():
     """start(), with every process still running at the test's end killed (a failed assert
     must not leave a backup process behind)."""
@@ -53,23 +45,18 @@ def run():
             process.communicate(timeout=60)
 
 
-def client(server):
-    import redis
-    return redis.Redis(port=server.port, decode_responses=True)
-
-
 def loss_lines(lines):
     return [found for found in map(LOSS_LINE.search, lines) if found]
 
 
-def test_flushdb_mid_run_of_one_process_is_a_reported_loss(server, run, tmp_path):
+def test_flushdb_mid_run_of_one_process_is_a_reported_loss(own_redis_server, run, tmp_path):
     """--role all, its Redis flushed mid-run: one loss line naming the events lost, exit 1."""
     path = tmp_path / "r.db"
-    process = run("--redis-url", server.url, "--db", str(path), "--rate", "2000",
+    process = run("--redis-url", own_redis_server.url, "--db", str(path), "--rate", "2000",
                     "--duration", "3", "--backup-interval", "0.5", "--get-interval", "0.5")
     lines = read_until(process, lambda line: " backup moved" in line)
     time.sleep(0.3)  # events pending again when the flush comes
-    client(server).flushdb()
+    own_redis_server.client().flushdb()
     status, lines = finish(process, lines)
     assert status == 1, "\n".join(lines)
     [loss] = loss_lines(lines)
@@ -81,11 +68,11 @@ def test_flushdb_mid_run_of_one_process_is_a_reported_loss(server, run, tmp_path
     assert not any("Traceback" in line or POSTER_LINE.search(line) for line in lines)
 
 
-def test_flushdb_while_a_poster_and_a_backup_run_is_reported_and_reconciled(server, run,
+def test_flushdb_while_a_poster_and_a_backup_run_is_reported_and_reconciled(own_redis_server, run,
                                                                             tmp_path):
     """A poster and a backup process on one Redis and one file, FLUSHDB by someone else:
     each process says so once, and --reconcile says LOSS (exit 1), never OK."""
-    path, url = tmp_path / "shared.db", server.url
+    path, url = tmp_path / "shared.db", own_redis_server.url
     backup = run("--redis-url", url, "--db", str(path), "--role", "backup",
                  "--backup-interval", "0.3")
     read_until(backup, lambda line: "role backup" in line)
@@ -93,7 +80,7 @@ def test_flushdb_while_a_poster_and_a_backup_run_is_reported_and_reconciled(serv
                  "--duration", "4", "--get-interval", "0.5")
     poster_lines = read_until(poster, lambda line: "posted" in line and "pending" in line)
     backup_lines = read_until(backup, lambda line: " backup moved" in line)
-    client(server).flushdb()
+    own_redis_server.client().flushdb()
     status, output = reconcile_command(url, path)  # at once: no backup may have run since
     assert status == 1 and LOSS_VERDICT.search(output), output
     status, poster_lines = finish(poster, poster_lines)
@@ -112,21 +99,21 @@ def test_flushdb_while_a_poster_and_a_backup_run_is_reported_and_reconciled(serv
     assert not any("Traceback" in line for line in backup_lines + poster_lines)
 
 
-def test_redis_restarted_from_an_older_snapshot_inserts_no_copy(server, run, tmp_path):
+def test_redis_restarted_from_an_older_snapshot_inserts_no_copy(own_redis_server, run, tmp_path):
     """A restart from an RDB snapshot taken before some backups brings back lists already
     moved: none of their events is inserted again, and the run reports the rewind, exit 1."""
     path = tmp_path / "r.db"
-    process = run("--redis-url", server.url, "--db", str(path), "--rate", "2000",
+    process = run("--redis-url", own_redis_server.url, "--db", str(path), "--rate", "2000",
                   "--backup-interval", "0.3", "--get-interval", "0.3", "--duration", "20")
     lines = read_until(process, lambda line: " backup moved" in line)
     time.sleep(0.2)
-    client(server).save()  # the snapshot: lists pending now were moved by the next backups
+    own_redis_server.client().save()  # the snapshot: lists pending now were moved by the next backups
     moved_after = 0
     while moved_after < 2:
         lines += read_until(process, lambda line: " backup moved" in line)
         moved_after += 1
-    server.stop()  # no save at shutdown: the restart loads the older snapshot
-    server.start()
+    own_redis_server.stop()  # no save at shutdown: the restart loads the older snapshot
+    own_redis_server.start()
     for _ in range(3):  # the restored lists are moved by then
         lines += read_until(process, lambda line: " backup moved" in line)
     process.send_signal(signal.SIGINT)
@@ -141,15 +128,15 @@ def test_redis_restarted_from_an_older_snapshot_inserts_no_copy(server, run, tmp
     assert number(LOSS_VERDICT.search(verdict).group("lost")) == number(loss.group("lost"))
 
 
-def test_redis_restarted_empty_without_persistence_is_a_reported_loss(server, run, tmp_path):
+def test_redis_restarted_empty_without_persistence_is_a_reported_loss(own_redis_server, run, tmp_path):
     """A Redis without persistence restarted mid-run comes back empty: reported, exit 1."""
     path = tmp_path / "r.db"
-    process = run("--redis-url", server.url, "--db", str(path), "--rate", "2000",
+    process = run("--redis-url", own_redis_server.url, "--db", str(path), "--rate", "2000",
                   "--backup-interval", "0.4", "--get-interval", "0.4", "--duration", "15")
     lines = read_until(process, lambda line: " backup moved" in line)
     time.sleep(0.2)
-    server.stop()
-    server.start()
+    own_redis_server.stop()
+    own_redis_server.start()
     lines += read_until(process, lambda line: "ERROR: Redis lost" in line)
     process.send_signal(signal.SIGINT)
     status, lines = finish(process, lines)
@@ -159,13 +146,13 @@ def test_redis_restarted_empty_without_persistence_is_a_reported_loss(server, ru
     assert distinct_rows(path)[0] == distinct_rows(path)[1]
 
 
-def test_a_deleted_staged_list_is_a_reported_loss(server, tmp_path):
+def test_a_deleted_staged_list_is_a_reported_loss(own_redis_server, tmp_path):
     """Another client DELs a staged list before the backup moves it: the loss is named."""
     import redis
     from db import ReactionsTable
     from redis_adapter import RedisAdapter
     from backup_data import BackupDataManager
-    adapter = RedisAdapter(redis.Redis(port=server.port), "")
+    adapter = RedisAdapter(redis.Redis(port=own_redis_server.port), "")
     table = ReactionsTable(str(tmp_path / "r.db"))
     manager = BackupDataManager(adapter, table)
     for n in range(5):
@@ -190,15 +177,15 @@ def test_a_failover_to_a_replica_that_lagged_inserts_no_copy(run, tmp_path):
     replica = RedisServer().start()
     path = tmp_path / "r.db"
     try:
-        client(replica).replicaof("127.0.0.1", primary.port)
+        replica.client().replicaof("127.0.0.1", primary.port)
         process = run("--redis-url", primary.url, "--db", str(path), "--rate", "2000",
                       "--backup-interval", "0.3", "--get-interval", "0.3", "--duration", "30")
         lines = read_until(process, lambda line: " backup moved" in line)
         dataset = "live-reactions:dataset"
-        while client(replica).info("replication")["master_link_status"] != "up" or (
-                client(replica).get(dataset) != client(primary).get(dataset)):
+        while replica.client().info("replication")["master_link_status"] != "up" or (
+                replica.client().get(dataset) != primary.client().get(dataset)):
             time.sleep(0.05)  # bounded by the run's --duration: the primary's keys stay
-        client(replica).replicaof("NO", "ONE")  # it lags from now on
+        replica.client().replicaof("NO", "ONE")  # it lags from now on
         for _ in range(2):  # lists it still holds are moved on the primary
             lines += read_until(process, lambda line: " backup moved" in line)
         process.send_signal(signal.SIGINT)

@@ -10,19 +10,6 @@ from tests.redis_server import RedisServer, require_real_redis
 from tests.test_main import finish, start
 
 
-@pytest.fixture
-def server():
-    require_real_redis()
-    server = RedisServer().start()
-    yield server
-    server.close()
-
-
-def client(server):
-    import redis
-    return redis.Redis(port=server.port, decode_responses=True)
-
-
 def startup(url, tmp_path, *flags):
     """main.py for a moment on ``url``; (exit status, lines)."""
     return finish(start("--redis-url", url, "--db", str(tmp_path / "r.db"), "--rate", "100",
@@ -37,7 +24,7 @@ def test_an_evicting_policy_is_refused_at_start(tmp_path, policy):
     server = RedisServer(args=("--maxmemory-policy", policy)).start()
     try:
         status, lines = startup(server.url, tmp_path)
-        keys = client(server).dbsize()
+        keys = server.client().dbsize()
     finally:
         server.close()
     assert status == 2 and len(lines) == 1, lines
@@ -82,9 +69,9 @@ def test_the_policy_is_read_from_info_when_config_is_renamed(tmp_path):
     assert any("CONFIG" in line for line in lines), lines
 
 
-def test_a_redis_without_persistence_is_said_in_one_line(server, tmp_path):
+def test_a_redis_without_persistence_is_said_in_one_line(own_redis_server, tmp_path):
     """save '' and appendonly no: one warning line at start that a restart loses what is
     pending; the run goes on."""
-    status, lines = startup(server.url, tmp_path)
+    status, lines = startup(own_redis_server.url, tmp_path)
     assert status == 0, "\n".join(lines)
     assert sum("keeps no persistence" in line for line in lines) == 1, lines

@@ -6,25 +6,10 @@ Each case runs main.py against a redis-server the test starts (tests/redis_serve
 
 import re
 
-import pytest
-
 from db import ReactionsTable
 from tests.redis_server import RedisServer, require_real_redis
 from tests.test_main import finish, start
 from tests.test_real_redis import distinct_rows, reconcile_command
-
-
-@pytest.fixture
-def server():
-    require_real_redis()
-    server = RedisServer().start()
-    yield server
-    server.close()
-
-
-def client(server):
-    import redis
-    return redis.Redis(port=server.port, decode_responses=True)
 
 
 def short_run(url, path, *flags):
@@ -33,40 +18,40 @@ def short_run(url, path, *flags):
                         "1.2", "--backup-interval", "0.3", "--get-interval", "0.3", *flags), [])
 
 
-def test_a_foreign_counter_value_costs_that_counter_only(server, tmp_path):
+def test_a_foreign_counter_value_costs_that_counter_only(own_redis_server, tmp_path):
     """SET 5_heart abc: every GET table still appears, that cell shows unreadable, and one line
     names the key once (not every tick); no traceback."""
-    client(server).set("5_heart", "abc")
-    status, lines = short_run(server.url, tmp_path / "r.db")
+    own_redis_server.client().set("5_heart", "abc")
+    status, lines = short_run(own_redis_server.url, tmp_path / "r.db")
     tables = [n for n, line in enumerate(lines) if " GET weighted" in line]
     assert len(tables) >= 2, "\n".join(lines)
     row = next(line for line in lines[tables[-1]:] if re.search(r"^\S+ +5  ", line))
     assert row.split()[2:4] == ["unreadable", "1"], row  # heart unreadable, sad read
     assert sum("5_heart" in line and "unreadable" in line for line in lines) == 1, lines
     assert not any("Traceback" in line for line in lines), "\n".join(lines)
-    assert client(server).get("5_heart") == "abc"
+    assert own_redis_server.client().get("5_heart") == "abc"
 
 
-def test_another_apps_hash_at_a_generic_name_is_left_alone(server, tmp_path):
+def test_another_apps_hash_at_a_generic_name_is_left_alone(own_redis_server, tmp_path):
     """A hash at reactions_source (our old dataset key's name): runs, backups and --reconcile
     go on without an error, and the hash is untouched."""
-    client(server).hset("reactions_source", "owner", "billing")
+    own_redis_server.client().hset("reactions_source", "owner", "billing")
     path = tmp_path / "r.db"
-    status, lines = short_run(server.url, path)
+    status, lines = short_run(own_redis_server.url, path)
     assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
     assert not any("WRONGTYPE" in line or "Traceback" in line for line in lines), lines
-    status, output = reconcile_command(server.url, path)
+    status, output = reconcile_command(own_redis_server.url, path)
     assert status == 0 and " OK" in output and "Traceback" not in output, output
-    assert client(server).hgetall("reactions_source") == {"owner": "billing"}
+    assert own_redis_server.client().hgetall("reactions_source") == {"owner": "billing"}
 
 
 OLD_ID = "0123456789abcdef0123456789abcdef"  # the previous version's ids: uuid4().hex
 
 
-def test_a_run_on_a_redis_of_the_previous_naming_keeps_its_dataset(server, tmp_path):
+def test_a_run_on_a_redis_of_the_previous_naming_keeps_its_dataset(own_redis_server, tmp_path):
     """A Redis and a file left by the previous version (dataset id under reactions_source, a
     list staged by a backup that died): the run takes them over, nothing lost or doubled."""
-    r = client(server)
+    r = own_redis_server.client()
     path = tmp_path / "r.db"
     table = ReactionsTable(str(path))
     events = [{"user_id": n, "emoticon_type": "heart", "timestamp": 1000.0 + n, "match_id": 1}
@@ -78,7 +63,7 @@ def test_a_run_on_a_redis_of_the_previous_naming_keeps_its_dataset(server, tmp_p
     r.set("1_heart", 3)
     r.rpush("match_data_1:backup:0002", '{"user_id": 3, "emoticon_type": "heart", '
                                        '"timestamp": 1003.0, "match_id": 1}')
-    status, lines = short_run(server.url, path)
+    status, lines = short_run(own_redis_server.url, path)
     assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
     rows, distinct = distinct_rows(path)
     assert rows == distinct and r.llen("match_data_1:backup:0002") == 0
@@ -91,8 +76,8 @@ def locked(*rules, extra=()):
                              "&*", "+@all", *rules, *extra)).start()
 
 
-def app_url(server):
-    return f"redis://app:pw@127.0.0.1:{server.port}/0"
+def app_url(own_redis_server):
+    return f"redis://app:pw@127.0.0.1:{own_redis_server.port}/0"
 
 
 def test_commands_an_acl_refuses_are_named_at_start(tmp_path):
