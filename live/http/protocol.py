@@ -186,24 +186,28 @@ class RequestParser:
         if state == _HEAD:
             return self._parse_head()
         if state == _LENGTH_BODY:
-            buf = self._buf
-            if not buf:
+            if not self._buf:
                 return NEED_DATA
-            n = self._remaining
-            if len(buf) <= n:
-                data = bytes(buf)
-                buf.clear()
-            else:
-                data = bytes(buf[:n])
-                del buf[:n]
-            self._remaining = n = n - len(data)
-            if n == 0:
+            data = self._take()
+            if self._remaining == 0:
                 self._state = _LENGTH_DONE
             return data
         if state == _LENGTH_DONE:
             self._state = _HEAD
             return END_OF_MESSAGE
         return self._next_chunked_event(state)
+
+    def _take(self) -> bytes:
+        """Up to ``_remaining`` body bytes off the buffer (which is not empty), counted off."""
+        buf, n = self._buf, self._remaining
+        if len(buf) <= n:  # the whole buffer: no slice copy
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self._remaining = n - len(data)
+        return data
 
     # -- the head ------------------------------------------------------------------------------
 
@@ -336,11 +340,8 @@ class RequestParser:
             if state == _CHUNK_DATA:
                 if not buf:
                     return NEED_DATA
-                n = self._remaining
-                data = bytes(buf[:n])
-                del buf[:n]
-                self._remaining = n = n - len(data)
-                if n == 0:
+                data = self._take()
+                if self._remaining == 0:
                     self._state = _CHUNK_CRLF
                 return data
             if state == _CHUNK_CRLF:
