@@ -25,6 +25,7 @@ from live.http.protocol import (
     END_OF_MESSAGE, NEED_DATA, ProtocolError, Request, RequestParser, ResponseError,
     frame_response_head, prepare_response_head,
 )
+from live.http import server as server_module
 from live.http.server import ClientDisconnected, HTTPServer, Limits
 
 SOCKET_TIMEOUT_SECONDS = 5.0
@@ -144,6 +145,33 @@ class App:
             raise
         await respond(send, 200, b"slow done")
 
+    async def route_held(self, scope, receive, send):
+        """Starts its response, then waits for ``released`` (set by the test) to end it; with
+        ``?later``, starts it only after a first wait."""
+        self.released = asyncio.Event()
+        if scope["query_string"] == b"later":
+            await asyncio.sleep(0)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await self.released.wait()
+        await send({"type": "http.response.body", "body": b"released"})
+
+    async def route_raise_after_waiting(self, scope, receive, send):
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        raise ValueError("boom after waiting")
+
+    async def route_task(self, scope, receive, send):
+        """Whether the app's first step, and its step after a wait, run in a task."""
+        first = asyncio.current_task() is not None
+        await asyncio.sleep(0)
+        later = asyncio.current_task() is not None
+        await respond(send, 200, json.dumps({"first": first, "later": later}).encode())
+
+    async def route_timeout(self, scope, receive, send):
+        """asyncio.timeout() (Python 3.11+), which needs a task, from the first step."""
+        async with asyncio.timeout(5):
+            await respond(send, 200, b"in time")
+
     async def route_raise(self, scope, receive, send):
         raise ValueError("boom before the response")
 
@@ -206,12 +234,14 @@ class Running:
         self.loop.close()
 
 
-@pytest.fixture
-def serve():
-    """serve(app=None, limits=..., **kwargs) -> Running; stopped after the test."""
+@pytest.fixture(params=[False, True], ids=["task", "eager_start"])
+def serve(request):
+    """serve(app=None, limits=..., **kwargs) -> Running; stopped after the test. Every test
+    that serves runs twice: each app in a task of its own, and with eager_start."""
     started = []
 
     def start(app=None, limits: Limits = Limits(), **kwargs) -> Running:
+        kwargs.setdefault("eager_start", request.param)
         running = Running(app or App(), limits, **kwargs)
         started.append(running)
         return running
@@ -501,6 +531,74 @@ def test_body_sent_in_pieces_is_streamed_to_the_app(serve):
     client.send(b"ef")
     assert client.read_response().body == b"abcdef"
     client.close()
+
+
+@pytest.mark.parametrize("target", ["/held", "/held?later"])
+def test_a_started_head_goes_out_when_the_app_waits(serve, target):
+    """An app that starts its response and then waits (for a tick, a drain) has its head on the
+    wire before its first body message: the client need not wait for the body to see it. So
+    with a head started in the app's first step, and in a later one."""
+    app = App()
+    running = serve(app)
+    client = Client(running.port)
+    client.send(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % target.encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += client.sock.recv(1)   # nothing released yet: only the head can come
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"transfer-encoding: chunked" in head
+    running.loop.call_soon_threadsafe(app.released.set)
+    assert client._read_chunked() == b"released"
+    client.close()
+
+
+def test_an_app_failing_after_it_waited_is_500_and_the_server_goes_on(serve, caplog):
+    """An app carried on past its first step (it waited) fails: 500, logged, others served."""
+    running = serve()
+    with caplog.at_level(logging.ERROR, logger="live.http.server"):
+        response, closed = raw_exchange(running.port,
+                                        b"GET /raise-after-waiting HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert response.status == 500 and closed
+    assert sum("boom after waiting" in r.getMessage() + str(r.exc_info) for r in caplog.records) == 1
+    assert_still_serving(running.port)
+
+
+def test_each_app_runs_in_a_task_unless_eager_start(serve):
+    """By default an app runs in a task from its first step, as under any ASGI server, so
+    asyncio.timeout() and anyio work; with eager_start its first step runs with no task, and
+    what follows a wait runs in one."""
+    for eager_start in (False, True):
+        running = serve(eager_start=eager_start)
+        response, _ = raw_exchange(
+            running.port, b"GET /task HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert json.loads(response.body) == {"first": not eager_start, "later": True}
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "timeout"), reason="asyncio.timeout is Python 3.11+")
+def test_asyncio_timeout_works_in_an_apps_first_step_by_default(serve):
+    running = serve(eager_start=False)
+    response, _ = raw_exchange(
+        running.port, b"GET /timeout HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert (response.status, response.body) == (200, b"in time")
+
+
+def test_bodies_larger_than_one_read_arrive_whole_and_unmixed(serve):
+    """Every connection reads through the server's one read buffer: two clients sending bodies
+    of several reads each, interleaved, each get their own bytes back."""
+    running = serve()
+    size = 5 * server_module.READ_BUFFER_BYTES + 123
+    clients = [Client(running.port) for _ in range(2)]
+    bodies = [bytes([65 + n]) * size for n in range(2)]
+    head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size
+    for client in clients:
+        client.send(head)
+    step = server_module.READ_BUFFER_BYTES // 2
+    for start in range(0, size, step):
+        for client, body in zip(clients, bodies):
+            client.send(body[start:start + step])
+    for client, body in zip(clients, bodies):
+        assert client.read_response().body == body
+        client.close()
 
 
 def test_scope_is_asgi_3(serve):
@@ -1074,6 +1172,28 @@ def test_parser_splits_pipelined_requests():
     assert events[3].http_version == "1.0" and not events[3].keep_alive
 
 
+def test_parser_gives_a_body_fed_whole_in_one_step():
+    """whole_body(): a Content-Length body all fed comes out at once, its end passed; one not
+    all fed yet, or a chunked one, comes as events."""
+    parser = RequestParser()
+    parser.feed(b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /b HTT")
+    assert isinstance(parser.next_event(), Request)
+    assert parser.whole_body() == b"hello"
+    assert parser.next_event() is NEED_DATA and parser.buffered == len(b"GET /b HTT")
+    parser.feed(b"P/1.1\r\nHost: h\r\n\r\nPOST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab")
+    assert parser.next_event().path == "/b"
+    assert parser.whole_body() is None   # no body
+    assert parser.next_event().path == "/c"
+    assert parser.whole_body() is None   # half of it
+    assert parser.next_event() == b"ab"
+    parser.feed(b"cd")
+    assert parser.whole_body() == b"cd"  # the rest, whole
+    parser.feed(b"POST /d HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+    assert parser.next_event().path == "/d"
+    assert parser.whole_body() is None
+    assert parser.next_event() == b"hi" and parser.next_event() is END_OF_MESSAGE
+
+
 def test_parser_decodes_chunks_with_extensions_and_trailers():
     """Chunk extensions and trailers are dropped; the data comes out in order."""
     events = parse_all(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
@@ -1185,6 +1305,45 @@ def test_invalid_response_heads_are_refused(status, headers):
     """A header that would break HTTP framing, or a bad status, raises ResponseError."""
     with pytest.raises(ResponseError):
         prepare_response_head(status, headers)
+
+
+def test_a_checked_head_is_kept_and_found_again():
+    """The same status and headers give the same head, checked once; headers given as any
+    iterable give the same head as a list of them."""
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+    head = prepare_response_head(201, headers)
+    assert prepare_response_head(201, list(headers)) is head
+    assert prepare_response_head(201, iter(headers)) is head
+    assert prepare_response_head(201, tuple(headers)) is head
+    assert (head.status, head.lines, head.content_length) == (
+        201, b"content-type: text/plain\r\ncontent-length: 5\r\n", 5)
+    other = prepare_response_head(200, headers)
+    assert other is not head and other.status == 200
+
+
+def test_a_kept_head_does_not_let_an_invalid_one_through():
+    """A status or header equal to a kept head's but of another type is still checked and
+    refused: a float status, a bool status, a header that is not bytes."""
+    prepare_response_head(200, [(b"x-a", b"1")])
+    prepare_response_head(1 + 199, [])
+    for status, headers in [(200.0, [(b"x-a", b"1")]), (True, []), (200, [("x-a", "1")])]:
+        with pytest.raises(ResponseError):
+            prepare_response_head(status, headers)
+
+
+def test_headers_as_lists_are_checked_every_time():
+    """[name, value] lists (unhashable) are checked as pairs every time, and never kept."""
+    head = prepare_response_head(200, [[b"x-a", b"1"]])
+    assert head.lines == b"x-a: 1\r\n"
+    with pytest.raises(ResponseError):
+        prepare_response_head(200, [[b"x-a", b"1\r\nx-b: 2"]])
+
+
+def test_kept_heads_are_bounded():
+    """Many different heads (a content-length each) never keep more than the bound."""
+    for length in range(protocol._RESPONSE_HEADS_KEPT + 10):
+        prepare_response_head(200, [(b"content-length", b"%d" % length)])
+    assert 0 < len(protocol._RESPONSE_HEADS) <= protocol._RESPONSE_HEADS_KEPT
 
 
 FRAGMENTS = [b"GET", b"POST", b"HEAD", b" ", b"/", b"/a?b=%20", b"*", b"http://h/x", b"HTTP/1.1",

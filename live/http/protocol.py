@@ -165,8 +165,8 @@ class RequestParser:
         self.max_headers = max_headers
         self.max_body_bytes = max_body_bytes
 
-    def feed(self, data: bytes) -> None:
-        """Append bytes received from the client."""
+    def feed(self, data: bytes | memoryview) -> None:
+        """Append bytes received from the client (copied: ``data`` may be reused after)."""
         self._buf += data
 
     @property
@@ -196,6 +196,16 @@ class RequestParser:
             self._state = _HEAD
             return END_OF_MESSAGE
         return self._next_chunked_event(state)
+
+    def whole_body(self) -> Optional[bytes]:
+        """The body of the request just parsed, if it has a Content-Length and all of it has
+        been fed: its bytes (the request's END_OF_MESSAGE is passed too); else None, and the
+        body comes in events as usual. What most requests take, in one step."""
+        if self._state != _LENGTH_BODY or len(self._buf) < self._remaining:
+            return None
+        data = self._take()
+        self._state = _HEAD
+        return data
 
     def _take(self) -> bytes:
         """Up to ``_remaining`` body bytes off the buffer (which is not empty), counted off."""
@@ -529,12 +539,37 @@ _RESPONSE_SPECIAL = {b"transfer-encoding": _DROPPED, b"content-length": _RESPONS
                      b"server": _RESPONSE_SERVER}
 
 
+_RESPONSE_HEADS: dict = {}
+"""Heads already checked, (status, headers) -> ResponseHead: an app answers with the same few
+again and again (a POST's differ only in content-length), and checking one costs more than
+finding it. Cleared when it holds _RESPONSE_HEADS_KEPT."""
+_RESPONSE_HEADS_KEPT = 1024
+
+
 def prepare_response_head(status: int, headers: Iterable) -> ResponseHead:
     """Check an application's ``http.response.start`` status and headers (byte pairs).
 
     ``transfer-encoding`` and ``connection`` headers are dropped: the server frames the body and
     says ``connection: close`` itself (ASGI: servers handle Transfer-Encoding). Raises
-    ``ResponseError`` for a status outside 200-599 or a header that cannot be sent."""
+    ``ResponseError`` for a status outside 200-599 or a header that cannot be sent. The same
+    status and headers give the same head (shared: never changed), checked once."""
+    headers = tuple(headers)
+    key = (status, headers) if type(status) is int else None
+    try:
+        head = _RESPONSE_HEADS.get(key)
+    except TypeError:   # unhashable parts: checked below, and refused or not kept
+        key = head = None
+    if head is not None:
+        return head
+    head = _check_response_head(status, headers)
+    if key is not None:
+        if len(_RESPONSE_HEADS) >= _RESPONSE_HEADS_KEPT:
+            _RESPONSE_HEADS.clear()
+        _RESPONSE_HEADS[key] = head
+    return head
+
+
+def _check_response_head(status: int, headers: Iterable) -> ResponseHead:
     if type(status) is not int and (not isinstance(status, int) or isinstance(status, bool)):
         raise ResponseError(f"status {status!r}: a response status is an int from 200 to 599")
     if not 200 <= status <= 599:

@@ -8,10 +8,11 @@ open connections are capped, and a client that stops reading is dropped once its
 has stayed above the high-water mark for the stall timeout, so memory never grows with it.
 docs/http-server.md is this server's behaviour page, with the numbers and their reasons.
 
-Each connection is an ``asyncio.Protocol`` (no streams: bytes go straight from
-``data_received`` to the sans-IO parser in protocol.py); each request runs the app in its own
-task. Timeouts are checked by one sweep per server, not a timer per request. The module imports
-the standard library only and knows nothing about the application it serves.
+Each connection is an ``asyncio.BufferedProtocol`` (no streams: bytes go straight from the
+read buffer to the sans-IO parser in protocol.py); each request runs the app in its own
+task, or with ``eager_start`` starts it at once and only gives it a task if it waits. Timeouts
+are checked by one sweep per server, not a timer per request. The module imports the standard
+library only and knows nothing about the application it serves.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ SHUTDOWN_TIMEOUT_SECONDS = 5.0
 READ_HIGH_WATER_BYTES = 65536
 """Bytes read and not yet taken (unparsed, or body the app has not received) above which the
 server stops reading from that client until the app catches up."""
+READ_BUFFER_BYTES = 65536
+"""Most bytes taken from a connection's socket in one read."""
 CLOSE_LINGER_SECONDS = 2.0
 """Seconds a refused connection (4xx, 5xx from the server itself) is read and dropped after its
 answer before it is closed, so that its unread bytes do not turn the close into a reset."""
@@ -127,13 +130,21 @@ class HTTPServer:
 
     ``port`` 0 takes any free port (read it back from ``.port`` after ``start()``).
     ``reuse_port`` sets SO_REUSEPORT where the OS has it, so several processes share one port.
+    Each request's app runs in a task of its own, as every ASGI server runs it. With
+    ``eager_start`` its first step runs at once instead, with the other requests that became
+    ready in the same loop turn, and a task carries it on only if it waits: no task and no loop
+    turn for an app that answers without waiting, but ``asyncio.current_task()`` is None until
+    it first waits (as are ``asyncio.timeout()`` and anyio's cancel scopes, which need it), so
+    it is for an app that needs no task before then (live/http/app.py).
     Counters for /metrics: ``open_connections``, ``requests_total``, ``rejected_by_status``
     (answers the server gave itself, by status), ``dropped_stalled_total``.
     """
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 8000,
-                 limits: Limits = Limits(), reuse_port: bool = False) -> None:
+                 limits: Limits = Limits(), reuse_port: bool = False,
+                 eager_start: bool = False) -> None:
         self.app = app
+        self.eager_start = eager_start
         self.host = host
         self._requested_port = port
         self.limits = limits
@@ -148,6 +159,9 @@ class HTTPServer:
         self._server: Optional[asyncio.base_events.Server] = None
         self._connections: set = set()
         self._running: set = set()
+        self._ready: list = []             # exchanges whose app is to start (_start_ready)
+        # Every connection reads into this, then the parser copies the bytes out at once.
+        self._read_view = memoryview(bytearray(READ_BUFFER_BYTES))
         self._shutting_down = False
         self._sweep_handle: Optional[asyncio.TimerHandle] = None
         self._sweep_seconds = max(0.005, min(0.25, min(
@@ -229,6 +243,29 @@ class HTTPServer:
             self._date_line = b"date: %s\r\n" % formatdate(now, usegmt=True).encode("ascii")
         return self._date_line
 
+    def _queue_start(self, exchange: _Exchange) -> None:
+        """``eager_start``: start ``exchange``'s app with the others ready in this loop turn."""
+        self._ready.append(exchange)
+        if len(self._ready) == 1:
+            self._loop.call_soon(self._start_ready)
+
+    def _start_ready(self) -> None:
+        """Start the apps queued since the last call, in turn. One callback starts them all,
+        after every connection ready in the turn was read: the answers then go out together,
+        as the clients' next requests come in together (a callback per request cost more)."""
+        ready, self._ready = self._ready, []
+        for exchange in ready:
+            try:
+                exchange.conn._start(exchange)
+            except Exception as error:
+                # That connection alone ends, as asyncio ends one whose protocol callback
+                # failed (quietly for an OSError: the client is gone).
+                if not isinstance(error, OSError):
+                    self._loop.call_exception_handler({
+                        "message": "HTTP: starting a request failed", "exception": error,
+                        "protocol": exchange.conn})
+                exchange.conn.transport.abort()
+
     def _count_rejected(self, status: int) -> None:
         self.rejected_by_status[status] = self.rejected_by_status.get(status, 0) + 1
 
@@ -269,8 +306,13 @@ def _fit_open_files(max_connections: int) -> int:
     return allowed
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: feeds the parser, runs one request at a time, enforces limits."""
+class _Connection(asyncio.BufferedProtocol):
+    """One client connection: feeds the parser, runs one request at a time, enforces limits.
+
+    A BufferedProtocol: the transport reads into the server's one read buffer, and the bytes go
+    on to the parser at once. A plain Protocol's transport would allocate a 256 KiB bytes object
+    for every read and shrink it to the few hundred bytes a request has: about 8 us a request on
+    Linux, where an allocation that large is an mmap and a munmap."""
 
     __slots__ = ("server", "loop", "limits", "transport", "parser", "exchange", "client",
                  "sockname", "deadline", "deadline_kind", "stall_deadline", "write_paused",
@@ -323,7 +365,13 @@ class _Connection(asyncio.Protocol):
         self.sockname = (local[0], local[1]) if isinstance(local, tuple) else None
         self._set_deadline(_IDLE, self.limits.keep_alive_timeout_seconds)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.server._read_view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self.closing:
             return   # a connection being closed: read and drop
         self.parser.feed(data)
@@ -333,7 +381,7 @@ class _Connection(asyncio.Protocol):
         elif not exchange.body_complete:
             self._pump_body(exchange)
         if self.parser.buffered > READ_HIGH_WATER_BYTES and not self.read_paused:
-            self._update_reading()   # at most one more read (256 KiB in asyncio) past the mark
+            self._update_reading()   # at most one more read (READ_BUFFER_BYTES) past the mark
 
     def eof_received(self) -> bool:
         """The client closed its side: it is gone. A FIN cannot be told from a full close without
@@ -373,13 +421,25 @@ class _Connection(asyncio.Protocol):
     # -- requests ------------------------------------------------------------------------------
 
     def _next_request(self) -> None:
-        """Parse the next request from what was read, and start its app if it is whole."""
+        """Parse the next request from what was read; once it can start, start its app: in a
+        task of its own, or, with ``eager_start``, with the others ready in this loop turn."""
+        exchange = self._parse_next()
+        if exchange is None:
+            return
+        if self.server.eager_start:
+            self.server._queue_start(exchange)
+        else:
+            self._carry_on(exchange, exchange.run(), _NOT_STARTED)
+
+    def _parse_next(self) -> Optional[_Exchange]:
+        """The next request as an exchange whose app can start, or None: more bytes are needed,
+        or the request was refused (the connection then closes)."""
         parser = self.parser
         try:
             request = parser.next_event()
         except ProtocolError as error:
             self._refuse(error.status, error.reason)
-            return
+            return None
         if request is NEED_DATA:
             if parser.buffered:
                 if self.deadline_kind != _REQUEST:
@@ -387,26 +447,50 @@ class _Connection(asyncio.Protocol):
             elif self.deadline_kind != _IDLE:
                 self._set_deadline(_IDLE, self.limits.keep_alive_timeout_seconds)
             self._update_reading()
-            return
-        server = self.server
-        server.requests_total += 1
+            return None
+        self.server.requests_total += 1
         exchange = _Exchange(self, request)
         self.exchange = exchange
         if not request.has_body:
             self.deadline = 0.0
             self.deadline_kind = _NO_DEADLINE
+            return exchange
+        if request.expect_continue:
+            # The client waits for 100 Continue, sent when the app first asks for the body.
+            self.deadline = 0.0
+            self.deadline_kind = _NO_DEADLINE
         else:
-            if request.expect_continue:
-                # The client waits for 100 Continue, sent when the app first asks for the body.
+            body = parser.whole_body()
+            if body is not None:   # the body came with its head, as it mostly does: in one go
+                exchange.body_chunks.append(body)
+                exchange.body_buffered = len(body)
+                exchange.body_complete = True
                 self.deadline = 0.0
                 self.deadline_kind = _NO_DEADLINE
-            elif self.deadline_kind != _REQUEST:
+                if self.read_paused:
+                    self._update_reading()
+                return exchange
+            if self.deadline_kind != _REQUEST:
                 self._set_deadline(_REQUEST, self.limits.request_timeout_seconds)
-            self._pump_body(exchange)
-            if exchange.gone:
-                return   # refused already (a bad body, or the client left)
-        exchange.task = self.loop.create_task(exchange.run())
-        server._running.add(exchange)
+        self._pump_body(exchange)
+        return None if exchange.gone else exchange   # gone: refused (a bad body, or it left)
+
+    def _start(self, exchange: _Exchange) -> None:
+        """``eager_start``: run the app's first step now, in this callback. Most requests are
+        answered in it (the body is here, the in-memory Redis answers at once), so they cost no
+        task and no loop turn; an app that waits is carried on by a task from where it stopped."""
+        run = exchange.run()
+        try:
+            awaited = run.send(None)
+        except StopIteration:
+            return
+        exchange.waiting()
+        self._carry_on(exchange, run, awaited)
+
+    def _carry_on(self, exchange: _Exchange, run: Any, awaited: Any) -> None:
+        """Run the rest of ``run`` (the exchange's app) in a task, from ``awaited``."""
+        exchange.task = self.loop.create_task(_in_task(_Resumed(run, awaited, exchange)))
+        self.server._running.add(exchange)
 
     def _pump_body(self, exchange: _Exchange) -> None:
         """Move body bytes from the parser to the exchange, up to the read high-water mark."""
@@ -555,7 +639,11 @@ class _Connection(asyncio.Protocol):
         if not transport.can_write_eof():
             transport.close()
             return
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:   # the client is gone already (reset): nothing to linger for
+            transport.abort()
+            return
         if self.read_paused:
             self.read_paused = False
             transport.resume_reading()
@@ -579,6 +667,50 @@ class _Connection(asyncio.Protocol):
             exchange.gone = True
             exchange.wake()
             self._close_gracefully(self.limits.write_stall_timeout_seconds)
+
+
+async def _in_task(resumed: _Resumed) -> None:
+    """What an exchange's task runs (a task takes a coroutine, not any awaitable)."""
+    await resumed
+
+
+_NOT_STARTED = object()
+
+
+class _Resumed:
+    """Awaiting this runs an exchange's app (``run``, its coroutine) in the awaiting task, from
+    its start (``awaited`` is _NOT_STARTED) or from the awaitable its first step, run by hand,
+    stopped at: what it waits for goes up to the task, what the task sends or throws (a result,
+    a cancellation) goes down to it. Each time it waits, the exchange's head goes out if the
+    app has started one (_Exchange.waiting)."""
+
+    __slots__ = ("run", "awaited", "exchange")
+
+    def __init__(self, run: Any, awaited: Any, exchange: _Exchange) -> None:
+        self.run, self.awaited, self.exchange = run, awaited, exchange
+
+    def __await__(self) -> Any:
+        run, awaited = self.run, self.awaited
+        if awaited is _NOT_STARTED:
+            try:
+                awaited = run.send(None)
+            except StopIteration:
+                return
+            self.exchange.waiting()
+        while True:
+            try:
+                sent = yield awaited
+            except BaseException as error:   # a cancellation, thrown into the Task
+                try:
+                    awaited = run.throw(error)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    awaited = run.send(sent)
+                except StopIteration:
+                    return
+            self.exchange.waiting()
 
 
 def _is_event_stream(header_lines: bytes) -> bool:
@@ -729,15 +861,16 @@ class _Exchange:
         elif kind == "http.response.start":
             if self.head is not None:
                 raise RuntimeError("ASGI: http.response.start sent twice")
+            # Written with the first body message, or as soon as the app waits (waiting()).
             self.head = prepare_response_head(message["status"], message.get("headers", ()))
-            # Sent with the first body message, or when the app waits before sending one.
-            conn.loop.call_soon(self._flush_head)
         else:
             raise RuntimeError(f"ASGI: unexpected message {kind!r} (this server takes "
                                f"http.response.start, then http.response.body)")
 
-    def _flush_head(self) -> None:
-        if not self.head_written and not self.gone:
+    def waiting(self) -> None:
+        """The app waits (for its body, a drain, a stream's next event): a head it has started
+        goes out now, so that the client is not kept waiting for the first body message."""
+        if self.head is not None and not self.head_written and not self.gone:
             self._write_head(None, b"", True)
 
     def _write_head(self, body_length: Optional[int], body: bytes, more: bool) -> None:
