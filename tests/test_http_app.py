@@ -219,6 +219,30 @@ def test_an_idle_viewer_gets_a_keep_alive_each_timeout():
     assert event.startswith(b"id: 1\nevent: backup") and end is None
 
 
+def test_a_stream_send_outside_a_task_is_refused():
+    """A stream's send can only be dropped if it runs in a task (it is cancelled): outside one,
+    as in a server's eager first step, StreamSends refuses it rather than losing the deadline."""
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    def by_hand(raised):   # a loop callback: no task
+        step = StreamSends().send(send, {"type": "http.response.body", "body": b"x"})
+        try:
+            step.send(None)
+        except BaseException as error:
+            raised.set_result(error)
+
+    async def in_loop():
+        raised = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(by_hand, raised)
+        return await raised
+    error = asyncio.run(in_loop())
+    assert isinstance(error, RuntimeError) and "in a task" in str(error)
+    assert sent == []
+
+
 def test_a_stream_send_that_waits_past_its_deadline_is_dropped(monkeypatch):
     """A send whose connection takes nothing for STREAM_SEND_SECONDS raises TimeoutError (the
     viewer is dropped); a send that completes, and a cancellation from elsewhere, are as ever."""

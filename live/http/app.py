@@ -85,25 +85,30 @@ class Service:
     connections: Callable[[], int] = lambda: 0
 
 
-@dataclass(frozen=True)
 class Route:
-    """``pattern`` (a regex of the path, its groups the arguments), the methods it answers and
-    the endpoint: ``await endpoint(app, request)`` answers the request."""
+    """``path`` (``{match_id}`` stands for digits, the endpoint's argument), the methods it
+    answers and the endpoint: ``await endpoint(app, request)`` answers the request.
+    ``allowed`` adds HEAD wherever GET is (the server answers it without the body)."""
 
-    pattern: re.Pattern
-    methods: tuple[str, ...]
-    endpoint: Callable[..., Awaitable[None]]
+    __slots__ = ("path", "methods", "endpoint", "pattern", "allowed")
+
+    def __init__(self, path: str, methods: tuple[str, ...],
+                 endpoint: Callable[..., Awaitable[None]]) -> None:
+        self.path, self.methods, self.endpoint = path, methods, endpoint
+        self.pattern = (re.compile(re.escape(path).replace(r"\{match_id\}", "([0-9]+)") + r"\Z")
+                        if "{" in path else None)
+        self.allowed = methods + (("HEAD",) if "GET" in methods else ())
 
 
-@dataclass
 class Request:
     """One request as an endpoint sees it: the ASGI scope, receive and send, and the path's
     arguments (``match_id``)."""
 
-    scope: Scope
-    receive: Receive
-    send: Send
-    args: tuple[str, ...]
+    __slots__ = ("scope", "receive", "send", "args")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send,
+                 args: tuple[str, ...] = ()) -> None:
+        self.scope, self.receive, self.send, self.args = scope, receive, send, args
 
 
 class App:
@@ -142,7 +147,7 @@ class App:
         data = body if isinstance(body, bytes) else json.dumps(body).encode() + b"\n"
         self.tally.statuses[status] += 1
         await request.send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", content_type), (b"content-length", str(len(data)).encode()),
+            (b"content-type", content_type), (b"content-length", b"%d" % len(data)),
             (b"cache-control", b"no-store"), *headers]})
         await request.send({"type": "http.response.body", "body": data})
 
@@ -232,6 +237,9 @@ async def _stream_events(request: Request, subscription: Subscription,
     """Send ``subscription``'s events as they come, a comment when idle; end when the feed ends
     it, the client goes, or the client's connection does not take an event in
     STREAM_SEND_SECONDS (a stalled reader is dropped, not buffered for: ``sends``)."""
+    # A server may run an app's first step outside a task (the built-in one's eager_start):
+    # a stream lasts, so it goes on in a task, which a stalled send can be cancelled in.
+    await asyncio.sleep(0)
     send = request.send
     gone = asyncio.ensure_future(_disconnected(request.receive))
     await send({"type": "http.response.start", "status": 200, "headers": [
@@ -269,8 +277,11 @@ class StreamSends:
 
     async def send(self, send: Send, message: dict[str, Any]) -> None:
         """``await send(message)``; asyncio.TimeoutError once it has waited past
-        STREAM_SEND_SECONDS (and up to STREAM_SWEEP_SECONDS more)."""
+        STREAM_SEND_SECONDS (and up to STREAM_SWEEP_SECONDS more). Raises RuntimeError outside
+        a task (there would be nothing to cancel)."""
         task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("StreamSends.send() runs in a task: it cancels a stalled send")
         loop = asyncio.get_running_loop()
         self._since[task] = loop.time()
         if self._sweep_timer is None:
@@ -340,7 +351,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
                              f"{content_type.decode('latin-1')[:60]!r}")
     body = await _read_body(request.receive)
     try:  # UTF-8 only (RFC 8259), and a field given twice is ambiguous: both refused
-        fields = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_fields)
+        fields = _FIELDS_DECODER.decode(body.decode("utf-8"))
     except _RepeatedField as error:
         raise HTTPError(400, f"field {str(error)[:60]!r} given twice: each field once") from None
     except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
@@ -375,6 +386,10 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return fields
 
 
+# Made once: json.loads with a hook would make a decoder per call.
+_FIELDS_DECODER = json.JSONDecoder(object_pairs_hook=_unique_fields)
+
+
 async def _read_body(receive: Receive) -> bytes:
     """The request body, refused with 413 past MAX_BODY_BYTES (the rest is not kept)."""
     chunks, size = [], 0
@@ -392,30 +407,35 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-_MATCH = r"/matches/([0-9]+)"
 ROUTES = [
-    Route(re.compile(r"/\Z"), ("GET",), App.page),
-    Route(re.compile(r"/matches\Z"), ("GET",), App.get_matches),
-    Route(re.compile(_MATCH + r"\Z"), ("GET",), App.get_match),
-    Route(re.compile(_MATCH + r"/reactions\Z"), ("POST",), App.post_reaction),
-    Route(re.compile(_MATCH + r"/stream\Z"), ("GET",), App.stream),
-    Route(re.compile(r"/stream\Z"), ("GET",), App.stream),
-    Route(re.compile(r"/metrics\Z"), ("GET",), App.metrics),
-    Route(re.compile(r"/healthz\Z"), ("GET",), App.healthz),
+    Route("/", ("GET",), App.page),
+    Route("/matches", ("GET",), App.get_matches),
+    Route("/matches/{match_id}", ("GET",), App.get_match),
+    Route("/matches/{match_id}/reactions", ("POST",), App.post_reaction),
+    Route("/matches/{match_id}/stream", ("GET",), App.stream),
+    Route("/stream", ("GET",), App.stream),
+    Route("/metrics", ("GET",), App.metrics),
+    Route("/healthz", ("GET",), App.healthz),
 ]
-"""Every route, in one list: the path's pattern, its methods, its endpoint."""
+"""Every route, in one list: the path (``{match_id}`` is digits), its methods, its endpoint."""
+_FIXED = {route.path: route for route in ROUTES if route.pattern is None}
+_PATTERNED = [route for route in ROUTES if route.pattern is not None]
 
 
 def _route(path: str, method: str) -> tuple[Route, tuple[str, ...]]:
     """The route of ``path`` and its arguments; HTTPError 404 (no route) or 405 (with Allow:
     the route's methods; HEAD wherever GET is, as the server answers it without the body)."""
-    for route in ROUTES:
-        found = route.pattern.match(path)
-        if found is None:
-            continue
-        methods = route.methods + (("HEAD",) if "GET" in route.methods else ())
-        if method not in methods:
-            raise HTTPError(405, f"{method[:20]} is not allowed on {path[:60]}; allowed: "
-                                 f"{', '.join(methods)}", [(b"allow", ", ".join(methods).encode())])
-        return route, found.groups()
-    raise HTTPError(404, f"no such resource: {path[:60]}")
+    route, args = _FIXED.get(path), ()
+    if route is None:
+        for candidate in _PATTERNED:
+            found = candidate.pattern.match(path)
+            if found:
+                route, args = candidate, found.groups()
+                break
+        else:
+            raise HTTPError(404, f"no such resource: {path[:60]}")
+    if method not in route.allowed:
+        raise HTTPError(405, f"{method[:20]} is not allowed on {path[:60]}; allowed: "
+                             f"{', '.join(route.allowed)}",
+                        [(b"allow", ", ".join(route.allowed).encode())])
+    return route, args

@@ -80,7 +80,10 @@ class HTTPSide:
                            "port with --http-port)", port, self.server.port)
 
     async def _listen(self, port: int) -> HTTPServer:
-        server = HTTPServer(self.app, config.HTTP_HOST, port, reuse_port=self._reuse_port)
+        # The app needs no task before it first waits (its streams make their own): each
+        # request that it answers at once then costs no task (live/http/server.py).
+        server = HTTPServer(self.app, config.HTTP_HOST, port, reuse_port=self._reuse_port,
+                            eager_start=True)
         await server.start()
         return server
 
