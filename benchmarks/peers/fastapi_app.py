@@ -46,6 +46,9 @@ VIEWER_QUEUE_EVENTS = 16
 
 viewers: dict[int, set[asyncio.Queue]] = {}
 """The queues of each followed match's viewers."""
+tally = None
+"""The run's HTTP tally (live/http/metrics.py): POSTs acknowledged here count in its
+reconciliation and summary, as the product app's do."""
 
 
 class Reaction(BaseModel):
@@ -65,10 +68,12 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     configure_logging()
     args = parse_args(shlex.split(os.environ.get(FLAGS_VARIABLE, "")))
     apply_settings(args)
-    config.HTTP_PORT = None  # this app is the HTTP side: the run serves no HTTP of its own
+    config.HTTP_PORT = 0  # an HTTP side that serves nothing (serve=False): its tally counts
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as main.py and live/http/asgi.py
     use_redis()
+    global tally
     run = LiveRun(args.role)
+    tally = run.http.app.tally
     task = asyncio.create_task(run.main(serve=False, handle_signals=False))
     ticker = asyncio.create_task(tick_viewers())
     try:
@@ -86,10 +91,13 @@ app = FastAPI(lifespan=lifespan)
 async def post_reaction(match_id: int, reaction: Reaction) -> dict:
     """POSTMethod; 201 and the stored record."""
     try:
-        return POSTMethod(reaction.user_id, match_id, reaction.emoticon_type)
+        record = POSTMethod(reaction.user_id, match_id, reaction.emoticon_type)
+        tally.posted += 1
+        return record
     except InvalidReactionError as error:
         raise HTTPException(400, str(error)) from None
     except ReactionRefusedError as error:
+        tally.refused += 1
         raise HTTPException(503, str(error), headers={"Retry-After": "1"}) from None
 
 
