@@ -11,6 +11,7 @@ from typing import Any
 from .errors import NO_SUCH_KEY, SYNTAX_ERROR, ResponseError, _shown
 from .memory import KEY_OVERHEAD_BYTES, _nbytes, _value_size
 from .protocol import OK, _parse_int, _Status, _word
+from .quicklist import QuickList
 
 
 class KeyCommands:
@@ -70,25 +71,22 @@ class KeyCommands:
             raise ResponseError(NO_SUCH_KEY)
         if src != dst:
             expiry = self._expires.get(src)
-            value = self._data[src]
-            size = _value_size(value)
-            # The value moves as it is: its size is not recomputed (O(N) for a list), only the
-            # key's share changes.
-            self._data.pop(src)
-            self._used_memory -= KEY_OVERHEAD_BYTES + _nbytes(src) + size
+            value = self._data.pop(src)
+            # The value moves as it is: only the key's share of used memory changes.
+            self._used_memory -= KEY_OVERHEAD_BYTES + _nbytes(src)
             self._expires.pop(src, None)
             self._free_slot(src)
             self._touch(src)
             old = self._lookup(dst)
             if old is None:
                 self._data[dst] = value
-                self._used_memory += KEY_OVERHEAD_BYTES + _nbytes(dst) + size
+                self._used_memory += KEY_OVERHEAD_BYTES + _nbytes(dst)
                 self._take_slot(dst)
             else:
                 # An existing dst keeps its slot, as it keeps its hash bucket in Redis: a SCAN
                 # under way still reaches it (a key present for the whole iteration).
                 self._data[dst] = value
-                self._used_memory += size - _value_size(old)
+                self._used_memory -= _value_size(old)
                 self._expires.pop(dst, None)
             if expiry is not None:
                 self._set_expiry(dst, expiry)
@@ -103,7 +101,8 @@ class KeyCommands:
 
     def _type(self, key: str | bytes) -> _Status:
         value = self._lookup(key)
-        return _Status("none" if value is None else "list" if type(value) is list else "string")
+        return _Status("none" if value is None else "list" if type(value) is QuickList
+                       else "string")
 
     def _dbsize(self) -> int:
         return len(self._data)
