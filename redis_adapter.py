@@ -275,7 +275,10 @@ stop deletes it; a killed poster's marker goes by itself then. A flush in doubt 
 within that time (Redis back within a day), or its marker may be gone and the retry apply it
 again."""
 _CELL_OF_EVENT = operator.itemgetter("match_id", "emoticon_type")  # in C: once per buffered POST
-_READ_CHUNK = 10_000  # events per LRANGE while reading a staged list, to bound memory
+_READ_CHUNK = 1_000
+"""Events per LRANGE while reading a staged list: it bounds the memory a read holds, and the
+time the backup holds the GIL in one C call, decoding a chunk in one json.loads (about 1 ms at
+1,000 events, 10 ms at 10,000: the GETs of the event loop wait that long; docs/performance.md)."""
 
 
 @functools.lru_cache(maxsize=64)
