@@ -794,7 +794,10 @@ class RedisAdapter:
             start += _READ_CHUNK
 
     def drop(self, key: str) -> int | None:
-        """Delete ``key`` (a staged list whose events are safely in the table).
+        """Delete ``key`` (a staged list whose events are safely in the table) with UNLINK:
+        gone at once for every reader, as with DEL, but Redis frees its items without holding
+        up other clients (a DEL of a list of 100,000 events takes Redis milliseconds, every
+        GET and POST waiting).
 
         On a shared Redis the same MULTI/EXEC increments the backup generation, and its new
         value is returned: a Redis that later goes back to a state holding ``key`` shows a
@@ -803,17 +806,17 @@ class RedisAdapter:
         refused the increment (over maxmemory: the key is deleted alone, to free memory).
         """
         if self.acks is None:
-            self.redis.delete(key)
+            self.redis.unlink(key)
             return None
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(key)
+        pipe.unlink(key)
         pipe.incr(self.layout.generation_key)
         try:
             replies = pipe.execute(raise_on_error=False)
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
-            self.redis.delete(key)
+            self.redis.unlink(key)
             return None
         return replies[1] if isinstance(replies[1], int) else None
 

@@ -440,7 +440,7 @@ TOKENS = ["SET", "GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXI
           "COUNT", "TYPE", "ASYNC", "SYNC", "0", "1", "-1", "10", "+1", "", " ", "1.5",
           "9223372036854775807", "-9223372036854775808", "99999999999999999999", "é",
           b"\xff", b"\x80abc", 3, -7, 2.5, "INCR", "decr", "DECRBY", "EXEC", "DISCARD", "GET k",
-          "FLUSHDB ASYNC", b"SET k", "LREM"]
+          "FLUSHDB ASYNC", b"SET k", "LREM", "UNLINK"]
 
 
 @settings(max_examples=1500, deadline=None)
@@ -656,3 +656,25 @@ def test_rename_and_delete_of_a_long_list_keep_used_memory_exact(server):
     assert server.used_memory == stored_size("dst", value)
     server.delete("dst")
     assert server.used_memory == 0
+
+
+@pytest.mark.parametrize("how", ["command", "transaction", "pipeline", "watching"])
+def test_unlinked_long_list_is_freed_after_the_lock_is_released(server, how):
+    """UNLINK of a list of several nodes: its memory counts as freed at once; its items are
+    freed node by node by the client's own thread once the lock is released, before UNLINK
+    answers, whether sent alone, in MULTI/EXEC, in a plain pipeline or after a WATCH."""
+    server.rpush("l", *[f"event {number}" for number in range(2_500)])
+    value = server._data["l"]
+    freed_with_the_lock = []
+    free = server._free_unlinked
+    server._free_unlinked = lambda: (freed_with_the_lock.append(server._lock.locked()), free())
+    if how == "command":
+        assert server.unlink("l") == 1
+    elif how == "watching":
+        with server.pipeline() as pipe:
+            pipe.watch("other")
+            assert pipe.unlink("l") == 1
+    else:
+        assert server.pipeline(transaction=how == "transaction").unlink("l").execute() == [1]
+    assert freed_with_the_lock == [False]
+    assert value.nodes == [] and server._unlinked == [] and server.used_memory == 0

@@ -328,6 +328,30 @@ def test_delete_no_keys(r, backend):
     assert "wrong number of arguments" in error_text(excinfo)
 
 
+def test_unlink_removes_keys_as_del_does(r, backend):
+    """UNLINK answers how many of the keys existed, a key named twice counting once; they are
+    gone for every reader at once (EXISTS, TYPE, LRANGE, SCAN), a long list too, and a push
+    then starts a new list. With no keys it is a wrong-arity error."""
+    r.set("a", "1")
+    r.rpush("l", *LONG_LIST)
+    assert r.unlink("a", "l", "missing", "a") == 2
+    assert r.exists("a", "l") == 0 and r.type("l") == "none" and r.lrange("l", 0, -1) == []
+    assert list(r.scan_iter()) == []
+    assert r.rpush("l", "new") == 1 and r.lrange("l", 0, -1) == ["new"]
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.unlink()
+    assert "wrong number of arguments" in error_text(excinfo)
+
+
+def test_unlink_in_a_transaction(r):
+    """UNLINK queued in MULTI/EXEC runs in order with the rest (the backup's drop of a list
+    with its generation INCR)."""
+    r.rpush("l", *LONG_LIST)
+    pipe = r.pipeline(transaction=True)
+    pipe.llen("l").unlink("l").llen("l").incr("generation")
+    assert pipe.execute() == [len(LONG_LIST), 1, 0, 1]
+
+
 def test_exists_counts_repeats(r):
     """EXISTS counts a key once per time it is named."""
     r.set("a", "1")
@@ -971,10 +995,12 @@ def test_watch_changed_key_raises_watch_error(r, backend):
 
 
 @pytest.mark.parametrize("change", [
-    lambda r: r.delete("n"), lambda r: r.incr("n"), lambda r: r.expire("n", 100),
+    lambda r: r.delete("n"), lambda r: r.unlink("n"), lambda r: r.incr("n"),
+    lambda r: r.expire("n", 100),
     lambda r: r.rename("n", "m"), lambda r: r.flushdb(), lambda r: r.set("n", "5")])
 def test_watch_sees_every_kind_of_change(r, backend, change):
-    """DEL, INCR, EXPIRE, RENAME, FLUSHDB, even SET of the same value all fail the EXEC."""
+    """DEL, UNLINK, INCR, EXPIRE, RENAME, FLUSHDB, even SET of the same value all fail the
+    EXEC."""
     r.set("n", "5")
     with r.pipeline() as pipe:
         pipe.watch("n")

@@ -1,7 +1,9 @@
 """The key commands (Redis's "generic" group) and those on the whole keyspace.
 
-DEL, EXISTS, TYPE, RENAME, RENAMENX; EXPIRE, PERSIST, TTL, PTTL; DBSIZE, FLUSHDB. RENAME moves a
-value as it is, with its expiry; an existing destination keeps its SCAN slot.
+DEL, UNLINK, EXISTS, TYPE, RENAME, RENAMENX; EXPIRE, PERSIST, TTL, PTTL; DBSIZE, FLUSHDB. RENAME
+moves a value as it is, with its expiry; an existing destination keeps its SCAN slot. UNLINK
+removes keys as DEL does, at once for every reader, and leaves freeing a long list till the lock
+is released.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .quicklist import QuickList
 
 
 class KeyCommands:
-    """DEL, EXISTS, EXPIRE, PERSIST, TTL, PTTL, RENAME, RENAMENX, TYPE, DBSIZE, FLUSHDB.
+    """DEL, UNLINK, EXISTS, EXPIRE, PERSIST, TTL, PTTL, RENAME, RENAMENX, TYPE, DBSIZE, FLUSHDB.
 
     Mixed into InMemoryRedis; its methods are only called with the server lock held.
     """
@@ -23,6 +25,19 @@ class KeyCommands:
     def _del(self, *keys: str | bytes) -> int:
         return sum(self._lookup(key) is not None and self._forget(key) is not None
                    for key in keys)
+
+    def _unlink(self, *keys: str | bytes) -> int:
+        # DEL's reply and keyspace; a list of a full node or more is freed once the lock is
+        # released (InMemoryRedis._free_unlinked), not here.
+        removed = 0
+        for key in keys:
+            value = self._forget(key) if self._lookup(key) is not None else None
+            if value is None:
+                continue
+            removed += 1
+            if type(value) is QuickList and value.nodes:
+                self._unlinked.append(value)
+        return removed
 
     def _exists(self, *keys: str | bytes) -> int:
         return sum(self._lookup(key) is not None for key in keys)
