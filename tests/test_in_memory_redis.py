@@ -110,7 +110,7 @@ import threading  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from foundation.in_memory_redis import memory, patterns, quicklist, scan  # noqa: E402
+from foundation.in_memory_redis import lists, memory, patterns, quicklist, scan  # noqa: E402
 from foundation.in_memory_redis.quicklist import QuickList  # noqa: E402
 from foundation.in_memory_redis import ResponseError, WatchError  # noqa: E402
 from tests.threads import join_all  # noqa: E402
@@ -642,6 +642,7 @@ def monkeypatch_nodes():
     """Nodes of 3 items for the module's tests that ask (quicklist.NODE_ITEMS)."""
     patch = pytest.MonkeyPatch()
     patch.setattr(quicklist, "NODE_ITEMS", 3)
+    patch.setattr(lists, "NODE_ITEMS", 3)  # its RPUSH of one item runs QuickList.push inline
     yield
     patch.undo()
 

@@ -8,8 +8,8 @@ alive, and a backlog of a million events in lists made each such collection take
 with every thread stopped (docs/in-memory-redis.md). A tuple holding only strings is one the
 collector stops tracking, so a full collection visits one node per NODE_ITEMS items.
 
-The list's size in bytes, as counted against maxmemory (memory.py), is kept with it
-(``nbytes``), so deleting or renaming a list of millions of items does not walk them.
+Each node's size in bytes, as counted against maxmemory (memory.py), is measured once, when it
+is sealed, so deleting or renaming a list of millions of items does not walk them.
 """
 
 from __future__ import annotations
@@ -25,48 +25,54 @@ LRANGE slices at most (its length / NODE_ITEMS) + 2 nodes."""
 
 class QuickList:
     """A Redis list's items in order: ``nodes`` (tuples of exactly NODE_ITEMS items), then
-    ``tail`` (a list of fewer than NODE_ITEMS); ``nbytes``, their estimated size in bytes
-    (memory._items_size). Only the server changes it, with its lock held."""
+    ``tail`` (a list of fewer than NODE_ITEMS once push() returns); ``sealed``, the items in
+    the nodes, and ``sealed_bytes``, their estimated size (memory._items_size). Only the
+    server changes it, with its lock held."""
 
-    __slots__ = ("nodes", "tail", "nbytes")
+    __slots__ = ("nodes", "tail", "sealed", "sealed_bytes")
 
-    def __init__(self, items: Iterable[str | bytes] = ()) -> None:
+    def __init__(self) -> None:
         self.nodes: list[tuple[str | bytes, ...]] = []
         self.tail: list[str | bytes] = []
-        self.nbytes = 0
-        items = list(items)
-        if items:
-            self.push(items, _items_size(items))
+        self.sealed = 0
+        self.sealed_bytes = 0
 
     def __len__(self) -> int:
-        return len(self.nodes) * NODE_ITEMS + len(self.tail)
+        return self.sealed + len(self.tail)
 
     def __iter__(self) -> Iterator[str | bytes]:
         for node in self.nodes:
             yield from node
         yield from self.tail
 
-    def push(self, values: list[str | bytes] | tuple[str | bytes, ...], size: int) -> int:
-        """Append ``values`` (RPUSH), whose estimated size is ``size`` bytes; the new length."""
+    @property
+    def nbytes(self) -> int:
+        """The items' estimated size in bytes, as maxmemory counts them (memory._items_size)."""
+        return self.sealed_bytes + _items_size(self.tail)
+
+    def push(self, values: Iterable[str | bytes]) -> int:
+        """Append ``values`` (RPUSH); the new length. (The POST path's RPUSH of one item runs
+        the same steps inline: lists.py.)"""
         tail = self.tail
         tail.extend(values)
-        self.nbytes += size
         if len(tail) >= NODE_ITEMS:
-            self._seal()
-        return len(self.nodes) * NODE_ITEMS + len(self.tail)
+            self.seal()
+        return self.sealed + len(self.tail)
 
-    def _seal(self) -> None:
+    def seal(self) -> None:
         """Move every full NODE_ITEMS of the tail into nodes of their own."""
         tail, nodes = self.tail, self.nodes
         full = len(tail) - len(tail) % NODE_ITEMS
         for start in range(0, full, NODE_ITEMS):
-            nodes.append(tuple(tail[start:start + NODE_ITEMS]))
+            node = tuple(tail[start:start + NODE_ITEMS])
+            nodes.append(node)
+            self.sealed_bytes += _items_size(node)
+        self.sealed += full
         self.tail = tail[full:]
 
     def range(self, first: int, last: int) -> list[str | bytes]:
         """The items ``first``..``last`` inclusive, ``0 <= first``, ``last < len(self)``."""
-        nodes, tail = self.nodes, self.tail
-        sealed = len(nodes) * NODE_ITEMS
+        nodes, tail, sealed = self.nodes, self.tail, self.sealed
         items: list[str | bytes] = []
         index = first
         while index <= last:
@@ -85,14 +91,17 @@ class QuickList:
         found = self._find(value, limit)
         if not found:
             return 0
-        size, start = len(self), min(found) // NODE_ITEMS * NODE_ITEMS  # the first node touched
+        first = min(found) // NODE_ITEMS  # the first node touched
         gone = set(found)
-        kept = [item for index, item in enumerate(self.range(start, size - 1), start)
+        kept = [item for index, item in enumerate(self.range(first * NODE_ITEMS, len(self) - 1),
+                                                  first * NODE_ITEMS)
                 if index not in gone]
-        del self.nodes[start // NODE_ITEMS:]
+        for node in self.nodes[first:]:
+            self.sealed_bytes -= _items_size(node)
+        del self.nodes[first:]
+        self.sealed = first * NODE_ITEMS
         self.tail = []
-        self.nbytes -= (_nbytes(value) + ITEM_OVERHEAD_BYTES) * len(found)
-        self.push(kept, 0)
+        self.push(kept)
         return len(found)
 
     def _find(self, value: str | bytes, limit: int) -> list[int]:
