@@ -41,8 +41,8 @@ def _items_size(items: list | tuple) -> int:
 
 
 def _value_size(value: str | bytes | int | QuickList) -> int:
-    """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES); a list
-    (quicklist.py) keeps its own, so this never walks its items."""
+    """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES); a list's
+    (QuickList.nbytes) walks none of its sealed nodes, only its tail."""
     if type(value) is int:
         return 0
     if type(value) is str or type(value) is bytes:

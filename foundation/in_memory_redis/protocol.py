@@ -170,8 +170,7 @@ _CALLBACKS: dict[str, Callable[..., Any]] = {
     "PING": lambda reply, **options: reply == "PONG" or reply == b"PONG",
     **dict.fromkeys(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH", "LRANGE",
                      "LLEN", "DEL", "UNLINK", "EXISTS", "TTL", "PTTL", "TYPE", "KEYS", "DBSIZE",
-                     "EXEC",
-                     "DISCARD"]),  # no callback: the reply as it is
+                     "EXEC", "DISCARD"]),  # no callback: the reply as it is
 }
 for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
     _CALLBACKS[_name] = lambda reply, **options: _is_ok(reply)

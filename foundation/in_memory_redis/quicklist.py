@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from .memory import ITEM_OVERHEAD_BYTES, _items_size, _nbytes
+from .memory import _items_size
 
 NODE_ITEMS = 1000
 """Items per sealed node: a full collection visits one object per this many items, and one
