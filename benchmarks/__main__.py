@@ -22,7 +22,9 @@ this project's floor for it with a pass/miss column (docs/performance.md).
 10. The HTTP API with real clients, each server its own process: requests/s and p99 of POST
     and GET with wrk (32 connections) on the built-in server, uvicorn on the same app and a
     FastAPI app on uvicorn; stream viewers held, tick delivery and RSS per viewer; GET p99
-    during a backup of ~1 M events beside a poster at rate 0 (benchmarks/http_api.py).
+    during a backup of ~1 M events beside a poster at rate 0 (benchmarks/http_api.py). Its
+    parts a, b, c run alone with ``--only 10a`` (and so on); ``--during-backup-runs N`` sets how
+    many runs 10c makes (about 25 s each).
 
 Each comparison runs both sides in this process on the same generated events, interleaved,
 ``repeats`` times (5; 3 with --quick), and reports the medians and their ratio. The full run takes
@@ -62,7 +64,8 @@ ITEMS = {1: "post_path", 2: "poster", 3: "read_path", 4: "write_path", 5: "backu
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line: --quick, --json FILE, --repeats N, --only ITEMS."""
+    """The command line: --quick, --json FILE, --repeats N, --only ITEMS,
+    --during-backup-runs N."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks",
                                      description="Benchmark the Live Reactions pipeline.")
     parser.add_argument("--quick", action="store_true",
@@ -71,32 +74,66 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None,
                         help="override the repeats per comparison (default 5; 3 with --quick)")
     parser.add_argument("--only", default=None, metavar="ITEMS",
-                        help="comma-separated item numbers to run, e.g. 1,3 (default: all)")
+                        help="comma-separated item numbers to run, e.g. 1,3 (default: all); "
+                             "10a, 10b or 10c runs that part of item 10 only")
+    parser.add_argument("--during-backup-runs", type=int, default=None, metavar="N",
+                        help="item 10c: runs of GET during a backup (default 2; the verdict "
+                             "takes the worst)")
     parser.add_argument("--reconcile-8m", action="store_true",
                         help="item 9 also with 8,000,000 events pending (a few minutes more)")
     return parser.parse_args(argv)
 
 
 def choose_settings(args: argparse.Namespace) -> Settings:
-    """The full or quick sizes, with --repeats applied."""
+    """The full or quick sizes, with --repeats, --during-backup-runs and the parts of item 10
+    in --only applied."""
     settings = Settings.quick_run() if args.quick else Settings.full_run()
     if args.repeats:
         settings = Settings(**{**vars(settings), "repeats": args.repeats})
+    if args.during_backup_runs:
+        settings = Settings(**{**vars(settings), "backup_repeats": args.during_backup_runs})
+    settings = Settings(**{**vars(settings), "http_parts": chosen_parts(args.only)})
     if args.reconcile_8m:
         settings = Settings(**{**vars(settings), "reconcile_events":
                                (*settings.reconcile_events, 8_000_000)})
     return settings
 
 
+HTTP_PARTS = "abc"
+"""Item 10's parts: a. requests/s and p99, b. stream viewers, c. GET during a backup."""
+
+
+def _choices(text: str) -> list[tuple[int, str]]:
+    """--only's choices as (item, part letters): "1,10c" is [(1, ""), (10, "c")]."""
+    choices = []
+    for choice in (part.strip() for part in text.split(",")):
+        if not choice:
+            continue
+        number = choice.rstrip(HTTP_PARTS)
+        letters = choice[len(number):]
+        if not number.isdigit() or (letters and int(number) != 10):
+            raise SystemExit(f"unknown item {choice!r}; items are 1..{len(ITEMS)}, and 10a, "
+                             "10b, 10c for a part of item 10")
+        choices.append((int(number), letters))
+    return choices
+
+
 def chosen_items(text: str | None) -> list[int]:
-    """The item numbers of --only ("1,3"), or all of them."""
+    """The item numbers of --only ("1,3", "10c"), or all of them."""
     if not text:
         return list(ITEMS)
-    items = sorted({int(part) for part in text.split(",") if part.strip()})
+    items = sorted({item for item, _ in _choices(text)})
     unknown = [item for item in items if item not in ITEMS]
     if unknown:
         raise SystemExit(f"unknown item(s) {unknown}; items are 1..{len(ITEMS)}")
     return items
+
+
+def chosen_parts(text: str | None) -> str:
+    """The parts of item 10 that --only asks for ("10c": "c"); all of them for a bare 10."""
+    wanted = "".join(letters or HTTP_PARTS for item, letters in _choices(text or "")
+                     if item == 10)
+    return "".join(part for part in HTTP_PARTS if part in wanted) or HTTP_PARTS
 
 
 def run_items(settings: Settings, items: list[int]) -> tuple[dict[str, Any], list[Row]]:

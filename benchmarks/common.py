@@ -87,6 +87,8 @@ class Settings:
     """Seconds of wrk GET before the backup (poster alone) and during it (item 10)."""
     backup_repeats: int = 2
     """Runs of the GET-during-backup scenario (item 10)."""
+    http_parts: str = "abc"
+    """The parts of item 10 to run: a. requests/s, b. viewers, c. GET during a backup."""
 
     @classmethod
     def full_run(cls) -> Settings:

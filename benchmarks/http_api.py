@@ -598,7 +598,8 @@ def backup_rows(figures: dict[str, Any]) -> list[Row]:
 # -- the item ------------------------------------------------------------------------------------
 
 def run_http_api(settings: Settings) -> Result:
-    """Item 10: a., b. and c. above; their figures and table rows."""
+    """Item 10: a., b. and c. above (those in ``settings.http_parts``); their figures and
+    table rows."""
     python, versions = peer_python()
     kinds = server_kinds(python)
     has_wrk = shutil.which("wrk") is not None
@@ -609,17 +610,19 @@ def run_http_api(settings: Settings) -> Result:
         "load_before": os.getloadavg()}
     rows: list[Row] = []
     stops: list[dict[str, Any]] = []
+    parts = settings.http_parts
     with tempfile.TemporaryDirectory(prefix="bench-http-") as log_dir, \
             this_process_on(CLIENT_CPU):
-        if has_wrk:
-            figures["throughput"] = throughput(settings, kinds, log_dir, stops)
-            rows += throughput_rows(figures["throughput"], None if python else versions)
-        else:
+        if not has_wrk and ("a" in parts or "c" in parts):
             rows.append(Row("10", "wrk missing: requests/s, p99 and GET during backup skipped "
                                  "(apt-get install wrk)", ""))
-        figures["viewers"] = viewers(settings, kinds, log_dir, stops)
-        rows += viewer_rows(figures["viewers"])
-        if has_wrk:
+        if has_wrk and "a" in parts:
+            figures["throughput"] = throughput(settings, kinds, log_dir, stops)
+            rows += throughput_rows(figures["throughput"], None if python else versions)
+        if "b" in parts:
+            figures["viewers"] = viewers(settings, kinds, log_dir, stops)
+            rows += viewer_rows(figures["viewers"])
+        if has_wrk and "c" in parts:
             figures["during_backup"] = get_during_backup(settings, log_dir, stops)
             rows += backup_rows(figures["during_backup"])
     figures["stops"] = stops

@@ -76,6 +76,7 @@ def _probes(adapter: RedisAdapter) -> dict[str, Callable[[Any], Any]]:
         "LREM": lambda r: r.lrem(listed, 0, "x"), "TYPE": lambda r: r.type(key),
         "RENAME": lambda r: r.rename(other, other + "2"),  # "no such key": allowed
         "SCAN": lambda r: r.scan(0, match=key + "*", count=10, _type="list"),
+        "UNLINK": lambda r: r.unlink(key + ":u"),
         "MULTI": multi, "WATCH": watch, "DEL": lambda r: r.delete(key, other, listed),
     }
 
@@ -85,7 +86,7 @@ ROLE_COMMANDS = {
              "LLEN"),
     "get": ("GET", "SET", "MGET", "SCAN", "LLEN", "MULTI"),
     "backup": ("GET", "SET", "MGET", "INCR", "INCRBY", "SCAN", "RENAME", "LRANGE", "LLEN",
-               "DEL", "TYPE", "MULTI"),
+               "UNLINK", "TYPE", "MULTI"),
 }
 """The commands each part runs (``all``: every one); the seed's are GET, MGET, INCR, RPUSH,
 LRANGE and DEL."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import config
+import redis_adapter
 from api_layer import POSTMethod, read_counts
 from backup_data import BackupDataManager, BackupError, new_batch
 from db import ReactionsTable
@@ -115,10 +116,11 @@ def test_backup_keeps_posting_order_per_match(table):
 
 
 def test_backup_of_a_large_list_reads_it_in_chunks(table):
-    """A list longer than one LRANGE chunk is moved whole."""
-    posted = [POSTMethod(n % 1000 + 1, 3, "sad") for n in range(25_001)]
-    assert BackupDataManager(table=table).run().events == 25_001
+    """A list of 25 LRANGE chunks and one item more is moved whole, in posting order."""
+    posted = [POSTMethod(n % 1000 + 1, 3, "sad") for n in range(25 * redis_adapter._READ_CHUNK + 1)]
+    assert BackupDataManager(table=table).run().events == len(posted)
     assert_reconciled(table, posted)
+    assert table_rows(table) == posted
 
 
 def test_backup_leaves_get_unchanged(table):
@@ -410,15 +412,16 @@ class SteppingClock:
 
 def test_long_backup_reports_its_progress_per_list_and_per_chunk(table):
     """A run past progress_seconds reports lists moved and events so far, in a huge list too."""
-    for n in range(25_001):
+    chunk = redis_adapter._READ_CHUNK
+    for n in range(2 * chunk + 1):
         POSTMethod(n % 1000 + 1, 1, "sad")
     POSTMethod(1, 2, "heart")
     reports = []
     manager = BackupDataManager(table=table, progress_seconds=1.0, clock=SteppingClock(1.0))
-    assert manager.run(reports.append).events == 25_002
+    assert manager.run(reports.append).events == 2 * chunk + 2
     assert [(p.lists, p.of_lists, p.events) for p in reports] == [
-        (0, 2, 10_000), (0, 2, 20_000), (0, 2, 25_001), (1, 2, 25_001), (1, 2, 25_002),
-        (2, 2, 25_002)]
+        (0, 2, chunk), (0, 2, 2 * chunk), (0, 2, 2 * chunk + 1), (1, 2, 2 * chunk + 1),
+        (1, 2, 2 * chunk + 2), (2, 2, 2 * chunk + 2)]
     assert [p.seconds for p in reports] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_SECONDS = 420  # a safety net against a hung run, not a performance bound
 
@@ -156,3 +158,15 @@ def test_wrk_report_is_read_in_milliseconds():
     from benchmarks.http_api import parse_wrk
     assert parse_wrk(WRK_REPORT) == {"rps": 34350.21, "p50_ms": 0.775, "p99_ms": 1200.0,
                                      "requests": 175182, "non_2xx": 7, "socket_errors": 5}
+
+
+def test_only_names_items_and_the_parts_of_item_10():
+    """--only takes item numbers, and 10a, 10b, 10c for one part of item 10; a part of any other
+    item, or a word, is refused with the items named."""
+    from benchmarks.__main__ import chosen_items, chosen_parts
+    assert (chosen_items("1,10c"), chosen_parts("1,10c")) == ([1, 10], "c")
+    assert (chosen_items("10a,10c"), chosen_parts("10a,10c")) == ([10], "ac")
+    assert chosen_parts("10") == chosen_parts("10,10c") == chosen_parts(None) == "abc"
+    for wrong in ("5c", "10d", "x"):
+        with pytest.raises(SystemExit, match="10a, 10b, 10c"):
+            chosen_items(wrong)

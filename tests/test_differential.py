@@ -31,8 +31,8 @@ RAW_TOKENS = st.sampled_from(["k", "l", "NX", "XX", "GT", "LT", "GET", "EX", "PX
                               "ASYNC", "MATCH", "COUNT", "TYPE", "0", "-1", "100", "1.5", "abc",
                               "", "99999999999999999999"])
 RAW_NAMES = st.sampled_from(["SET", "set", "GET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL",
-                             "EXISTS", "EXPIRE", "PERSIST", "TTL", "RENAME", "RENAMENX", "TYPE",
-                             "SCAN", "DBSIZE", "FLUSHDB", "flushdb", "NOSUCH"])
+                             "UNLINK", "EXISTS", "EXPIRE", "PERSIST", "TTL", "RENAME", "RENAMENX",
+                             "TYPE", "SCAN", "DBSIZE", "FLUSHDB", "flushdb", "NOSUCH"])
 
 
 def set_call():
@@ -54,7 +54,7 @@ COMMANDS = st.one_of(
     call("get", KEY), call("mget", st.lists(KEY, min_size=1, max_size=3)),
     call("incrby", KEY, st.sampled_from([1, -2, 10 ** 18, "x"])),
     call("rpush", KEY, VALUES), call("lrange", KEY, st.integers(-3, 3), st.integers(-3, 3)),
-    call("llen", KEY), call("delete", KEY, KEY), call("exists", KEY, KEY),
+    call("llen", KEY), call("delete", KEY, KEY), call("unlink", KEY, KEY), call("exists", KEY, KEY),
     st.tuples(st.just("expire"), st.tuples(KEY, st.one_of(LONG, st.just(-1))),
               st.sampled_from([{}, {"nx": True}, {"xx": True}, {"gt": True}, {"lt": True}])),
     call("persist", KEY), call("ttl", KEY), call("pttl", KEY), call("rename", KEY, KEY),

@@ -104,12 +104,14 @@ def test_maxmemory_must_be_bytes(value):
 
 # -- SCAN pages: Redis's guarantees, a bounded call ------------------------------------------------
 
+import gc  # noqa: E402
 import random  # noqa: E402
 import threading  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from foundation.in_memory_redis import memory, patterns, scan  # noqa: E402
+from foundation.in_memory_redis import lists, memory, patterns, quicklist, scan  # noqa: E402
+from foundation.in_memory_redis.quicklist import QuickList  # noqa: E402
 from foundation.in_memory_redis import ResponseError, WatchError  # noqa: E402
 from tests.threads import join_all  # noqa: E402
 
@@ -438,7 +440,7 @@ TOKENS = ["SET", "GET", "MGET", "INCRBY", "RPUSH", "LRANGE", "LLEN", "DEL", "EXI
           "COUNT", "TYPE", "ASYNC", "SYNC", "0", "1", "-1", "10", "+1", "", " ", "1.5",
           "9223372036854775807", "-9223372036854775808", "99999999999999999999", "é",
           b"\xff", b"\x80abc", 3, -7, 2.5, "INCR", "decr", "DECRBY", "EXEC", "DISCARD", "GET k",
-          "FLUSHDB ASYNC", b"SET k"]
+          "FLUSHDB ASYNC", b"SET k", "LREM", "UNLINK"]
 
 
 @settings(max_examples=1500, deadline=None)
@@ -467,8 +469,15 @@ def test_fuzzed_commands_answer_a_reply_or_a_redis_error(commands):
         replies = None  # or an undecodable reply
     if replies is not None:
         assert len(replies) == len(commands) + 1 and server.get("last") == "done"
-    assert server.used_memory == sum(memory._key_size(key, value)
+    assert server.used_memory == sum(stored_size(key, value)
                                      for key, value in server._data.items())
+
+
+def stored_size(key, value) -> int:
+    """A key's share of used memory, counted from its items (a list keeps its own count)."""
+    if type(value) is QuickList:
+        return KEY_OVERHEAD_BYTES + memory._nbytes(key) + memory._items_size(list(value))
+    return memory._key_size(key, value)
 
 
 # -- maxmemory and expiry ------------------------------------------------------------------------------
@@ -579,3 +588,94 @@ def test_used_memory_counts_utf8_bytes_of_keys_and_items(server):
     assert server.used_memory == size - 100 + 2
     server.delete("ö")
     assert server.used_memory == 0
+
+
+# -- lists as a quicklist of nodes the collector does not walk ---------------------------------------
+
+def test_long_list_is_sealed_in_nodes_the_collector_does_not_track(server):
+    """A list of 2,500 items is two full nodes and a tail; once the collector has seen them, the
+    nodes are untracked, so a full collection visits one object per node, not per item."""
+    server.rpush("l", *[f"e{number}" for number in range(2_000)])
+    for number in range(2_000, 2_500):
+        server.rpush("l", f"e{number}")
+    value = server._data["l"]
+    assert [len(node) for node in value.nodes] == [quicklist.NODE_ITEMS] * 2
+    assert len(value.tail) == 500 and len(value) == 2_500
+    gc.collect()
+    assert not any(gc.is_tracked(node) for node in value.nodes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.just("push"), st.lists(st.sampled_from("abc"),
+                                                                min_size=1, max_size=9)),
+                          st.tuples(st.just("rem"), st.integers(-4, 4), st.sampled_from("abc"))),
+                max_size=30),
+       st.integers(-30, 30), st.integers(-30, 30))
+def test_quicklist_reads_and_removes_as_a_python_list(monkeypatch_nodes, steps, start, end):
+    """With nodes of 3 items: any mix of RPUSH and LREM leaves the list a Python list would be,
+    every sealed node full; LRANGE of any range, LLEN and used memory agree with it."""
+    server, model = InMemoryRedis(), []
+    for step in steps:
+        if step[0] == "push":
+            assert server.rpush("l", *step[1]) == len(model) + len(step[1])
+            model += step[1]
+            continue
+        _, count, value = step
+        where = [number for number, item in enumerate(model) if item == value]
+        gone = set(where if count == 0 else where[:count] if count > 0 else where[count:])
+        assert server.lrem("l", count, value) == len(gone)
+        model = [item for number, item in enumerate(model) if number not in gone]
+    assert server.llen("l") == len(model)
+    size = len(model)
+    first, last = max(start + size if start < 0 else start, 0), end + size if end < 0 else end
+    assert server.lrange("l", start, end) == model[first:max(last + 1, 0)]
+    if model:
+        value = server._data["l"]
+        assert all(len(node) == 3 for node in value.nodes) and len(value.tail) < 3
+        assert server.used_memory == stored_size("l", value)
+    else:
+        assert server.used_memory == 0
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_nodes():
+    """Nodes of 3 items for the module's tests that ask (quicklist.NODE_ITEMS)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(quicklist, "NODE_ITEMS", 3)
+    patch.setattr(lists, "NODE_ITEMS", 3)  # its RPUSH of one item runs QuickList.push inline
+    yield
+    patch.undo()
+
+
+def test_rename_and_delete_of_a_long_list_keep_used_memory_exact(server):
+    """RENAME and DEL of a list of many nodes count its bytes as it kept them, to the byte."""
+    server.rpush("l", *[f"item {number}" for number in range(3_456)])
+    value = server._data["l"]
+    assert server.used_memory == stored_size("l", value)
+    server.set("dst", "old value")
+    server.rename("l", "dst")
+    assert server.used_memory == stored_size("dst", value)
+    server.delete("dst")
+    assert server.used_memory == 0
+
+
+@pytest.mark.parametrize("how", ["command", "transaction", "pipeline", "watching"])
+def test_unlinked_long_list_is_freed_after_the_lock_is_released(server, how):
+    """UNLINK of a list of several nodes: its memory counts as freed at once; its items are
+    freed node by node by the client's own thread once the lock is released, before UNLINK
+    answers, whether sent alone, in MULTI/EXEC, in a plain pipeline or after a WATCH."""
+    server.rpush("l", *[f"event {number}" for number in range(2_500)])
+    value = server._data["l"]
+    freed_with_the_lock = []
+    free = server._free_unlinked
+    server._free_unlinked = lambda: (freed_with_the_lock.append(server._lock.locked()), free())
+    if how == "command":
+        assert server.unlink("l") == 1
+    elif how == "watching":
+        with server.pipeline() as pipe:
+            pipe.watch("other")
+            assert pipe.unlink("l") == 1
+    else:
+        assert server.pipeline(transaction=how == "transaction").unlink("l").execute() == [1]
+    assert freed_with_the_lock == [False]
+    assert value.nodes == [] and server._unlinked == [] and server.used_memory == 0

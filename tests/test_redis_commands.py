@@ -262,6 +262,40 @@ def test_lrem_wrong_type(r, backend):
     assert error_text(excinfo) == WRONGTYPE
 
 
+LONG_LIST = [f"e{number}" for number in range(2_500)]
+"""A list longer than one node of the in-memory server's quicklist (1,000 items): the reads
+and removals below cross node borders."""
+
+
+@pytest.mark.parametrize("start, end", [(0, -1), (999, 1000), (0, 999), (1000, 1999),
+                                        (998, 2001), (-1501, -1499), (2400, 5000), (-1, -1)])
+def test_lrange_of_a_long_list(r, start, end):
+    """LRANGE over a list of 2,500 items, pushed one by one and in one RPUSH, answers the same
+    slices as Python's (an end past the list clipped), across any border between nodes."""
+    for item in LONG_LIST:
+        r.rpush("one", item)
+    r.rpush("many", *LONG_LIST)
+    expected = LONG_LIST[start:(end + 1) or None]
+    assert r.lrange("one", start, end) == expected
+    assert r.lrange("many", start, end) == expected
+    assert r.llen("one") == r.llen("many") == len(LONG_LIST)
+
+
+@pytest.mark.parametrize("count", [1, -1, 2, -3, 0])
+def test_lrem_in_a_long_list(r, count):
+    """LREM in a list of 2,500 items, the matches spread over it: the right ones go, from the
+    head or the tail, the rest stays in order, and pushing on after it still appends."""
+    items = ["x" if number % 700 == 5 else item for number, item in enumerate(LONG_LIST)]
+    r.rpush("l", *items)
+    where = [number for number, item in enumerate(items) if item == "x"]
+    gone = set(where if count == 0 else where[:count] if count > 0 else where[count:])
+    assert r.lrem("l", count, "x") == len(gone)
+    left = [item for number, item in enumerate(items) if number not in gone]
+    assert r.lrange("l", 0, -1) == left
+    assert r.rpush("l", "end") == len(left) + 1
+    assert r.lrange("l", -2, -1) == [left[-1], "end"]
+
+
 def test_llen(r):
     """LLEN counts a list's items; 0 for a missing key."""
     assert r.llen("l") == 0
@@ -292,6 +326,30 @@ def test_delete_no_keys(r, backend):
     with pytest.raises(backend.ResponseError) as excinfo:
         r.delete()
     assert "wrong number of arguments" in error_text(excinfo)
+
+
+def test_unlink_removes_keys_as_del_does(r, backend):
+    """UNLINK answers how many of the keys existed, a key named twice counting once; they are
+    gone for every reader at once (EXISTS, TYPE, LRANGE, SCAN), a long list too, and a push
+    then starts a new list. With no keys it is a wrong-arity error."""
+    r.set("a", "1")
+    r.rpush("l", *LONG_LIST)
+    assert r.unlink("a", "l", "missing", "a") == 2
+    assert r.exists("a", "l") == 0 and r.type("l") == "none" and r.lrange("l", 0, -1) == []
+    assert list(r.scan_iter()) == []
+    assert r.rpush("l", "new") == 1 and r.lrange("l", 0, -1) == ["new"]
+    with pytest.raises(backend.ResponseError) as excinfo:
+        r.unlink()
+    assert "wrong number of arguments" in error_text(excinfo)
+
+
+def test_unlink_in_a_transaction(r):
+    """UNLINK queued in MULTI/EXEC runs in order with the rest (the backup's drop of a list
+    with its generation INCR)."""
+    r.rpush("l", *LONG_LIST)
+    pipe = r.pipeline(transaction=True)
+    pipe.llen("l").unlink("l").llen("l").incr("generation")
+    assert pipe.execute() == [len(LONG_LIST), 1, 0, 1]
 
 
 def test_exists_counts_repeats(r):
@@ -937,10 +995,12 @@ def test_watch_changed_key_raises_watch_error(r, backend):
 
 
 @pytest.mark.parametrize("change", [
-    lambda r: r.delete("n"), lambda r: r.incr("n"), lambda r: r.expire("n", 100),
+    lambda r: r.delete("n"), lambda r: r.unlink("n"), lambda r: r.incr("n"),
+    lambda r: r.expire("n", 100),
     lambda r: r.rename("n", "m"), lambda r: r.flushdb(), lambda r: r.set("n", "5")])
 def test_watch_sees_every_kind_of_change(r, backend, change):
-    """DEL, INCR, EXPIRE, RENAME, FLUSHDB, even SET of the same value all fail the EXEC."""
+    """DEL, UNLINK, INCR, EXPIRE, RENAME, FLUSHDB, even SET of the same value all fail the
+    EXEC."""
     r.set("n", "5")
     with r.pipeline() as pipe:
         pipe.watch("n")

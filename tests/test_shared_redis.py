@@ -91,6 +91,17 @@ def test_commands_an_acl_refuses_are_named_at_start(tmp_path):
     assert "RENAME" in lines[0] and "SCAN" in lines[0] and "app:***@" in lines[0], lines
 
 
+def test_a_backup_without_unlink_is_refused_at_start(tmp_path):
+    """An ACL without UNLINK (the backup's delete of a moved list): a backup process is refused
+    in one line naming it, exit 2."""
+    server = locked("-unlink")
+    try:
+        status, lines = short_run(app_url(server), tmp_path / "r.db", "--role", "backup")
+    finally:
+        server.close()
+    assert status == 2 and len(lines) == 1 and "UNLINK" in lines[0], lines
+
+
 def test_a_renamed_command_is_named_at_start(tmp_path):
     """rename-command RENAME "" (disabled): one line naming it, exit 2."""
     server = locked(extra=("--rename-command", "RENAME", ""))

@@ -15,6 +15,7 @@ InMemoryRedis for type checkers only), and none imports anything outside the sta
 - ``protocol``: arguments as redis-py sends them, replies as redis-py returns them;
 - ``patterns``: Redis's glob patterns (KEYS, SCAN MATCH), matched without backtracking;
 - ``memory``: the estimate of used memory that ``maxmemory`` is checked against;
+- ``quicklist``: ``QuickList``, how a list value is stored (nodes the garbage collector skips);
 - ``keyspace``, ``scan``, ``strings``, ``lists``, ``keys``, ``transactions``: the server's
   state and its command handlers, as mixin classes of InMemoryRedis;
 - ``client``: ``Commands``, redis-py's command methods, shared by the server and the pipeline;

@@ -123,6 +123,10 @@ class Commands:
         """DEL: remove the keys; how many existed."""
         return self.execute_command("DEL", *names)
 
+    def unlink(self, *names: str) -> Any:
+        """UNLINK: remove the keys as DEL does, their memory reclaimed later; how many existed."""
+        return self.execute_command("UNLINK", *names)
+
     def exists(self, *names: str) -> Any:
         """EXISTS: how many of ``names`` exist (a name given twice counts twice)."""
         return self.execute_command("EXISTS", *names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 # Redis's arity: argc counting the name, negative for "at least" (mget([]) still answers
 # [], through redis-py's EMPTY_RESPONSE).
 ARITY = {"PING": -1, "GET": 2, "SET": -3, "MGET": -2, "INCRBY": 3, "INCR": 2, "DECR": 2,
-         "DECRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2, "DEL": -2,
+         "DECRBY": 3, "RPUSH": -3, "LRANGE": 4, "LREM": 4, "LLEN": 2, "DEL": -2, "UNLINK": -2,
          "EXISTS": -2, "EXPIRE": -3, "PERSIST": 2, "TTL": 2, "PTTL": 2, "RENAME": 3,
          "RENAMENX": 3, "TYPE": 2, "KEYS": 2, "SCAN": -2, "DBSIZE": 1, "FLUSHDB": -1,
          "WATCH": -2, "UNWATCH": 1, "EXEC": 1, "DISCARD": 1}

@@ -1,7 +1,9 @@
 """The key commands (Redis's "generic" group) and those on the whole keyspace.
 
-DEL, EXISTS, TYPE, RENAME, RENAMENX; EXPIRE, PERSIST, TTL, PTTL; DBSIZE, FLUSHDB. RENAME moves a
-value as it is, with its expiry; an existing destination keeps its SCAN slot.
+DEL, UNLINK, EXISTS, TYPE, RENAME, RENAMENX; EXPIRE, PERSIST, TTL, PTTL; DBSIZE, FLUSHDB. RENAME
+moves a value as it is, with its expiry; an existing destination keeps its SCAN slot. UNLINK
+removes keys as DEL does, at once for every reader, and leaves freeing a long list till the lock
+is released.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from typing import Any
 from .errors import NO_SUCH_KEY, SYNTAX_ERROR, ResponseError, _shown
 from .memory import KEY_OVERHEAD_BYTES, _nbytes, _value_size
 from .protocol import OK, _parse_int, _Status, _word
+from .quicklist import QuickList
 
 
 class KeyCommands:
-    """DEL, EXISTS, EXPIRE, PERSIST, TTL, PTTL, RENAME, RENAMENX, TYPE, DBSIZE, FLUSHDB.
+    """DEL, UNLINK, EXISTS, EXPIRE, PERSIST, TTL, PTTL, RENAME, RENAMENX, TYPE, DBSIZE, FLUSHDB.
 
     Mixed into InMemoryRedis; its methods are only called with the server lock held.
     """
@@ -22,6 +25,19 @@ class KeyCommands:
     def _del(self, *keys: str | bytes) -> int:
         return sum(self._lookup(key) is not None and self._forget(key) is not None
                    for key in keys)
+
+    def _unlink(self, *keys: str | bytes) -> int:
+        # DEL's reply and keyspace; a list of a full node or more is freed once the lock is
+        # released (InMemoryRedis._free_unlinked), not here.
+        removed = 0
+        for key in keys:
+            value = self._forget(key) if self._lookup(key) is not None else None
+            if value is None:
+                continue
+            removed += 1
+            if type(value) is QuickList and value.nodes:
+                self._unlinked.append(value)
+        return removed
 
     def _exists(self, *keys: str | bytes) -> int:
         return sum(self._lookup(key) is not None for key in keys)
@@ -70,25 +86,22 @@ class KeyCommands:
             raise ResponseError(NO_SUCH_KEY)
         if src != dst:
             expiry = self._expires.get(src)
-            value = self._data[src]
-            size = _value_size(value)
-            # The value moves as it is: its size is not recomputed (O(N) for a list), only the
-            # key's share changes.
-            self._data.pop(src)
-            self._used_memory -= KEY_OVERHEAD_BYTES + _nbytes(src) + size
+            value = self._data.pop(src)
+            # The value moves as it is: only the key's share of used memory changes.
+            self._used_memory -= KEY_OVERHEAD_BYTES + _nbytes(src)
             self._expires.pop(src, None)
             self._free_slot(src)
             self._touch(src)
             old = self._lookup(dst)
             if old is None:
                 self._data[dst] = value
-                self._used_memory += KEY_OVERHEAD_BYTES + _nbytes(dst) + size
+                self._used_memory += KEY_OVERHEAD_BYTES + _nbytes(dst)
                 self._take_slot(dst)
             else:
                 # An existing dst keeps its slot, as it keeps its hash bucket in Redis: a SCAN
                 # under way still reaches it (a key present for the whole iteration).
                 self._data[dst] = value
-                self._used_memory += size - _value_size(old)
+                self._used_memory -= _value_size(old)
                 self._expires.pop(dst, None)
             if expiry is not None:
                 self._set_expiry(dst, expiry)
@@ -103,7 +116,8 @@ class KeyCommands:
 
     def _type(self, key: str | bytes) -> _Status:
         value = self._lookup(key)
-        return _Status("none" if value is None else "list" if type(value) is list else "string")
+        return _Status("none" if value is None else "list" if type(value) is QuickList
+                       else "string")
 
     def _dbsize(self) -> int:
         return len(self._data)

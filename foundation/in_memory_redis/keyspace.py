@@ -15,6 +15,7 @@ import itertools
 from .errors import INVALID_EXPIRE, ResponseError
 from .memory import _key_size, _value_size
 from .protocol import _INT64_MAX, _INT64_MIN, _parse_int
+from .quicklist import QuickList
 
 ACTIVE_EXPIRE_KEYS = 20  # expired keys reclaimed per command at most (Redis: 20 per sample)
 
@@ -34,8 +35,8 @@ class Keyspace:
         """Start empty (a new server, FLUSHDB): no key, no expiry, no memory used."""
         self._used_memory = 0
         # A string value that INCR has made a number is kept as an int, as Redis keeps it
-        # int-encoded; it still reads back as a string. Lists are Python lists of strings.
-        self._data: dict[str | bytes, str | bytes | int | list] = {}
+        # int-encoded; it still reads back as a string. Lists are QuickLists of strings.
+        self._data: dict[str | bytes, str | bytes | int | QuickList] = {}
         self._expires: dict[str | bytes, int] = {}  # key -> Unix time in ms
         self._deadlines: list[tuple[int, int, str | bytes]] = []  # heap: (ms, tiebreak, key)
         self._tiebreak = itertools.count()
@@ -43,20 +44,20 @@ class Keyspace:
 
     # -- the keyspace: every key is created by _store and removed by _forget --
 
-    def _lookup(self, key: str | bytes) -> str | bytes | int | list | None:
+    def _lookup(self, key: str | bytes) -> str | bytes | int | QuickList | None:
         """The value at ``key``, None if missing or expired (an expired key is removed now)."""
         if self._expires and key in self._expires and self._expires[key] <= self._now_ms():
             self._forget(key)
             return None
         return self._data.get(key)
 
-    def _store(self, key: str | bytes, value: str | bytes | int | list) -> None:
+    def _store(self, key: str | bytes, value: str | bytes | int | QuickList) -> None:
         """Put ``value`` at ``key``, a key known to be missing: a new slot, its memory."""
         self._data[key] = value
         self._used_memory += _key_size(key, value)
         self._take_slot(key)
 
-    def _replace(self, key: str | bytes, value: str | bytes | int | list) -> None:
+    def _replace(self, key: str | bytes, value: str | bytes | int | QuickList) -> None:
         """Put ``value`` at ``key`` whether or not it exists (it keeps its slot if it does)."""
         old = self._data.get(key)
         if old is None:
@@ -65,7 +66,7 @@ class Keyspace:
             self._used_memory += _value_size(value) - _value_size(old)
             self._data[key] = value
 
-    def _forget(self, key: str | bytes) -> str | bytes | int | list | None:
+    def _forget(self, key: str | bytes) -> str | bytes | int | QuickList | None:
         """Remove ``key`` if present, with its slot, expiry and memory; its old value or None."""
         value = self._data.pop(key, None)
         if value is not None:

@@ -7,6 +7,11 @@ kept current without ever walking the keyspace.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # quicklist.py imports this module
+    from .quicklist import QuickList
+
 # Calibrated on redis-server 7.0 (INFO memory, used_memory): a key costs about 56 bytes besides
 # its name (dict entry, object header), a list item about 5 bytes besides its text. Counters are
 # int-encoded, so their value costs nothing extra.
@@ -28,22 +33,23 @@ def _items_size(items: list | tuple) -> int:
     if len(items) == 1:  # the POST path pushes one event
         return size + _nbytes(items[0])
     try:  # text only (an ingest flush pushes a thousand records): measured joined, in C, a
-        # chunk at a time so that sizing a backlog of millions (DEL, RENAME) copies little
+        # chunk at a time so that sizing a long RPUSH copies little
         return size + sum(_nbytes("".join(items[start:start + _SIZED_PER_JOIN]))
                           for start in range(0, len(items), _SIZED_PER_JOIN))
     except TypeError:  # some items are bytes
         return size + sum(map(_nbytes, items))
 
 
-def _value_size(value: str | bytes | int | list) -> int:
-    """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES)."""
+def _value_size(value: str | bytes | int | QuickList) -> int:
+    """Estimated bytes of a stored value, without its key (see KEY_OVERHEAD_BYTES); a list's
+    (QuickList.nbytes) walks none of its sealed nodes, only its tail."""
     if type(value) is int:
         return 0
-    if type(value) is list:
-        return _items_size(value)
-    return _nbytes(value)
+    if type(value) is str or type(value) is bytes:
+        return _nbytes(value)
+    return value.nbytes
 
 
-def _key_size(key: str | bytes, value: str | bytes | int | list) -> int:
+def _key_size(key: str | bytes, value: str | bytes | int | QuickList) -> int:
     """Estimated bytes of one key with its value, as counted against ``maxmemory``."""
     return KEY_OVERHEAD_BYTES + _nbytes(key) + _value_size(value)

@@ -169,8 +169,8 @@ _CALLBACKS: dict[str, Callable[..., Any]] = {
     "PERSIST": lambda reply, **options: bool(reply),
     "PING": lambda reply, **options: reply == "PONG" or reply == b"PONG",
     **dict.fromkeys(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH", "LRANGE",
-                     "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "TYPE", "KEYS", "DBSIZE", "EXEC",
-                     "DISCARD"]),  # no callback: the reply as it is
+                     "LLEN", "DEL", "UNLINK", "EXISTS", "TTL", "PTTL", "TYPE", "KEYS", "DBSIZE",
+                     "EXEC", "DISCARD"]),  # no callback: the reply as it is
 }
 for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
     _CALLBACKS[_name] = lambda reply, **options: _is_ok(reply)
@@ -179,7 +179,7 @@ for _name in ("RENAME", "FLUSHDB", "WATCH", "UNWATCH"):
 # Commands whose reply redis-py returns as read: with no bytes stored, nothing to do to it.
 # (KEYS is left out: its glob pattern is compiled first, see _compile_patterns.)
 _PLAIN_REPLIES = frozenset(["GET", "MGET", "INCRBY", "INCR", "DECR", "DECRBY", "RPUSH",
-                            "LRANGE", "LLEN", "DEL", "EXISTS", "TTL", "PTTL", "DBSIZE"])
+                            "LRANGE", "LLEN", "DEL", "UNLINK", "EXISTS", "TTL", "PTTL", "DBSIZE"])
 
 
 def _callback(name: str | bytes) -> Callable[..., Any] | None:

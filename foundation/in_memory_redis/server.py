@@ -25,6 +25,7 @@ from .keyspace import Keyspace
 from .lists import ListCommands
 from .pipeline import Pipeline
 from .protocol import _PLAIN_REPLIES, EMPTY_RESPONSE, _client_reply, _pack, _Status, _word
+from .quicklist import QuickList
 from .scan import ScanCommands, _compile_patterns
 from .strings import StringCommands
 from .transactions import Transactions, _Watch
@@ -59,6 +60,8 @@ class InMemoryRedis(Commands, Keyspace, ScanCommands, StringCommands, ListComman
         # The glob matchers compiled for the command about to run (see _compile_patterns).
         self._matchers: dict[str | bytes, Callable] = {}
         self._watches: dict[str | bytes, set[_Watch]] = {}  # key -> the clients WATCHing it
+        # Lists UNLINK took out of the keyspace, freed once the lock is released (_free_unlinked).
+        self._unlinked: list[QuickList] = []
         self._reset_keyspace()
 
     @property
@@ -79,6 +82,8 @@ class InMemoryRedis(Commands, Keyspace, ScanCommands, StringCommands, ListComman
         if plain:  # the GET path: no glob pattern to compile first
             with self._lock:
                 reply = self._run(command)
+            if self._unlinked:
+                self._free_unlinked()
         else:
             reply = self._run_locked(command)
         if isinstance(reply, ResponseError):
@@ -146,10 +151,13 @@ class InMemoryRedis(Commands, Keyspace, ScanCommands, StringCommands, ListComman
         with self._lock:
             self._in_exec = True
             try:
-                return self._run_transaction(commands, matchers, watch)
+                replies = self._run_transaction(commands, matchers, watch)
             finally:
                 self._in_exec = False
                 self._exec_ms = None
+        if self._unlinked:
+            self._free_unlinked()
+        return replies
 
     def _run_locked(self, command: list, watch: _Watch | None = None) -> Any:
         matchers = None if command[0] in NO_PATTERN else _compile_patterns([command])
@@ -158,7 +166,25 @@ class InMemoryRedis(Commands, Keyspace, ScanCommands, StringCommands, ListComman
                 self._matchers = matchers
             if watch is not None and _word(command[0]) in ("WATCH", "UNWATCH"):
                 return self._run_watch(command, watch)
-            return self._run(command)
+            reply = self._run(command)
+        if self._unlinked:
+            self._free_unlinked()
+        return reply
+
+    def _free_unlinked(self) -> None:
+        """Free the lists UNLINK took out of the keyspace, with the lock released, one node
+        (1,000 items) at a time: freeing a list of 100,000 events at once is one C call of
+        several ms that no thread switch interrupts, and under the lock every other client
+        would wait for it too. Redis's UNLINK likewise leaves the freeing to a background
+        thread; here the thread of the client that sent it does it, after its command."""
+        unlinked = self._unlinked
+        while unlinked:
+            try:
+                nodes = unlinked.pop().nodes
+            except IndexError:  # another client's thread took the last one
+                return
+            while nodes:
+                nodes.pop()
 
     # -- server side: the methods below are only called with the lock held -------------------
 

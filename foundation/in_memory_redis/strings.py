@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import OVERFLOW, SYNTAX_ERROR, WRONGTYPE, ResponseError
 from .protocol import _INT64_MAX, _INT64_MIN, OK, _parse_int, _word
+from .quicklist import QuickList
 
 
 def _int_encoded(value: str | bytes) -> str | bytes | int:
@@ -32,7 +33,7 @@ class StringCommands:
 
     def _string(self, key: str | bytes) -> str | bytes | int | None:
         value = self._lookup(key) if self._expires else self._data.get(key)
-        if type(value) is list:
+        if type(value) is QuickList:
             raise ResponseError(WRONGTYPE)
         return value
 
@@ -84,7 +85,7 @@ class StringCommands:
         values = []
         for key in keys:  # a loop: cheaper than a comprehension for a few keys (CPython 3.11)
             value = get(key)
-            values.append(str(value) if type(value) is int else None if type(value) is list
+            values.append(str(value) if type(value) is int else None if type(value) is QuickList
                           else value)
         return values
 
@@ -98,7 +99,7 @@ class StringCommands:
                 if self._watches:
                     self._touch(key)
                 return number
-        if type(current) is list:
+        if type(current) is QuickList:
             raise ResponseError(WRONGTYPE)
         if current is None:
             current = 0
