@@ -8,8 +8,9 @@ a. Requests/s and p99 latency of ``POST /matches/{id}/reactions`` and ``GET /mat
    benchmarks.peers.fastapi_app:app`` (the same run behind FastAPI). All three run with
    ``--rate 0.001`` (a near-silent poster), the default GET (5 s) and backup (10 s) intervals,
    the asyncio event loop (uvicorn: ``--loop asyncio --http httptools --no-access-log``). Each
-   repeat starts every server afresh, in alternating order; after a 1 s warm-up, POST then GET
-   for ``http_wrk_seconds`` each. Floors: at least 0.8x uvicorn's requests/s on the same app
+   repeat starts every server afresh, in alternating order; after a 1 s warm-up, GET then POST
+   for ``http_wrk_seconds`` each (GET first, so that no server's GETs meet a backup of what its
+   own POSTs left). Floors: at least 0.8x uvicorn's requests/s on the same app
    and 3x the FastAPI app's, with a p99 no worse than uvicorn's.
 b. Viewers of ``/matches/{id}/stream`` (ids 1..10 in turn), opened level by level
    (``viewer_levels``) by one client process (benchmarks/sse_viewers.py: raw sockets, epoll)
@@ -332,15 +333,17 @@ def throughput(settings: Settings, kinds: list[ServerKind], log_dir: str,
     for repeat in range(settings.http_repeats):
         order = kinds if repeat % 2 == 0 else kinds[::-1]
         for kind in order:
-            progress(f"10a. {kind.label}: POST then GET, {seconds} s each "
+            progress(f"10a. {kind.label}: GET then POST, {seconds} s each "
                      f"(repeat {repeat + 1} of {settings.http_repeats})")
             with serving(kind, THROUGHPUT_FLAGS, log_dir, stops) as server:
-                wrk(server.url("/matches/1/reactions"), 1, POST_SCRIPT, log_dir)  # warm-up
+                # GET first: after the POSTs, the backups would move what each server took,
+                # and a faster server's GETs would meet a bigger backup.
+                wrk(server.url("/matches/1"), 1, GET_SCRIPT, log_dir)  # warm-up
+                runs[kind.name]["get"].append(
+                    wrk(server.url("/matches/1"), seconds, GET_SCRIPT, log_dir, server))
                 runs[kind.name]["post"].append(
                     wrk(server.url("/matches/1/reactions"), seconds, POST_SCRIPT, log_dir,
                         server))
-                runs[kind.name]["get"].append(
-                    wrk(server.url("/matches/1"), seconds, GET_SCRIPT, log_dir, server))
     figures: dict[str, Any] = {"seconds": seconds, "connections": CONNECTIONS, "servers": {}}
     for kind in kinds:
         figures["servers"][kind.name] = {
