@@ -674,7 +674,22 @@ def test_response_ignoring_an_unread_body_closes_the_connection(serve):
     running = serve()
     client = Client(running.port)
     client.send(b"POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
-    assert client.read_response().body == b"ignored"
+    response = client.read_response()
+    assert response.body == b"ignored" and response.header("connection") == "close"
+    assert client.at_eof()
+    client.close()
+
+
+def test_an_answer_before_a_long_body_says_the_connection_closes(serve):
+    """A body of more than one read, unread when the app answers: the answer says
+    ``connection: close`` (the server will close), so a client pipelining behind it knows."""
+    running = serve()
+    client = Client(running.port)
+    size = 2 * server_module.READ_HIGH_WATER_BYTES
+    client.send(b"POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size
+                + b"x" * size + b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    response = client.read_response()
+    assert (response.body, response.header("connection")) == (b"ignored", "close")
     assert client.at_eof()
     client.close()
 
@@ -1172,6 +1187,16 @@ def test_parser_splits_pipelined_requests():
     assert events[3].http_version == "1.0" and not events[3].keep_alive
 
 
+def test_a_head_with_bare_lf_line_ends_is_400_at_once(serve):
+    """Lines ending in LF alone never end the head in CRLF CRLF: refused with 400 as soon as a
+    bare LF is read, not after the request deadline (408)."""
+    running = serve()
+    for data in (b"GET /hello HTTP/1.1\nHost: t\n\n", b"GET /hello HTTP/1.1\r\nHost: t\n\n"):
+        response, closed = raw_exchange(running.port, data)
+        assert response.status == 400 and closed
+    assert_still_serving(running.port)
+
+
 def test_parser_gives_a_body_fed_whole_in_one_step():
     """whole_body(): a Content-Length body all fed comes out at once, its end passed; one not
     all fed yet, or a chunked one, comes as events."""
@@ -1319,6 +1344,22 @@ def test_a_checked_head_is_kept_and_found_again():
         201, b"content-type: text/plain\r\ncontent-length: 5\r\n", 5)
     other = prepare_response_head(200, headers)
     assert other is not head and other.status == 200
+
+
+def test_bytes_like_headers_are_taken_as_bytes_kept_head_or_not():
+    """A header given as a bytearray or memoryview is checked as the same bytes: the answer
+    never depends on whether an equal head was kept before."""
+    lines = b"content-type: application/json\r\n"
+    for value in (memoryview(b"application/json"), bytearray(b"application/json"),
+                  memoryview(bytearray(b"application/json"))):
+        protocol._RESPONSE_HEADS.clear()
+        assert prepare_response_head(200, [(b"content-type", value)]).lines == lines
+        assert prepare_response_head(200, [(b"content-type", b"application/json")]).lines == lines
+        assert prepare_response_head(200, [(b"content-type", value)]).lines == lines
+        with pytest.raises(ResponseError):
+            prepare_response_head(200, [(b"content-type", type(value)(b"a\r\nb: c"))])
+    with pytest.raises(ResponseError):
+        prepare_response_head(200, [(memoryview(b"x a"), b"1")])
 
 
 def test_a_kept_head_does_not_let_an_invalid_one_through():

@@ -18,7 +18,7 @@ the server (server.py) only moves bytes between sockets and these functions.
 from __future__ import annotations
 
 import http
-from typing import Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 from urllib.parse import unquote
 
 __all__ = [
@@ -239,6 +239,10 @@ class RequestParser:
             if len(buf) > self.max_head_bytes:
                 raise ProtocolError(431, f"the request head is longer than "
                                          f"{self.max_head_bytes} bytes")
+            if buf.count(b"\n") != buf.count(b"\r\n"):
+                # A head whose lines end in a bare LF never ends in CRLF CRLF: say so now
+                # rather than at the request deadline.
+                raise ProtocolError(400, "a line of the head ends in a bare LF, not CRLF")
             self._scan_from = max(0, len(buf) - 3)
             return NEED_DATA
         self._scan_from = 0
@@ -557,7 +561,7 @@ def prepare_response_head(status: int, headers: Iterable) -> ResponseHead:
     key = (status, headers) if type(status) is int else None
     try:
         head = _RESPONSE_HEADS.get(key)
-    except TypeError:   # unhashable parts: checked below, and refused or not kept
+    except (TypeError, ValueError):   # unhashable parts (a list, a writable memoryview)
         key = head = None
     if head is not None:
         return head
@@ -579,15 +583,19 @@ def _check_response_head(status: int, headers: Iterable) -> ResponseHead:
     close = has_date = has_server = False
     names = _RESPONSE_NAMES
     for name, value in headers:
+        if type(name) is not bytes:
+            name = _header_bytes(name, "name")
+        if type(value) is not bytes:
+            value = _header_bytes(value, "value")
         lowered = names.get(name)
         if lowered is None:
-            if (type(name) is not bytes or not name or name.translate(None, _TOKEN_BYTES)):
+            if not name or name.translate(None, _TOKEN_BYTES):
                 raise ResponseError(f"header name {name!r}: a header name is a non-empty token "
                                     f"of bytes")
             lowered = name.lower()
             if len(names) < _NAME_CACHE_SIZE:
                 names[name] = lowered
-        if type(value) is not bytes or value.translate(None, _FIELD_BYTES):
+        if value.translate(None, _FIELD_BYTES):
             raise ResponseError(f"header {lowered!r}: a value is bytes without CR, LF, NUL or "
                                 f"another control character")
         special = _RESPONSE_SPECIAL.get(lowered)
@@ -616,6 +624,15 @@ def _check_response_head(status: int, headers: Iterable) -> ResponseHead:
         out.append(value)
         out.append(b"\r\n")
     return ResponseHead(status, b"".join(out), content_length, close, has_date, has_server)
+
+
+def _header_bytes(part: Any, what: str) -> bytes:
+    """A header's name or value given as another bytes-like object (bytearray, memoryview), as
+    bytes: it is checked as bytes would be, so that a head kept for an equal bytes one answers
+    the same as a check would. ResponseError for anything else (a str)."""
+    if isinstance(part, (bytearray, memoryview)):
+        return bytes(part)
+    raise ResponseError(f"header {what} {part!r}: header names and values are bytes")
 
 
 def frame_response_head(head: ResponseHead, *, http_version: str, is_head: bool,

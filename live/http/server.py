@@ -877,6 +877,10 @@ class _Exchange:
         conn = self.conn
         server = conn.server
         request = self.request
+        if not more and not self.body_complete:
+            # The response is whole and the body is not all read: the connection closes after
+            # it (_response_complete), so the head says so.
+            self.keep_alive = False
         head, framing, length, keep_alive = frame_response_head(
             self.head, http_version=request.http_version, is_head=self.is_head,
             keep_alive=self.keep_alive, body_length=body_length, date=server._date(),
