@@ -459,21 +459,13 @@ class _Connection(asyncio.BufferedProtocol):
             # The client waits for 100 Continue, sent when the app first asks for the body.
             self.deadline = 0.0
             self.deadline_kind = _NO_DEADLINE
-        else:
-            body = parser.whole_body()
-            if body is not None:   # the body came with its head, as it mostly does: in one go
-                exchange.body_chunks.append(body)
-                exchange.body_buffered = len(body)
-                exchange.body_complete = True
-                self.deadline = 0.0
-                self.deadline_kind = _NO_DEADLINE
-                if self.read_paused:
-                    self._update_reading()
-                return exchange
-            if self.deadline_kind != _REQUEST:
-                self._set_deadline(_REQUEST, self.limits.request_timeout_seconds)
-        self._pump_body(exchange)
-        return None if exchange.gone else exchange   # gone: refused (a bad body, or it left)
+        self._pump_body(exchange)   # a body all here ends the deadline
+        if exchange.gone:
+            return None   # refused (a bad body), or the client left
+        if not (exchange.body_complete or request.expect_continue
+                or self.deadline_kind == _REQUEST):
+            self._set_deadline(_REQUEST, self.limits.request_timeout_seconds)
+        return exchange
 
     def _start(self, exchange: _Exchange) -> None:
         """``eager_start``: run the app's first step now, in this callback. Most requests are
@@ -500,7 +492,14 @@ class _Connection(asyncio.BufferedProtocol):
         got = False
         events = 0
         try:
-            while exchange.body_buffered < READ_HIGH_WATER_BYTES:
+            # All the rest of a Content-Length body is mostly here (with its head): one step.
+            body = parser.whole_body() if exchange.body_buffered < READ_HIGH_WATER_BYTES else None
+            if body is not None:
+                got = True
+                exchange.body_chunks.append(body)
+                exchange.body_buffered += len(body)
+                self._body_ended(exchange)
+            while not exchange.body_complete and exchange.body_buffered < READ_HIGH_WATER_BYTES:
                 events += 1
                 if events > PUMP_EVENTS_MAX:
                     # Many tiny chunks: let the other connections run, then go on.
@@ -513,10 +512,7 @@ class _Connection(asyncio.BufferedProtocol):
                     break
                 got = True
                 if event is END_OF_MESSAGE:
-                    exchange.body_complete = True
-                    if self.deadline_kind == _REQUEST:
-                        self.deadline = 0.0
-                        self.deadline_kind = _NO_DEADLINE
+                    self._body_ended(exchange)
                     break
                 exchange.body_chunks.append(event)
                 exchange.body_buffered += len(event)
@@ -526,6 +522,12 @@ class _Connection(asyncio.BufferedProtocol):
         if got:
             exchange.wake()
         self._update_reading()
+
+    def _body_ended(self, exchange: _Exchange) -> None:
+        """The whole body is read: no deadline runs while the app answers."""
+        exchange.body_complete = True
+        self.deadline = 0.0
+        self.deadline_kind = _NO_DEADLINE
 
     def _pump_more(self, exchange: _Exchange) -> None:
         exchange.pump_scheduled = False
