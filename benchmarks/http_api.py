@@ -360,6 +360,18 @@ def throughput(settings: Settings, kinds: list[ServerKind], log_dir: str,
     return figures
 
 
+def rps_row(figures: dict[str, Any], method: str, mine: dict[str, Any],
+            theirs: dict[str, Any], clean: bool, peer: str, min_ratio: float, figure: str,
+            reference: str) -> Row:
+    """The row of the built-in server's requests/s against ``peer``'s, with its floor: at
+    least ``min_ratio`` of theirs, every answer 2xx; the verdict also goes in ``figures``."""
+    share = ratio(mine["rps"], theirs["rps"])
+    passed = clean and share >= min_ratio
+    figures[f"{method}_vs_{peer}"] = {"ratio": share, "pass": passed, "min_ratio": min_ratio}
+    return Row("10", figure, f"{fmt_rate(mine['rps'])} req/s", reference, fmt_ratio(share),
+               f">= {min_ratio:g}x", verdict(passed))
+
+
 def throughput_rows(figures: dict[str, Any], skipped: str | None) -> list[Row]:
     servers = figures["servers"]
     ours = servers["builtin"]
@@ -372,14 +384,10 @@ def throughput_rows(figures: dict[str, Any], skipped: str | None) -> list[Row]:
             f" ({mine['non_2xx']:,} non-2xx, {mine['socket_errors']:,} socket errors)")
         if "uvicorn" in servers:
             theirs = servers["uvicorn"][method]
-            share = ratio(mine["rps"], theirs["rps"])
-            passed = clean and share >= MIN_RATIO_UVICORN
-            figures[f"{method}_vs_uvicorn"] = {"ratio": share, "pass": passed,
-                                               "min_ratio": MIN_RATIO_UVICORN}
-            rows.append(Row("10", f"{name} req/s, built-in vs uvicorn (same app){errors}",
-                            f"{fmt_rate(mine['rps'])} req/s",
-                            f"uvicorn {fmt_rate(theirs['rps'])} req/s", fmt_ratio(share),
-                            f">= {MIN_RATIO_UVICORN}x", verdict(passed)))
+            rows.append(rps_row(figures, method, mine, theirs, clean, "uvicorn",
+                                MIN_RATIO_UVICORN,
+                                f"{name} req/s, built-in vs uvicorn (same app){errors}",
+                                f"uvicorn {fmt_rate(theirs['rps'])} req/s"))
             late = ratio(mine["p99_ms"], theirs["p99_ms"])
             figures[f"{method}_p99_vs_uvicorn"] = {"ratio": late, "pass": late <= 1.0,
                                                    "max_ratio": 1.0}
@@ -391,15 +399,10 @@ def throughput_rows(figures: dict[str, Any], skipped: str | None) -> list[Row]:
                             f"{fmt_rate(mine['rps'])} req/s", f"p99 {mine['p99_ms']:.2f} ms"))
         if "fastapi" in servers:
             theirs = servers["fastapi"][method]
-            share = ratio(mine["rps"], theirs["rps"])
-            passed = clean and share >= MIN_RATIO_FASTAPI
-            figures[f"{method}_vs_fastapi"] = {"ratio": share, "pass": passed,
-                                               "min_ratio": MIN_RATIO_FASTAPI}
-            rows.append(Row("10", f"{name} req/s, built-in vs FastAPI on uvicorn",
-                            f"{fmt_rate(mine['rps'])} req/s",
-                            f"FastAPI {fmt_rate(theirs['rps'])} req/s, p99 "
-                            f"{theirs['p99_ms']:.1f} ms", fmt_ratio(share),
-                            f">= {MIN_RATIO_FASTAPI:g}x", verdict(passed)))
+            rows.append(rps_row(figures, method, mine, theirs, clean, "fastapi",
+                                MIN_RATIO_FASTAPI, f"{name} req/s, built-in vs FastAPI on uvicorn",
+                                f"FastAPI {fmt_rate(theirs['rps'])} req/s, p99 "
+                                f"{theirs['p99_ms']:.1f} ms"))
         # Requests per CPU-second the server process used: what a share of a busy CPU hides.
         others = "; ".join(f"{kind} {fmt_rate(servers[kind][method]['requests_per_cpu_s'])}"
                            for kind in ("uvicorn", "fastapi") if kind in servers)
