@@ -80,13 +80,19 @@ def app_url(own_redis_server):
     return f"redis://app:pw@127.0.0.1:{own_redis_server.port}/0"
 
 
-def test_commands_an_acl_refuses_are_named_at_start(tmp_path):
-    """An ACL without RENAME and SCAN: one line naming both, exit 2, no traceback."""
-    server = locked("-rename", "-scan")
+def run_locked(tmp_path, rules=(), flags=(), extra=()):
+    """short_run, with ``flags``, on a locked() redis-server of its own (closed after):
+    (exit status, lines)."""
+    server = locked(*rules, extra=extra)
     try:
-        status, lines = short_run(app_url(server), tmp_path / "r.db")
+        return short_run(app_url(server), tmp_path / "r.db", *flags)
     finally:
         server.close()
+
+
+def test_commands_an_acl_refuses_are_named_at_start(tmp_path):
+    """An ACL without RENAME and SCAN: one line naming both, exit 2, no traceback."""
+    status, lines = run_locked(tmp_path, rules=("-rename", "-scan"))
     assert status == 2 and len(lines) == 1, lines
     assert "RENAME" in lines[0] and "SCAN" in lines[0] and "app:***@" in lines[0], lines
 
@@ -94,21 +100,14 @@ def test_commands_an_acl_refuses_are_named_at_start(tmp_path):
 def test_a_backup_without_unlink_is_refused_at_start(tmp_path):
     """An ACL without UNLINK (the backup's delete of a moved list): a backup process is refused
     in one line naming it, exit 2."""
-    server = locked("-unlink")
-    try:
-        status, lines = short_run(app_url(server), tmp_path / "r.db", "--role", "backup")
-    finally:
-        server.close()
+    status, lines = run_locked(tmp_path, rules=("-unlink",), flags=("--role", "backup"))
     assert status == 2 and len(lines) == 1 and "UNLINK" in lines[0], lines
 
 
 def test_a_renamed_command_is_named_at_start(tmp_path):
     """rename-command RENAME "" (disabled): one line naming it, exit 2."""
-    server = locked(extra=("--rename-command", "RENAME", ""))
-    try:
-        status, lines = short_run(app_url(server), tmp_path / "r.db", "--role", "backup")
-    finally:
-        server.close()
+    status, lines = run_locked(tmp_path, flags=("--role", "backup"),
+                               extra=("--rename-command", "RENAME", ""))
     assert status == 2 and len(lines) == 1 and "RENAME" in lines[0], lines
 
 
@@ -129,11 +128,7 @@ def test_reconcile_without_keys_says_not_checked(tmp_path):
 def test_config_and_info_refused_are_said_and_the_run_goes_on(tmp_path):
     """No CONFIG and no INFO (a locked-down managed Redis): one line says the eviction policy
     and persistence could not be checked, and the run goes on, OK."""
-    server = locked("-config", "-info")
-    try:
-        status, lines = short_run(app_url(server), tmp_path / "r.db")
-    finally:
-        server.close()
+    status, lines = run_locked(tmp_path, rules=("-config", "-info"))
     assert status == 0 and lines[-1].endswith(" OK"), "\n".join(lines)
     said = [line for line in lines if "could not be checked" in line]
     assert len(said) == 1 and "CONFIG" in said[0] and "INFO" in said[0], lines
